@@ -1,0 +1,1 @@
+"""Utilities shared by the estimators (private helpers live in underscored modules)."""
