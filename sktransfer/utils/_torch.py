@@ -1,0 +1,33 @@
+"""Torch plumbing shared by the estimators: device choice and seeding."""
+
+import torch
+
+
+def resolve_device(device):
+    """Turn ``"auto"`` into ``"cuda"`` when a GPU is present, else ``"cpu"``.
+
+    Any other value must name a device torch knows (``"cpu"``, ``"cuda"``, ``"cuda:1"``,
+    ``"mps"``); asking for CUDA on a machine without it is an error, not a silent fallback.
+    """
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(
+            f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N'; got {device!r}."
+        ) from None
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={device!r} was asked for, but CUDA is not available here.")
+    return resolved
+
+
+def seed_everything(random_state):
+    """Seed torch from a scikit-learn ``random_state`` (None leaves torch as it is)."""
+    from sklearn.utils import check_random_state
+
+    if random_state is None:
+        return None
+    seed = int(check_random_state(random_state).randint(0, 2**31 - 1))
+    torch.manual_seed(seed)
+    return seed
