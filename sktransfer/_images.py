@@ -18,6 +18,7 @@ from numbers import Integral
 from pathlib import Path
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
@@ -86,6 +87,8 @@ def _array_to_tensor(a):
 
 def _check_array(a, what):
     """Validate one image array or a stack of them; return it as uint8 or float32."""
+    if a.dtype.kind == "c":
+        raise ValueError(f"Complex data not supported ({what} has dtype {a.dtype}).")
     if a.dtype == object or a.size == 0:
         raise ValueError(f"{what} is empty or not numeric (dtype {a.dtype}).")
     if a.dtype.kind == "f":
@@ -167,11 +170,13 @@ def check_images(X, *, draft_size=None):
         X = X.to_numpy()
     if isinstance(X, (str, os.PathLike, Image.Image)):
         raise TypeError("X must be a collection of images; wrap a single image in a list.")
+    if sp.issparse(X):
+        raise TypeError("Sparse input is not supported: pass images, not a sparse matrix.")
     if isinstance(X, np.ndarray) and X.dtype != object and X.dtype.kind not in "US":
         if X.shape[0] == 0:
             raise ValueError("No images: X is empty (0 samples).")
-        X = _check_stack(X)
-        return ImageList(_check_array(X, "X"), "array")
+        X = _check_array(X, "X")
+        return ImageList(_check_stack(X), "array")
     try:
         items = list(X)
     except TypeError:

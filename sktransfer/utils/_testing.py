@@ -38,13 +38,77 @@ def all_estimators():
 # --- fast settings for the compliance test, by class name -----------------------------------
 INIT_PARAMS = {
     # feature transfer / fine-tuning
-    # (filled by the modules' owners)
+    "PretrainedFeatureExtractor": {"image_size": 32, "batch_size": 8},
     # adaptation
 }
+
+_IMAGES = (
+    "image estimators take image batches (n, H, W[, C]), file paths or PIL images; "
+    "the same property is tested on real images in the estimator's own tests"
+)
+_TABULAR = "feeds 2-D tabular data (n_samples, n_features); " + _IMAGES
+# Checks whose only input is generated tabular data.
+_TABULAR_CHECKS = (
+    "check_fit_score_takes_y",
+    "check_estimators_overwrite_params",
+    "check_dont_overwrite_parameters",
+    "check_estimators_fit_returns_self",
+    "check_readonly_memmap_input",
+    "check_n_features_in_after_fitting",
+    "check_estimators_dtypes",
+    "check_pipeline_consistency",
+    "check_estimators_pickle",
+    "check_f_contiguous_array_estimator",
+    "check_methods_sample_order_invariance",
+    "check_methods_subset_invariance",
+    "check_dict_unchanged",
+    "check_fit_idempotent",
+    "check_fit_check_is_fitted",
+    "check_n_features_in",
+    "check_fit2d_predict1d",
+    "check_transformer_general",
+    "check_classifiers_train",
+    "check_classifiers_regression_target",
+    "check_supervised_y_2d",
+    "check_classifiers_classes",
+    "check_classifiers_one_label",
+    "check_classifiers_one_label_sample_weights",
+    "check_classifier_data_not_an_array",
+    "check_classifiers_multilabel_output_format_predict",
+    "check_classifiers_multilabel_output_format_predict_proba",
+    "check_classifiers_multilabel_output_format_decision_function",
+    "check_decision_proba_consistency",
+    "check_non_transformer_estimators_n_iter",
+    "check_estimators_partial_fit_n_features",
+    "check_sample_weight_equivalence_on_dense_data",
+    "check_sample_weights_not_an_array",
+    "check_sample_weights_list",
+    "check_sample_weights_shape",
+    "check_sample_weights_not_overwritten",
+    "check_class_weight_classifiers",
+    "check_classifiers_predictions",
+    "check_supervised_y_no_nan",
+    "check_requires_y_none",
+    "check_estimators_nan_inf",
+)
 
 # --- checks that cannot apply, by class name: {check name: reason} --------------------------
 EXPECTED_FAILED_CHECKS = {
     # feature transfer / fine-tuning
+    "PretrainedFeatureExtractor": {
+        check: _TABULAR for check in _TABULAR_CHECKS + ("check_transformer_general",)
+    }
+    | {
+        "check_transformer_data_not_an_array": "feeds a non-array 2-D tabular container; "
+        + _IMAGES,
+        "check_dtype_object": "feeds rows of Python objects; " + _IMAGES,
+        "check_estimators_empty_data_messages": "expects a message about 0 tabular features; "
+        + "empty image input is rejected with 'No images: X is empty' (tests/test_images.py)",
+        "check_fit2d_1sample": "expects a message about 1 tabular sample; one image is valid "
+        + "input for a feature extractor, which learns nothing in fit",
+        "check_fit2d_1feature": "expects a message about 1 tabular feature; " + _IMAGES,
+        "check_positive_only_tag_during_fit": _TABULAR,
+    },
     # adaptation
 }
 
