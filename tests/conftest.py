@@ -1,7 +1,13 @@
-"""Shared fixtures: seeded RNGs, small real images, the bundled backbone."""
+"""Shared fixtures: seeded RNGs, offline mode, small sets of real photos."""
+
+import os
 
 import numpy as np
 import pytest
+
+# Tests never touch the network: a missing weight file must fail at once, clearly.
+os.environ["SKTRANSFER_OFFLINE"] = "1"
+os.environ["HF_HUB_OFFLINE"] = "1"
 
 
 def pytest_addoption(parser):
@@ -26,3 +32,47 @@ def _seed():
 
     np.random.seed(0)
     torch.manual_seed(0)
+
+
+@pytest.fixture(scope="session")
+def sample_photos():
+    """scikit-learn's two real photos (china.jpg, flower.jpg) as uint8 arrays."""
+    from sklearn.datasets import load_sample_images
+
+    return load_sample_images().images
+
+
+def photo_crops(photos, n_per_class, size=96, seed=0):
+    """Random square crops of each photo: a small real two-class image task."""
+    rng = np.random.default_rng(seed)
+    X, y = [], []
+    for label, photo in enumerate(photos):
+        h, w = photo.shape[:2]
+        for _ in range(n_per_class):
+            side = int(rng.integers(size, min(h, w) // 2))
+            top, left = rng.integers(0, h - side), rng.integers(0, w - side)
+            crop = photo[top : top + side, left : left + side]
+            from PIL import Image
+
+            X.append(np.asarray(Image.fromarray(crop).resize((size, size))))
+            y.append(["china", "flower"][label])
+    return np.stack(X), np.asarray(y)
+
+
+@pytest.fixture(scope="session")
+def crops(sample_photos):
+    """24 crops (12 per class) of 96x96 pixels, uint8, with string labels."""
+    return photo_crops(sample_photos, 12)
+
+
+@pytest.fixture(scope="session")
+def image_folder(tmp_path_factory, crops):
+    """A folder with one sub-folder per class of JPEG files, as users have them."""
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("photos")
+    X, y = crops
+    for i, (img, label) in enumerate(zip(X, y, strict=True)):
+        (root / label).mkdir(exist_ok=True)
+        Image.fromarray(img).save(root / label / f"{i:03d}.jpg", quality=90)
+    return root

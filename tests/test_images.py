@@ -1,0 +1,104 @@
+"""Image inputs: every accepted container, and a clear error for each bad one."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+import torch
+from PIL import Image
+
+from sktransfer import load_image_folder
+from sktransfer._images import check_images, iter_batches
+
+
+def test_load_image_folder(image_folder):
+    (image_folder / "china" / "notes.txt").write_text("not an image")
+    paths, labels = load_image_folder(image_folder)
+    assert len(paths) == len(labels) == 24
+    assert sorted(set(labels)) == ["china", "flower"]
+    assert all(p.endswith(".jpg") for p in paths)
+    assert list(paths) == sorted(paths)
+
+
+def test_load_image_folder_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="Image folder not found: .*nowhere"):
+        load_image_folder(tmp_path / "nowhere")
+    (tmp_path / "empty_class").mkdir()
+    with pytest.raises(ValueError, match="No images found in"):
+        load_image_folder(tmp_path)
+
+
+@pytest.mark.parametrize(
+    "wrap", [list, np.asarray, pd.Series, lambda p: pd.DataFrame({"path": p})]
+)
+def test_path_containers(image_folder, wrap):
+    paths, _ = load_image_folder(image_folder)
+    images = check_images(wrap(list(paths)))
+    assert images.kind == "paths" and len(images) == 24
+    assert images[0].mode == "RGB"
+
+
+def test_arrays_grayscale_float_and_pil(crops):
+    X, _ = crops
+    assert check_images(X)[0].shape == (3, 96, 96)
+    gray = X[..., 0]
+    assert check_images(gray)[0].shape == (3, 96, 96)
+    assert check_images(gray[..., None])[0].shape == (3, 96, 96)
+    as_float = check_images(X / 255.0)[0]
+    assert as_float.dtype == torch.float32 and as_float.max() <= 1
+    mixed = [Image.fromarray(X[0]), Image.fromarray(X[1][:50]).convert("L")]
+    images = check_images(mixed)
+    assert [im.size for im in (images[0], images[1])] == [(96, 96), (96, 50)]
+    arrays = check_images([X[0], X[1][:40, :60]])
+    assert arrays[1].shape == (3, 40, 60)
+
+
+@pytest.mark.parametrize(
+    "X, error, match",
+    [
+        (np.zeros((0, 8, 8, 3), np.uint8), ValueError, "X is empty"),
+        ([], ValueError, "X is empty"),
+        (np.zeros((4, 10)), ValueError, "tabular data, not images"),
+        (np.zeros((2, 3, 8, 8), np.uint8), ValueError, "channels-first"),
+        (np.zeros((2, 8, 8, 4), np.uint8), ValueError, "1 or 3 channels, not 4"),
+        (np.full((2, 8, 8, 3), np.nan), ValueError, "NaN or infinity"),
+        (np.full((2, 8, 8, 3), 2.0), ValueError, r"values in \[0, 1\]"),
+        (np.full((2, 8, 8), 300, np.int64), ValueError, r"values in \[0, 255\]"),
+        (pd.DataFrame({"a": ["x"], "b": ["y"]}), ValueError, "exactly one column"),
+        ("photo.jpg", TypeError, "wrap a single image in a list"),
+        (["a.jpg", np.zeros((8, 8))], TypeError, "mixes file paths with other objects"),
+        ([np.zeros((8, 8, 5))], ValueError, "5 channels"),
+        (sp.csr_matrix(np.eye(3)), TypeError, "Sparse input is not supported"),
+        (42, TypeError, "got int"),
+    ],
+)
+def test_bad_inputs_get_clear_errors(X, error, match):
+    with pytest.raises(error, match=match):
+        check_images(X)
+
+
+def test_missing_file_is_named_before_any_work(image_folder):
+    paths, _ = load_image_folder(image_folder)
+    with pytest.raises(FileNotFoundError, match=r"missing\.jpg \(and 1 more\)"):
+        check_images([*paths, "missing.jpg", "other.png"])
+
+
+def test_corrupt_image_is_named_when_decoded(tmp_path):
+    bad = tmp_path / "broken.jpg"
+    bad.write_bytes(b"\xff\xd8\xff\xe0 definitely not a jpeg")
+    images = check_images([str(bad)])
+    with pytest.raises(ValueError, match="Cannot read image .*broken.jpg"):
+        images[0]
+
+
+@pytest.mark.parametrize("num_workers", [0, 1])
+def test_batches_come_in_order_with_bounded_size(crops, num_workers):
+    X, _ = crops
+    images = check_images(X[:10])
+    batches = list(
+        iter_batches(images, lambda t: t.float(), batch_size=4, num_workers=num_workers)
+    )
+    assert [len(b) for b in batches] == [4, 4, 2]
+    torch.testing.assert_close(
+        torch.cat(batches), torch.from_numpy(X[:10]).permute(0, 3, 1, 2).float()
+    )
