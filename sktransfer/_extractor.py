@@ -270,7 +270,7 @@ class PretrainedFeatureExtractor(ClassNamePrefixFeaturesOutMixin, TransformerMix
         )
 
     def __getstate__(self):
-        state = super().__getstate__()
+        state = dict(super().__getstate__())  # a copy: never change the live object
         state.pop("_transform_", None)
         if "backbone_" in state:
             if self._reloadable():
