@@ -14,6 +14,7 @@ from torch import nn
 
 from ._images import check_images, iter_batches
 from .backbones import Backbone, load_backbone
+from .backbones._optimize import fold_batchnorm
 from .backbones._weights import is_checkpoint_path
 from .utils._torch import resolve_device
 
@@ -101,8 +102,9 @@ class PretrainedFeatureExtractor(ClassNamePrefixFeaturesOutMixin, TransformerMix
 
     Notes
     -----
-    The network runs in eval mode under :func:`torch.inference_mode`, with the
-    channels-last memory layout on the CPU. A pickled extractor whose backbone is a named
+    The network runs in eval mode under :func:`torch.inference_mode`, in the
+    channels-last memory layout, with BatchNorm folded into the preceding convolutions
+    (checked to give the same features); the next batch is decoded while the network runs. A pickled extractor whose backbone is a named
     model stores its parameters only: unpickling reloads the weights from their source.
 
     Examples
@@ -188,13 +190,17 @@ class PretrainedFeatureExtractor(ClassNamePrefixFeaturesOutMixin, TransformerMix
         )
 
     def _prepare(self):
-        """Put the network on its device, in eval mode and the fastest memory layout."""
-        net = self.backbone_.net.eval().requires_grad_(False)
-        self.backbone_.net = net.to(self.device_, memory_format=torch.channels_last)
+        """Build the inference copy of the network: eval mode, BatchNorm folded into the
+        convolutions (when the whole network runs), channels-last, on its device."""
+        self.backbone_.net.eval().requires_grad_(False)
+        net = self.backbone_.net
+        if self.layer is None:  # hooks need the original module names
+            net = fold_batchnorm(net, self.backbone_.preprocessing.crop_size)
+        self._net = net.to(self.device_, memory_format=torch.channels_last)
         self._transform_ = self.backbone_.preprocessing.eval_transform()
 
     def _forward(self, x):
-        net = self.backbone_.net
+        net = self._net
         x = x.to(self.device_, non_blocking=True).contiguous(memory_format=torch.channels_last)
         if self.layer is None and self.pooling == "avg":
             return net(x)
@@ -272,13 +278,13 @@ class PretrainedFeatureExtractor(ClassNamePrefixFeaturesOutMixin, TransformerMix
     def __getstate__(self):
         state = dict(super().__getstate__())  # a copy: never change the live object
         state.pop("_transform_", None)
+        state.pop("_net", None)
         if "backbone_" in state:
             if self._reloadable():
                 state["backbone_"] = None
             elif self.device_.type != "cpu":
-                backbone = copy.deepcopy(self.backbone_)
-                backbone.net = backbone.net.cpu()
-                state["backbone_"] = backbone
+                state["backbone_"] = copy.copy(self.backbone_)
+                state["backbone_"].net = copy.deepcopy(self.backbone_.net).cpu()
             state["device_"] = None
         return state
 

@@ -201,3 +201,38 @@ def test_preprocessing_image_size_keeps_proportion():
     assert (pre.crop_size, pre.resize_size) == (112, 128)
     img = Image.fromarray(np.zeros((50, 80, 3), np.uint8))
     assert pre.eval_transform()(img).shape == (3, 112, 112)
+
+
+def test_fold_batchnorm_keeps_outputs_and_removes_norms(default_backbone):
+    from sktransfer.backbones._optimize import fold_batchnorm
+
+    net = default_backbone.net
+    folded = fold_batchnorm(net, 64)
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in folded.modules())
+    assert any(isinstance(m, nn.BatchNorm2d) for m in net.modules())  # original untouched
+    x = torch.randn(2, 3, 96, 96)
+    with torch.inference_mode():
+        torch.testing.assert_close(folded(x), net(x), rtol=1e-4, atol=1e-4)
+
+
+def test_fold_batchnorm_leaves_a_shared_conv_output_alone():
+    from sktransfer.backbones._optimize import fold_batchnorm
+
+    class Shared(nn.Module):  # the conv output feeds the BatchNorm and a skip connection
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 3, 3, padding=1)
+            self.bn = nn.BatchNorm2d(3)
+            self.bn.running_mean.fill_(0.5)
+            self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
+
+        def forward(self, x):
+            y = self.conv(x)
+            return self.pool(self.bn(y) + y)
+
+    net = Shared().eval()
+    folded = fold_batchnorm(net, 16)
+    assert isinstance(folded.bn, nn.BatchNorm2d)
+    x = torch.randn(2, 3, 16, 16)
+    with torch.inference_mode():
+        torch.testing.assert_close(folded(x), net(x))
