@@ -104,8 +104,9 @@ class PretrainedFeatureExtractor(ClassNamePrefixFeaturesOutMixin, TransformerMix
     -----
     The network runs in eval mode under :func:`torch.inference_mode`, in the
     channels-last memory layout, with BatchNorm folded into the preceding convolutions
-    (checked to give the same features); the next batch is decoded while the network runs. A pickled extractor whose backbone is a named
-    model stores its parameters only: unpickling reloads the weights from their source.
+    (checked to give the same features); the next batch is decoded while the network
+    runs. A pickled extractor whose backbone is a named model stores its parameters only:
+    unpickling reloads the weights from their source.
 
     Examples
     --------
