@@ -192,3 +192,21 @@ def test_gpu_features_match_cpu(crops):
     joblib.dump(gpu, buffer)
     buffer.seek(0)
     assert joblib.load(buffer).transform(X[:1]).shape == (1, 1280)
+
+
+def test_own_module_with_its_own_preprocessing(crops):
+    from sktransfer import load_backbone
+    from sktransfer.backbones import Preprocessing
+
+    X, _ = crops
+    module = nn.Sequential(nn.Conv2d(3, 6, 3), nn.ReLU())
+    pre = Preprocessing(crop_size=40, resize_size=48, mean=(0.5,) * 3, std=(0.25,) * 3)
+    backbone = load_backbone(module, preprocessing=pre)
+    extractor = PretrainedFeatureExtractor(backbone).fit(X)
+    assert extractor.backbone_.preprocessing == pre
+    feats = extractor.transform(X[:2])
+    x = pre.eval_transform()(torch.from_numpy(X[0]).permute(2, 0, 1))
+    assert x.shape == (3, 40, 40)
+    with torch.inference_mode():
+        expected = module(x[None]).mean((2, 3))
+    np.testing.assert_allclose(feats[:1], expected.numpy(), atol=1e-5)
