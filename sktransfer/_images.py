@@ -14,7 +14,6 @@ lazily, batch by batch, so memory stays bounded however many paths are given.
 
 import os
 from concurrent.futures import ThreadPoolExecutor
-from numbers import Integral
 from pathlib import Path
 
 import numpy as np
@@ -348,10 +347,3 @@ def load_image_folder(root, *, extensions=IMG_EXTENSIONS):
             f"image files ({', '.join(exts)})."
         )
     return np.asarray(paths, dtype=object), np.asarray(labels, dtype=object)
-
-
-def check_batch_size(batch_size):
-    """Validate a batch size parameter."""
-    if not isinstance(batch_size, Integral) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer; got {batch_size!r}.")
-    return int(batch_size)
