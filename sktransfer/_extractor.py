@@ -16,7 +16,7 @@ from ._images import check_images, iter_batches
 from .backbones import Backbone, load_backbone
 from .backbones._optimize import fold_batchnorm
 from .backbones._weights import is_checkpoint_path
-from .utils._torch import resolve_device
+from .utils._torch import device_available, resolve_device
 
 POOLINGS = ("avg", "max", "avgmax", "token")
 
@@ -168,15 +168,26 @@ class PretrainedFeatureExtractor(ClassNamePrefixFeaturesOutMixin, TransformerMix
         """
         self._validate_params()
         check_images(X)
-        device = resolve_device(self.device)
+        device = resolve_device(self.device)  # asking for a missing GPU is an error here
         backbone = load_backbone(self.backbone, self.weights)
         backbone.preprocessing = backbone.preprocessing.with_image_size(self.image_size)
+        self._restore(backbone, device=device)
+        return self
+
+    def _restore(self, backbone=None, preprocessing=None, device=None):
+        """Set the fitted state from a backbone (loaded from its source when None)."""
+        if backbone is None:
+            backbone = load_backbone(self.backbone, self.weights)
+            backbone.preprocessing = backbone.preprocessing.with_image_size(self.image_size)
+        if preprocessing is not None:
+            backbone.preprocessing = preprocessing
+        if device is None:  # unpickled or loaded: fall back to the CPU if the GPU is gone
+            device = resolve_device(self.device if device_available(self.device) else "cpu")
         self._check_layer(backbone)
         self.backbone_ = backbone
         self.device_ = device
         self._prepare()
         self.n_features_out_ = self._probe_width()
-        return self
 
     def _check_layer(self, backbone):
         if self.layer is None or self.layer in backbone.layer_names:
@@ -293,17 +304,4 @@ class PretrainedFeatureExtractor(ClassNamePrefixFeaturesOutMixin, TransformerMix
         super().__setstate__(state)
         if "backbone_" not in state:
             return
-        self.device_ = resolve_device(self.device if _device_available(self.device) else "cpu")
-        if self.backbone_ is None:
-            backbone = load_backbone(self.backbone, self.weights)
-            backbone.preprocessing = backbone.preprocessing.with_image_size(self.image_size)
-            self.backbone_ = backbone
-        self._prepare()
-
-
-def _device_available(device):
-    try:
-        resolve_device(device)
-    except ValueError:
-        return False
-    return True
+        self._restore(self.backbone_)

@@ -31,3 +31,12 @@ def seed_everything(random_state):
     seed = int(check_random_state(random_state).randint(0, 2**31 - 1))
     torch.manual_seed(seed)
     return seed
+
+
+def device_available(device):
+    """Whether ``device`` can be used here (a model saved on a GPU may load on a CPU)."""
+    try:
+        resolve_device(device)
+    except ValueError:
+        return False
+    return True
