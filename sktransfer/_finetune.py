@@ -12,6 +12,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d
+from skorch import NeuralNetClassifier
 from torch import nn
 
 from ._images import ImageDataset, check_images, iter_batches, n_images
@@ -88,21 +89,16 @@ def resolve_n_frozen(n_frozen, n_groups, backbone_name):
     )
 
 
-def _skorch_net_class():
-    from skorch import NeuralNetClassifier
+class _Net(NeuralNetClassifier):
+    """skorch's classifier with bfloat16 mixed precision on CUDA and channels-last inputs."""
 
-    class _Net(NeuralNetClassifier):
-        """skorch's classifier with mixed precision on CUDA and channels-last inputs."""
+    amp = False
 
-        amp = False
-
-        def infer(self, x, **fit_params):
-            if torch.is_tensor(x) and x.ndim == 4:
-                x = x.to(self.device).contiguous(memory_format=torch.channels_last)
-            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.amp):
-                return super().infer(x, **fit_params).float()
-
-    return _Net
+    def infer(self, x, **fit_params):
+        if torch.is_tensor(x) and x.ndim == 4:
+            x = x.to(self.device).contiguous(memory_format=torch.channels_last)
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.amp):
+            return super().infer(x, **fit_params).float()
 
 
 class FineTunedClassifier(ClassifierMixin, BaseEstimator):
@@ -293,7 +289,8 @@ class FineTunedClassifier(ClassifierMixin, BaseEstimator):
         classes = np.unique(y)
         if len(classes) < 2:
             raise ValueError(
-                f"FineTunedClassifier needs at least 2 classes; y has one: {classes[0]!r}."
+                "FineTunedClassifier needs at least 2 classes; "
+                f"y has one: {classes.tolist()[0]!r}."
             )
         return y
 
@@ -437,7 +434,7 @@ class FineTunedClassifier(ClassifierMixin, BaseEstimator):
         optimizer_kwargs = {"optimizer__weight_decay": self.weight_decay}
         if self.optimizer == "sgd":
             optimizer_kwargs["optimizer__momentum"] = 0.9
-        net = _skorch_net_class()(
+        net = _Net(
             module,
             criterion=nn.CrossEntropyLoss,
             optimizer=OPTIMIZERS[self.optimizer],
@@ -498,6 +495,7 @@ class FineTunedClassifier(ClassifierMixin, BaseEstimator):
         -------
         y : ndarray of shape (n_samples,)
         """
+        check_is_fitted(self)
         return self.classes_[self.predict_proba(X).argmax(axis=1)]
 
     @property

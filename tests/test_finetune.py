@@ -1,0 +1,257 @@
+"""FineTunedClassifier: freezing, caching, learning rates, transfer, search, errors."""
+
+import io
+
+import joblib
+import numpy as np
+import pytest
+import torch
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
+from sklearn.model_selection import GridSearchCV
+from skorch.callbacks import Callback
+
+import sktransfer._finetune as finetune
+from sktransfer import FineTunedClassifier, PretrainedFeatureExtractor
+
+FAST = {"image_size": 64, "batch_size": 8, "random_state": 0}
+
+
+@pytest.fixture(scope="module")
+def split(crops):
+    X, y = crops
+    return X[::2], y[::2], X[1::2], y[1::2]
+
+
+@pytest.fixture(scope="module")
+def head_only(split):
+    X, y, _, _ = split
+    return FineTunedClassifier(max_epochs=5, **FAST).fit(X, y)
+
+
+def test_head_only_training_beats_chance_on_real_photos(head_only, split):
+    _, _, X_test, y_test = split
+    assert head_only.score(X_test, y_test) >= 0.9
+    assert head_only.n_frozen_ == head_only.n_layer_groups_ == 9
+    assert head_only.n_cached_stages_ == 10  # every stage, pooling included, ran once
+    proba = head_only.predict_proba(X_test)
+    assert proba.shape == (len(X_test), 2)
+    np.testing.assert_allclose(proba.sum(axis=1), 1)
+    assert list(head_only.classes_) == ["china", "flower"]
+    losses = head_only.history_[:, "train_loss"]
+    assert len(losses) == 5 and losses[-1] < losses[0]
+
+
+def _frozen_state(clf_or_backbone, n_groups):
+    backbone = getattr(clf_or_backbone, "backbone_", clf_or_backbone)
+    names = [name for name, _ in backbone.net.named_children()][:n_groups]
+    return {
+        k: v.detach().cpu().clone()
+        for k, v in backbone.net.state_dict().items()
+        if k.split(".")[0] in names
+    }
+
+
+@pytest.mark.parametrize("augment", [None, "default"])
+def test_frozen_groups_and_their_batchnorm_statistics_are_untouched(split, augment):
+    from sktransfer import load_backbone
+
+    X, y, _, _ = split
+    before = _frozen_state(load_backbone(), 7)
+    trainable_before = load_backbone().net.conv_head.state_dict()
+    clf = FineTunedClassifier(n_frozen=-2, max_epochs=2, augment=augment, **FAST).fit(X, y)
+    assert clf.n_cached_stages_ == (7 if augment is None else 0)
+    after = _frozen_state(clf, 7)
+    assert before.keys() == after.keys()
+    assert any("running_mean" in k for k in after)
+    for key in before:
+        assert torch.equal(before[key], after[key]), key  # bit-identical, buffers included
+    trained = clf.backbone_.net.conv_head.state_dict()
+    assert not torch.equal(trained["1.running_mean"], trainable_before["1.running_mean"])
+    assert not torch.equal(trained["0.weight"], trainable_before["0.weight"])
+
+
+def test_cached_and_uncached_training_give_the_same_losses(split, monkeypatch):
+    X, y, X_test, _ = split
+    params = {"n_frozen": -1, "max_epochs": 3, **FAST}
+    cached = FineTunedClassifier(**params).fit(X, y)
+    monkeypatch.setattr(finetune, "CACHE_MAX_BYTES", 0)
+    uncached = FineTunedClassifier(**params).fit(X, y)
+    assert cached.n_cached_stages_ == 8 and uncached.n_cached_stages_ == 0
+    np.testing.assert_allclose(
+        cached.history_[:, "train_loss"], uncached.history_[:, "train_loss"], rtol=1e-4
+    )
+    np.testing.assert_allclose(
+        cached.predict_proba(X_test), uncached.predict_proba(X_test), atol=1e-4
+    )
+
+
+def test_discriminative_learning_rates(split):
+    X, y, _, _ = split
+    clf = FineTunedClassifier(n_frozen=-1, lr=1e-3, max_epochs=1, **FAST).fit(X, y)
+    lrs = sorted(group["lr"] for group in clf.net_.optimizer_.param_groups)
+    assert lrs == pytest.approx([1e-4, 1e-3])
+    clf = clone(clf).set_params(backbone_lr=5e-5).fit(X, y)
+    lrs = sorted(group["lr"] for group in clf.net_.optimizer_.param_groups)
+    assert lrs == pytest.approx([5e-5, 1e-3])
+
+
+@pytest.mark.parametrize("n_frozen, expected", [("all", 9), (0, 0), (-1, 8), (3, 3), (-9, 0)])
+def test_n_frozen_counts_groups_from_the_input(split, n_frozen, expected):
+    X, y, _, _ = split
+    clf = FineTunedClassifier(n_frozen=n_frozen, max_epochs=1, **FAST).fit(X[3:9], y[3:9])
+    assert clf.n_frozen_ == expected
+    trainable = {n for n, p in clf.backbone_.net.named_parameters() if p.requires_grad}
+    groups = clf.backbone_.layer_groups
+    assert not trainable & {p for _, ps in groups[:expected] for p in ps}
+    assert trainable == {p for _, ps in groups[expected:] for p in ps}
+
+
+@pytest.mark.parametrize("n_frozen", [10, -10])
+def test_n_frozen_out_of_range_gives_the_valid_range(split, n_frozen):
+    X, y, _, _ = split
+    with pytest.raises(ValueError, match=r"integer in \[-9, 9\].*9 layer groups"):
+        FineTunedClassifier(n_frozen=n_frozen, **FAST).fit(X, y)
+    with pytest.raises(ValueError, match="n_frozen"):
+        FineTunedClassifier(n_frozen="some", **FAST).fit(X, y)
+
+
+def test_random_state_makes_a_cpu_fit_reproducible(split):
+    X, y, X_test, _ = split
+    params = {"n_frozen": -1, "max_epochs": 2, "augment": "default", **FAST}
+    a = FineTunedClassifier(**params).fit(X, y).predict_proba(X_test)
+    b = FineTunedClassifier(**params).fit(X, y).predict_proba(X_test)
+    np.testing.assert_array_equal(a, b)
+
+
+def test_integer_labels_class_weight_and_mlp_head(split):
+    X, y, _, _ = split
+    y_int = np.where(y == "china", 3, 7)
+    clf = FineTunedClassifier(
+        max_epochs=2, class_weight="balanced", head=16, dropout=0.2, **FAST
+    ).fit(X[:10], y_int[:10])
+    assert clf.classes_.tolist() == [3, 7]
+    assert set(clf.predict(X[:4])) <= {3, 7}
+    weight = clf.net_.criterion_.weight
+    expected = 10 / (2 * np.bincount((y_int[:10] == 7).astype(int)))
+    np.testing.assert_allclose(weight.numpy(), expected, rtol=1e-6)
+
+
+def test_user_callbacks_and_early_stopping(split):
+    X, y, _, _ = split
+
+    class Count(Callback):
+        def initialize(self):
+            self.epochs = 0
+            return self
+
+        def on_epoch_end(self, net, **kwargs):
+            self.epochs += 1
+
+    counter = Count()
+    clf = FineTunedClassifier(
+        max_epochs=3, early_stopping=True, validation_fraction=0.25, callbacks=[counter], **FAST
+    ).fit(X, y)
+    counted = [cb for _, cb in clf.net_.callbacks_ if isinstance(cb, Count)]
+    assert counted[0].epochs == len(clf.history_) <= 3
+    assert "valid_loss" in clf.history_[-1]
+
+
+def test_grid_search_over_frozen_groups_and_learning_rate(split):
+    X, y, _, _ = split
+    search = GridSearchCV(
+        FineTunedClassifier(max_epochs=2, **FAST),
+        {"n_frozen": ["all", -1], "lr": [1e-3, 3e-3]},
+        cv=2,
+    )
+    search.fit(X, y)
+    assert len(search.cv_results_["params"]) == 4
+    assert search.best_score_ > 0.7
+    assert search.best_estimator_.n_frozen_ in (9, 8)
+
+
+def test_clone_keeps_parameters_and_drops_fitted_state(head_only):
+    copy = clone(head_only)
+    assert copy.get_params() == head_only.get_params()
+    assert not hasattr(copy, "net_")
+
+
+def test_joblib_round_trip_predicts_the_same(head_only, split):
+    _, _, X_test, _ = split
+    buffer = io.BytesIO()
+    joblib.dump(head_only, buffer)
+    buffer.seek(0)
+    loaded = joblib.load(buffer)
+    np.testing.assert_array_equal(loaded.predict_proba(X_test), head_only.predict_proba(X_test))
+    assert loaded.backbone_.net is loaded.net_.module_.trunk
+
+
+def test_transfer_from_your_own_model(head_only, split):
+    """Source task china/flower; target task with other classes starts from its backbone."""
+    X, y, X_test, _ = split
+    source = FineTunedClassifier(n_frozen=-1, max_epochs=2, **FAST).fit(X, y)
+    y_new = np.array(["left" if i % 2 else "right" for i in range(len(y))])
+    target = FineTunedClassifier(backbone=source, max_epochs=1, **FAST).fit(X, y_new)
+    assert target.classes_.tolist() == ["left", "right"]
+    for (name, a), (_, b) in zip(
+        source.backbone_.net.state_dict().items(),
+        target.backbone_.net.state_dict().items(),
+        strict=True,
+    ):
+        assert torch.equal(a, b), name  # head-only training kept the source's backbone
+    feats = PretrainedFeatureExtractor(backbone=source, image_size=64).fit(X).transform(X_test)
+    x = torch.stack([source._eval_transform(torch.from_numpy(i).permute(2, 0, 1)) for i in X_test])
+    with torch.inference_mode():
+        expected = source.backbone_.net.eval()(x).numpy()
+    np.testing.assert_allclose(feats, expected, atol=1e-4)
+
+
+def test_weights_none_trains_the_architecture_from_scratch(split, head_only):
+    X, y, _, _ = split
+    scratch = FineTunedClassifier(weights=None, n_frozen=0, max_epochs=1, **FAST).fit(X, y)
+    a = scratch.backbone_.net.stem[0].weight
+    b = head_only.backbone_.net.stem[0].weight
+    assert a.shape == b.shape and not torch.allclose(a, b)
+
+
+@pytest.mark.parametrize(
+    "y, match",
+    [
+        (["a"] * 12, "at least 2 classes; y has one: 'a'"),
+        ([0.0, np.nan] * 6, "NaN"),
+        (["a", None] * 6, "missing labels"),
+        (["a", "b"] * 5, "different lengths: 12 images, 10 labels"),
+    ],
+)
+def test_bad_labels(split, y, match):
+    X = split[0][:12]
+    with pytest.raises(ValueError, match=match):
+        FineTunedClassifier(**FAST).fit(X, np.asarray(y, dtype=object if None in y else None))
+
+
+def test_predict_before_fit(split):
+    with pytest.raises(NotFittedError):
+        FineTunedClassifier().predict(split[0])
+
+
+def test_corrupt_image_is_named(image_folder, tmp_path):
+    from sktransfer import load_image_folder
+
+    paths, labels = load_image_folder(image_folder)
+    bad = tmp_path / "damaged.jpg"
+    bad.write_bytes(b"\xff\xd8 garbage")
+    with pytest.raises(ValueError, match="Cannot read image .*damaged.jpg"):
+        FineTunedClassifier(**FAST).fit([*paths[10:15], str(bad)], [*labels[10:15], "china"])
+
+
+@pytest.mark.gpu
+def test_gpu_fit_and_cpu_load(split):
+    X, y, X_test, _ = split
+    clf = FineTunedClassifier(n_frozen=-1, max_epochs=2, device="cuda", **FAST).fit(X, y)
+    assert clf.device_.type == "cuda" and clf.net_.amp
+    assert clf.score(X_test, split[3]) > 0.7
+    buffer = io.BytesIO()
+    joblib.dump(clf, buffer)
+    buffer.seek(0)
+    loaded = joblib.load(buffer)
+    np.testing.assert_allclose(loaded.predict_proba(X_test), clf.predict_proba(X_test), atol=1e-5)
