@@ -275,7 +275,10 @@ class FineTunedClassifier(ClassifierMixin, BaseEstimator):
     # --- fit -----------------------------------------------------------------------------
     def _check_targets(self, X, y):
         if y is None:
-            raise ValueError("FineTunedClassifier requires y (the class of each image).")
+            raise ValueError(
+                "FineTunedClassifier requires y to be passed, but the target y is None."
+            )
+        check_images(X)  # empty or malformed input fails before anything else
         y = column_or_1d(y, warn=True)
         if len(y) != n_images(X):
             raise ValueError(

@@ -39,6 +39,7 @@ def all_estimators():
 INIT_PARAMS = {
     # feature transfer / fine-tuning
     "PretrainedFeatureExtractor": {"image_size": 32, "batch_size": 8},
+    "FineTunedClassifier": {"image_size": 32, "batch_size": 8, "max_epochs": 1},
     # adaptation
 }
 
@@ -72,14 +73,10 @@ _TABULAR_CHECKS = (
     "check_supervised_y_2d",
     "check_classifiers_classes",
     "check_classifiers_one_label",
-    "check_classifiers_one_label_sample_weights",
     "check_classifier_data_not_an_array",
     "check_classifiers_multilabel_output_format_predict",
     "check_classifiers_multilabel_output_format_predict_proba",
     "check_classifiers_multilabel_output_format_decision_function",
-    "check_decision_proba_consistency",
-    "check_non_transformer_estimators_n_iter",
-    "check_estimators_partial_fit_n_features",
     "check_sample_weight_equivalence_on_dense_data",
     "check_sample_weights_not_an_array",
     "check_sample_weights_list",
@@ -87,8 +84,6 @@ _TABULAR_CHECKS = (
     "check_sample_weights_not_overwritten",
     "check_class_weight_classifiers",
     "check_classifiers_predictions",
-    "check_supervised_y_no_nan",
-    "check_requires_y_none",
     "check_estimators_nan_inf",
 )
 
@@ -104,6 +99,15 @@ EXPECTED_FAILED_CHECKS = {
         + "empty image input is rejected with 'No images: X is empty' (tests/test_images.py)",
         "check_fit2d_1sample": "expects a message about 1 tabular sample; one image is valid "
         + "input for a feature extractor, which learns nothing in fit",
+        "check_fit2d_1feature": "expects a message about 1 tabular feature; " + _IMAGES,
+        "check_positive_only_tag_during_fit": _TABULAR,
+    },
+    "FineTunedClassifier": dict.fromkeys(_TABULAR_CHECKS, _TABULAR)
+    | {
+        "check_dtype_object": "feeds rows of Python objects; " + _IMAGES,
+        "check_estimators_empty_data_messages": "expects a message about 0 tabular features; "
+        + "empty image input is rejected with 'No images: X is empty' (tests/test_images.py)",
+        "check_fit2d_1sample": "expects a message about 1 tabular sample; " + _IMAGES,
         "check_fit2d_1feature": "expects a message about 1 tabular feature; " + _IMAGES,
         "check_positive_only_tag_during_fit": _TABULAR,
     },
