@@ -54,7 +54,8 @@ def _json_params(estimator, arch):
     params = estimator.get_params(deep=False)
     params["backbone"] = arch
     for name in _DROPPED:
-        params[name] = None
+        if name in params:
+            params[name] = None
     if params.get("weights") is not None and not isinstance(params["weights"], str):
         params["weights"] = os.fspath(params["weights"])
     bad = [
