@@ -84,3 +84,42 @@ def test_corrupt_image_is_named(image_folder, tmp_path):
     assert result.returncode == 2
     assert "broken.jpg" in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "f.parquet").exists()
+
+
+def test_fit_then_predict(image_folder, tmp_path):
+    model = tmp_path / "model.skt"
+    result = run("fit", image_folder, "-o", model, "--image-size", "64", "--epochs", "5")
+    assert result.returncode == 0, result.stderr
+    accuracy = float(result.stdout.split("held-out accuracy: ")[1].split()[0])
+    assert accuracy >= 0.8
+    assert model.exists()
+    out = tmp_path / "predictions.csv"
+    result = run("predict", model, image_folder / "china", image_folder / "flower", "-o", out)
+    assert result.returncode == 0, result.stderr
+    table = pd.read_csv(out)
+    assert list(table.columns) == ["path", "prediction", "proba_china", "proba_flower"]
+    truth = table["path"].str.contains("/china/").map({True: "china", False: "flower"})
+    assert (table["prediction"] == truth).mean() >= 0.9
+
+
+def test_fine_tune_option(image_folder, tmp_path):
+    result = run(
+        "fit", image_folder, "-o", tmp_path / "m.skt", "--fine-tune", "--n-frozen", "-1",
+        "--epochs", "1", "--image-size", "32", "--test-size", "0",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    import sktransfer
+
+    assert sktransfer.load(tmp_path / "m.skt").n_frozen_ == 8
+
+
+def test_fit_errors(tmp_path, image_folder):
+    one_class = tmp_path / "one"
+    shutil.copytree(image_folder / "china", one_class / "china")
+    result = run("fit", one_class, "-o", tmp_path / "m.skt")
+    assert result.returncode == 2 and "has one class ('china')" in result.stderr
+    assert "Traceback" not in result.stderr and not (tmp_path / "m.skt").exists()
+    result = run("fit", image_folder, "-o", tmp_path / "m.skt", "--n-frozen", "12")
+    assert result.returncode == 2 and "[-9, 9]" in result.stderr
+    result = run("predict", tmp_path / "missing.skt", image_folder)
+    assert result.returncode == 2 and "missing.skt" in result.stderr
