@@ -1,0 +1,37 @@
+"""Instance-based and feature-based transfer (domain adaptation) for scikit-learn.
+
+Source and target rows are stacked in one ``X``; unlabelled target rows have ``y = -1``;
+an optional ``sample_domain`` (positive: source, negative: target) says which row is which
+(skada's convention). Each method wraps any scikit-learn classifier and goes after a
+:class:`~sktransfer.PretrainedFeatureExtractor` in a pipeline::
+
+    pipe = make_pipeline(PretrainedFeatureExtractor(), CORAL(LogisticRegression()))
+    pipe.fit(X, y)                      # y = -1 on the target rows
+    pipe.predict(X_target)
+
+To route ``sample_domain`` through a pipeline, pass it under the step's name
+(``pipe.fit(X, y, coral__sample_domain=domains)``), or with metadata routing enabled
+(``sklearn.set_config(enable_metadata_routing=True)``) request it:
+``CORAL().set_fit_request(sample_domain=True)`` and ``pipe.fit(X, y, sample_domain=domains)``.
+
+Feature-based: :class:`CORAL`, :class:`SubspaceAlignment`,
+:class:`TransferComponentAnalysis` (each also ``transform``\\s rows into the shared space).
+Instance-based: :class:`KMM`, :class:`KLIEP`, :class:`DiscriminatorReweight` (each keeps
+its source weights in ``weights_``), and :class:`TrAdaBoost` for a few labelled target rows.
+"""
+
+from ._base import split_domains
+from ._reweight import KLIEP, KMM, DiscriminatorReweight
+from ._subspace import CORAL, SubspaceAlignment, TransferComponentAnalysis
+from ._tradaboost import TrAdaBoost
+
+__all__ = [
+    "CORAL",
+    "KLIEP",
+    "KMM",
+    "DiscriminatorReweight",
+    "SubspaceAlignment",
+    "TrAdaBoost",
+    "TransferComponentAnalysis",
+    "split_domains",
+]

@@ -1,0 +1,309 @@
+"""Domain adaptation: each method beats source-only on the shift it is built for."""
+
+import numpy as np
+import pytest
+import sklearn
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import GridSearchCV
+from sklearn.pipeline import make_pipeline
+
+from sktransfer import PretrainedFeatureExtractor
+from sktransfer.adaptation import (
+    CORAL,
+    KLIEP,
+    KMM,
+    DiscriminatorReweight,
+    SubspaceAlignment,
+    TrAdaBoost,
+    TransferComponentAnalysis,
+)
+
+SEEDS = (0, 1, 2)
+
+
+# --- generated shifts ------------------------------------------------------------------------
+def covariate_shift(seed, n=200):
+    """Same labelling rule (a parabola), the target where the source is sparse."""
+    rng = np.random.default_rng(seed)
+
+    def label(X):
+        return (X[:, 1] > 0.5 * X[:, 0] ** 2 - 1).astype(int)
+
+    Xs = rng.normal([0, 0.5], [1.2, 1.5], size=(n, 2))
+    Xt = rng.normal([2.0, 1.5], [0.4, 1.0], size=(n, 2))
+    return Xs, label(Xs), Xt, label(Xt)
+
+
+def linear_map(seed, n=200):
+    """The target is the source seen through a linear re-scaling (and a shift)."""
+    rng = np.random.default_rng(seed)
+    w = rng.normal(size=5)
+    Q, _ = np.linalg.qr(rng.normal(size=(5, 5)))
+    A = Q @ np.diag([4, 2, 1, 0.5, 0.25]) @ Q.T
+    Xs, X0 = rng.normal(size=(n, 5)), rng.normal(size=(n, 5))
+    return Xs, (Xs @ w > 0).astype(int), X0 @ A + 3, (X0 @ w > 0).astype(int)
+
+
+def rotated_subspace(seed, n=200, angle=np.pi / 3):
+    """Data on a 2-D subspace of a 5-D space; the target's subspace is rotated."""
+    rng = np.random.default_rng(seed)
+    basis = np.linalg.qr(rng.normal(size=(5, 5)))[0][:2]
+    Q, _ = np.linalg.qr(rng.normal(size=(5, 5)))
+    c, s = np.cos(angle), np.sin(angle)
+    R = np.eye(5)
+    R[[0, 0, 2, 2], [0, 2, 0, 2]] = [c, -s, s, c]
+    R[[1, 1, 3, 3], [1, 3, 1, 3]] = [c, -s, s, c]
+    w = np.array([1.0, 0.5])
+    Zs, Zt = rng.normal(size=(n, 2)) * [3, 1], rng.normal(size=(n, 2)) * [3, 1]
+    Xs = Zs @ basis + 0.1 * rng.normal(size=(n, 5))
+    Xt = Zt @ basis @ (Q @ R @ Q.T) + 0.1 * rng.normal(size=(n, 5)) + 1
+    return Xs, (Zs @ w > 0).astype(int), Xt, (Zt @ w > 0).astype(int)
+
+
+def mean_shift(seed, n=150):
+    rng = np.random.default_rng(seed)
+    w = np.array([1.0, 0.5])
+    Xs, X0 = rng.normal(size=(n, 2)), rng.normal(size=(n, 2))
+    return Xs, (Xs @ w > 0).astype(int), X0 + [1.5, -1.5], (X0 @ w > 0).astype(int)
+
+
+def stack(Xs, ys, Xt):
+    return np.vstack([Xs, Xt]), np.r_[ys, -np.ones(len(Xt), dtype=int)]
+
+
+def gain(make_method, generator):
+    """Mean accuracy on the target over seeds: (method, source-only)."""
+    ours, base = [], []
+    for seed in SEEDS:
+        Xs, ys, Xt, yt = generator(seed)
+        X, y = stack(Xs, ys, Xt)
+        ours.append(make_method().fit(X, y).score(Xt, yt))
+        base.append(LogisticRegression(max_iter=1000).fit(Xs, ys).score(Xt, yt))
+    return np.mean(ours), np.mean(base)
+
+
+@pytest.mark.parametrize(
+    "make_method, generator, margin",
+    [
+        (KMM, covariate_shift, 0.15),
+        (lambda: KLIEP(random_state=0), covariate_shift, 0.15),
+        (DiscriminatorReweight, covariate_shift, 0.2),
+        (CORAL, linear_map, 0.15),
+        (lambda: SubspaceAlignment(n_components=2), rotated_subspace, 0.05),
+        (lambda: TransferComponentAnalysis(n_components=2, gamma=0.1), mean_shift, 0.03),
+    ],
+    ids=["KMM", "KLIEP", "Discriminator", "CORAL", "SA", "TCA"],
+)
+def test_method_beats_source_only_on_its_shift(make_method, generator, margin):
+    adapted, source_only = gain(make_method, generator)
+    assert adapted >= source_only + margin, (adapted, source_only)
+
+
+def test_tradaboost_uses_a_few_labelled_target_rows():
+    """Half the source follows another labelling rule; 20 labelled target rows say which."""
+    scores = {"tradaboost": [], "pooled": [], "target only": []}
+    for seed in SEEDS:
+        rng = np.random.default_rng(seed)
+        Xs = rng.normal(size=(300, 2))
+        ys = np.where(np.arange(300) < 150, Xs[:, 0] > 0, Xs[:, 1] > 0).astype(int)
+        Xt = rng.normal(size=(220, 2))
+        yt = (Xt[:, 0] > 0).astype(int)
+        X = np.vstack([Xs, Xt[:20]])
+        y = np.r_[ys, yt[:20]]
+        domain = np.r_[np.ones(300, int), -np.ones(20, int)]
+        booster = TrAdaBoost(n_estimators=10).fit(X, y, sample_domain=domain)
+        scores["tradaboost"].append(booster.score(Xt[20:], yt[20:]))
+        pooled = LogisticRegression().fit(X, y)
+        scores["pooled"].append(pooled.score(Xt[20:], yt[20:]))
+        target = LogisticRegression().fit(Xt[:20], yt[:20])
+        scores["target only"].append(target.score(Xt[20:], yt[20:]))
+    means = {k: np.mean(v) for k, v in scores.items()}
+    assert means["tradaboost"] >= means["pooled"] + 0.1, means
+    assert means["tradaboost"] >= means["target only"], means
+
+
+def test_discriminator_weights_follow_the_true_density_ratio():
+    from scipy.stats import norm
+
+    rng = np.random.default_rng(0)
+    Xs, Xt = rng.normal(0, 1, size=(500, 1)), rng.normal(1, 1, size=(500, 1))
+    X, y = stack(Xs, (Xs[:, 0] > 0).astype(int), Xt)
+    weights = DiscriminatorReweight().fit(X, y).weights_
+    true = norm.pdf(Xs[:, 0], 1, 1) / norm.pdf(Xs[:, 0], 0, 1)
+    assert np.corrcoef(weights, true)[0, 1] > 0.95
+    np.testing.assert_allclose(weights.mean(), 1)
+
+
+def test_feature_methods_transform_rows_into_the_shared_space():
+    Xs, ys, Xt, _ = linear_map(0)
+    X, y = stack(Xs, ys, Xt)
+    coral = CORAL()
+    shared = coral.fit_transform(X, y)
+    assert shared.shape == X.shape
+    # the source rows now have the target's covariance
+    cov_source, cov_target = np.cov(shared[:200].T), np.cov(shared[200:].T)
+    assert np.linalg.norm(cov_source - cov_target) < 0.1 * np.linalg.norm(cov_target)
+    np.testing.assert_allclose(coral.transform(Xt), Xt - Xt.mean(axis=0))
+    sa = SubspaceAlignment(n_components=3).fit(X, y)
+    assert sa.transform(Xt).shape == (200, 3)
+    tca = TransferComponentAnalysis(n_components=4).fit(X, y)
+    assert tca.transform(Xt[:5]).shape == (5, 4)
+
+
+def test_string_labels_and_explicit_sample_domain():
+    Xs, ys, Xt, yt = linear_map(1)
+    names = np.array(["no", "yes"], dtype=object)
+    y = np.r_[names[ys], np.full(len(Xt), -1, dtype=object)]
+    model = CORAL().fit(np.vstack([Xs, Xt]), y)
+    assert set(model.predict(Xt)) <= {"no", "yes"}
+    domain = np.r_[np.ones(len(Xs), int), -np.ones(len(Xt), int)]
+    with_domain = CORAL().fit(np.vstack([Xs, Xt]), y, sample_domain=domain)
+    np.testing.assert_array_equal(with_domain.predict(Xt), model.predict(Xt))
+    assert model.score(Xt, names[yt]) > 0.8
+
+
+def test_score_uses_labelled_rows_only():
+    Xs, ys, Xt, yt = linear_map(0)
+    X, y = stack(Xs, ys, Xt)
+    model = CORAL().fit(X, y)
+    mixed_y = np.r_[yt[:100], -np.ones(100, int)]
+    assert model.score(Xt, mixed_y) == model.score(Xt[:100], yt[:100])
+
+
+def test_grid_search_over_the_method_and_the_wrapped_estimator():
+    Xs, ys, Xt, yt = linear_map(0)
+    X, y = stack(Xs, ys, Xt)
+    # score on labelled target rows: a few target labels are the validation data
+    y_eval = y.copy()
+    y_eval[200:230] = yt[:30]
+    domain = np.r_[np.ones(200, int), -np.ones(200, int)]
+    search = GridSearchCV(
+        CORAL(LogisticRegression(max_iter=1000)),
+        {"reg": [0.0, 0.1, "auto"], "estimator__C": [0.1, 1.0]},
+        cv=2,
+    )
+    search.fit(X, y_eval, sample_domain=domain)
+    assert len(search.cv_results_["params"]) == 6
+    assert search.best_estimator_.score(Xt, yt) > 0.8
+
+
+@pytest.fixture(scope="module")
+def photo_domains(crops):
+    """Colour crops (source) and grey, low-contrast crops of other views (target)."""
+    X, y = crops
+    grey = X.mean(axis=3, keepdims=True).repeat(3, axis=3) * 0.6 + 50
+    source, target = np.arange(0, 24, 2), np.arange(1, 24, 2)
+    X_all = np.concatenate([X[source], grey[target].astype(np.uint8)])
+    y_all = np.r_[y[source], np.full(len(target), -1, dtype=object)].astype(object)
+    return X_all, y_all, grey[target].astype(np.uint8), y[target]
+
+
+def test_pipeline_after_the_extractor_routes_sample_domain(photo_domains):
+    X, y, X_target, y_target = photo_domains
+    domain = np.r_[np.ones(12, int), -np.ones(12, int)]
+    pipe = make_pipeline(PretrainedFeatureExtractor(image_size=64), CORAL(reg=0.5))
+    pipe.fit(X, y, coral__sample_domain=domain)  # step-name routing
+    assert pipe.score(X_target, y_target) >= 0.75
+    with sklearn.config_context(enable_metadata_routing=True):
+        routed = make_pipeline(
+            PretrainedFeatureExtractor(image_size=64),
+            CORAL(reg=0.5).set_fit_request(sample_domain=True),
+        )
+        routed.fit(X, y, sample_domain=domain)  # metadata routing
+        np.testing.assert_array_equal(routed.predict(X_target), pipe.predict(X_target))
+
+
+# --- bad input -------------------------------------------------------------------------------
+@pytest.fixture()
+def data():
+    Xs, ys, Xt, _ = linear_map(0, n=40)
+    return Xs, ys, Xt
+
+
+def test_no_target_rows(data):
+    Xs, ys, _ = data
+    with pytest.raises(ValueError, match="No target rows"):
+        CORAL().fit(Xs, ys)
+    with pytest.raises(ValueError, match="No target rows"):
+        KMM().fit(Xs, ys, sample_domain=np.ones(len(Xs), int))
+
+
+def test_no_labelled_source_rows(data):
+    Xs, _, Xt = data
+    X, y = np.vstack([Xs, Xt]), -np.ones(80, int)
+    with pytest.raises(ValueError, match="No labelled source rows"):
+        CORAL().fit(X, y, sample_domain=np.r_[np.ones(40, int), -np.ones(40, int)])
+
+
+def test_single_class(data):
+    Xs, _, Xt = data
+    X, y = stack(Xs, np.zeros(40, int), Xt)
+    with pytest.raises(ValueError, match="at least 2 classes"):
+        DiscriminatorReweight().fit(X, y)
+
+
+def test_sample_domain_of_the_wrong_length(data):
+    Xs, ys, Xt = data
+    X, y = stack(Xs, ys, Xt)
+    with pytest.raises(ValueError, match="sample_domain has 10 entries but X has 80 rows"):
+        SubspaceAlignment().fit(X, y, sample_domain=np.ones(10, int))
+
+
+def test_tradaboost_without_labelled_target_rows(data):
+    Xs, ys, Xt = data
+    X, y = stack(Xs, ys, Xt)
+    domain = np.r_[np.ones(40, int), -np.ones(40, int)]
+    with pytest.raises(ValueError, match="TrAdaBoost needs labelled target rows"):
+        TrAdaBoost().fit(X, y, sample_domain=domain)
+    with pytest.raises(ValueError, match="TrAdaBoost needs labelled target rows"):
+        TrAdaBoost().fit(X, y)
+
+
+# --- the same results as skada, where it implements the same method --------------------------
+@pytest.fixture()
+def shifted():
+    rng = np.random.default_rng(0)
+    Xs = rng.normal(size=(80, 4))
+    Xt = rng.normal(size=(60, 4)) @ rng.normal(size=(4, 4)) + 1
+    X = np.vstack([Xs, Xt])
+    y = np.r_[(Xs[:, 0] > 0).astype(int), -np.ones(60, int)]
+    domain = np.r_[np.ones(80, int), -2 * np.ones(60, int)]
+    return X, y, domain, Xt
+
+
+@pytest.mark.parametrize(
+    "ours, theirs, atol",
+    [
+        (lambda: CORAL(reg=0.1), lambda sk, est: sk.CORAL(est, reg=0.1), 1e-8),
+        (lambda: CORAL(), lambda sk, est: sk.CORAL(est), 1e-8),
+        (
+            lambda: SubspaceAlignment(n_components=3),
+            lambda sk, est: sk.SubspaceAlignment(est, n_components=3),
+            1e-8,
+        ),
+        (  # skada's mu weighs the discrepancy; ours (the paper's) weighs the regulariser
+            lambda: TransferComponentAnalysis(n_components=3, mu=10),
+            lambda sk, est: sk.TransferComponentAnalysis(est, n_components=3, mu=0.1),
+            0.02,
+        ),
+    ],
+    ids=["CORAL-0.1", "CORAL-auto", "SA", "TCA"],
+)
+def test_same_predictions_as_skada(shifted, ours, theirs, atol):
+    skada = pytest.importorskip("skada")
+    X, y, domain, Xt = shifted
+    a = ours().fit(X, y, sample_domain=domain).predict_proba(Xt)
+    model = theirs(skada, LogisticRegression(max_iter=1000)).fit(X, y, sample_domain=domain)
+    b = model.predict_proba(Xt, sample_domain=-2 * np.ones(len(Xt), int))
+    np.testing.assert_allclose(a, b, atol=atol)
+
+
+def test_same_kmm_weights_as_skada(shifted):
+    skada = pytest.importorskip("skada")
+    X, y, domain, _ = shifted
+    ours = KMM(gamma=0.5).fit(X, y, sample_domain=domain).weights_
+    _, params = skada.KMMReweightAdapter(gamma=0.5, solver="scipy").fit_transform(
+        X, y, sample_domain=domain
+    )
+    theirs = np.asarray(params["sample_weight"])[:80]
+    np.testing.assert_allclose(ours, theirs / theirs.mean(), atol=1e-6)
