@@ -13,6 +13,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin, MetaEstimatorMixin, clo
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score
 from sklearn.utils.metaestimators import available_if
+from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
 
@@ -37,12 +38,14 @@ def split_domains(X, y, sample_domain, *, n_samples):
     """
     if y is None:
         raise ValueError(
-            "Domain adaptation needs y: source labels, with -1 for unlabelled target rows."
+            "Domain adaptation requires y to be passed, but the target y is None "
+            "(give source labels, with -1 for unlabelled target rows)."
         )
     y = column_or_1d(y)
     if len(y) != n_samples:
         raise ValueError(f"X has {n_samples} rows but y has {len(y)} entries.")
     unlabelled = unlabelled_mask(y)
+    check_classification_targets(y[~unlabelled])
     if sample_domain is None:
         sample_domain = np.where(unlabelled, -2, 1)
     else:
@@ -81,7 +84,7 @@ def _estimator_has(adaptation, attr):
     return hasattr(_estimator(adaptation), attr)
 
 
-class BaseAdaptation(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
+class _DomainAdaptation(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
     """Fit an adapter on source and target rows, then ``estimator`` on the labelled rows.
 
     Subclasses implement ``_adapt(X, source, target)`` returning the adapted rows and
@@ -148,7 +151,8 @@ class BaseAdaptation(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
         -------
         y : ndarray of shape (n_samples,)
         """
-        return self.estimator_.predict(self._prepared(X))
+        X = self._prepared(X)
+        return self.estimator_.predict(X)
 
     @available_if(lambda self: _estimator_has(self, "predict_proba"))
     def predict_proba(self, X):
@@ -162,7 +166,8 @@ class BaseAdaptation(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
         -------
         proba : ndarray of shape (n_samples, n_classes)
         """
-        return self.estimator_.predict_proba(self._prepared(X))
+        X = self._prepared(X)
+        return self.estimator_.predict_proba(X)
 
     def score(self, X, y, sample_weight=None):
         """Accuracy on the labelled rows (rows with ``y = -1`` are left out).

@@ -11,10 +11,10 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._base import BaseAdaptation
+from ._base import _DomainAdaptation
 
 
-class _Reweighting(BaseAdaptation):
+class _Reweighting(_DomainAdaptation):
     """Weights for the source rows feed the wrapped estimator's ``sample_weight``.
 
     ``weights_`` holds the weights of the source rows seen in ``fit`` (mean 1); target
@@ -72,6 +72,8 @@ class KMM(_Reweighting):
     ----------
     weights_ : ndarray of shape (n_source,)
         Weights of the source rows seen in ``fit``, mean 1.
+    n_iter_ : int
+        Iterations the solver ran.
     estimator_ : estimator
     classes_ : ndarray
 
@@ -121,6 +123,7 @@ class KMM(_Reweighting):
             method="SLSQP",
             options={"maxiter": self.max_iter},
         )
+        self.n_iter_ = result.nit
         return result.x
 
 
@@ -157,6 +160,8 @@ class KLIEP(_Reweighting):
     centers_ : ndarray of shape (n_centers, n_features)
     alpha_ : ndarray of shape (n_centers,)
         Coefficients of the kernels.
+    n_iter_ : int
+        Iterations of the gradient ascent.
     estimator_ : estimator
     classes_ : ndarray
 
@@ -196,7 +201,9 @@ class KLIEP(_Reweighting):
         b = pairwise_kernels(Xs, self.centers_, metric="rbf", gamma=self.gamma_).mean(axis=0)
         alpha = np.ones(len(picked)) / max(b.sum(), 1e-12)
         previous = -np.inf
+        self.n_iter_ = 0
         for _ in range(self.max_iter):
+            self.n_iter_ += 1
             alpha = alpha + self.lr * A.T @ (1 / np.maximum(A @ alpha, 1e-12))
             alpha = alpha + (1 - b @ alpha) * b / (b @ b)
             alpha = np.maximum(alpha, 0)

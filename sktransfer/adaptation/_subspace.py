@@ -7,10 +7,11 @@ from scipy.linalg import eigh
 from sklearn.covariance import empirical_covariance, ledoit_wolf, shrunk_covariance
 from sklearn.decomposition import PCA
 from sklearn.metrics.pairwise import pairwise_kernels
+from sklearn.utils import TransformerTags
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._base import BaseAdaptation, split_domains
+from ._base import _DomainAdaptation, split_domains
 
 
 def _covariance(X, reg):
@@ -29,7 +30,7 @@ def _matrix_power(cov, power):
     return (vectors * values**power) @ vectors.T
 
 
-class _FeatureAdaptation(BaseAdaptation):
+class _FeatureAdaptation(_DomainAdaptation):
     """A feature mapping: source rows to the shared space, target rows to the shared space."""
 
     def _adapt(self, X, y, source, target, labelled):
@@ -38,6 +39,11 @@ class _FeatureAdaptation(BaseAdaptation):
         out[source] = self._map_source(X[source])
         out[target] = self._adapt_target(X[target])
         return out, None
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags = TransformerTags(preserves_dtype=["float64"])
+        return tags
 
     def transform(self, X, sample_domain=None):
         """Map rows into the shared space (target rows, unless ``sample_domain`` says source).

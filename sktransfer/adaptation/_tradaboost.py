@@ -7,10 +7,10 @@ from sklearn.base import clone
 from sklearn.utils._param_validation import HasMethods, Interval
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._base import BaseAdaptation, split_domains
+from ._base import _DomainAdaptation, split_domains
 
 
-class TrAdaBoost(BaseAdaptation):
+class TrAdaBoost(_DomainAdaptation):
     """Transfer AdaBoost: down-weight source rows the target disagrees with.
 
     Each round fits the estimator on source and labelled target rows with the current
@@ -73,6 +73,7 @@ class TrAdaBoost(BaseAdaptation):
         self._validate_params()
         X = validate_data(self, X, dtype=np.float64)
         if sample_domain is None:
+            split_domains(X, y, None, n_samples=len(X))  # the usual errors about y first
             raise ValueError(
                 "TrAdaBoost needs labelled target rows: pass sample_domain (negative for "
                 "target rows) so that labelled target rows can be told from source rows."
@@ -148,4 +149,5 @@ class TrAdaBoost(BaseAdaptation):
         -------
         y : ndarray of shape (n_samples,)
         """
-        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+        proba = self.predict_proba(X)
+        return self.classes_[proba.argmax(axis=1)]

@@ -87,6 +87,44 @@ _TABULAR_CHECKS = (
     "check_estimators_nan_inf",
 )
 
+_NO_TARGET = (
+    "the check's data has no target rows; domain adaptation needs unlabelled target rows "
+    "(y = -1) beside the source, and says so with 'No target rows' (tests/test_adaptation.py)"
+)
+# Checks that fit on plain (X, y) data, which has source rows only.
+_NO_TARGET_CHECKS = (
+    "check_fit_score_takes_y",
+    "check_estimators_overwrite_params",
+    "check_dont_overwrite_parameters",
+    "check_estimators_fit_returns_self",
+    "check_readonly_memmap_input",
+    "check_n_features_in_after_fitting",
+    "check_positive_only_tag_during_fit",
+    "check_estimators_dtypes",
+    "check_dtype_object",
+    "check_pipeline_consistency",
+    "check_estimators_nan_inf",
+    "check_estimators_pickle",
+    "check_f_contiguous_array_estimator",
+    "check_classifier_data_not_an_array",
+    "check_classifiers_one_label",
+    "check_classifiers_classes",
+    "check_classifiers_train",
+    "check_supervised_y_2d",
+    "check_transformer_data_not_an_array",
+    "check_transformer_general",
+    "check_transformer_preserve_dtypes",
+    "check_methods_sample_order_invariance",
+    "check_methods_subset_invariance",
+    "check_fit2d_1sample",
+    "check_fit2d_1feature",
+    "check_dict_unchanged",
+    "check_fit_idempotent",
+    "check_fit_check_is_fitted",
+    "check_n_features_in",
+    "check_fit2d_predict1d",
+)
+
 # --- checks that cannot apply, by class name: {check name: reason} --------------------------
 EXPECTED_FAILED_CHECKS = {
     # feature transfer / fine-tuning
@@ -112,6 +150,22 @@ EXPECTED_FAILED_CHECKS = {
         "check_positive_only_tag_during_fit": _TABULAR,
     },
     # adaptation
+    **{
+        name: dict.fromkeys(
+            _NO_TARGET_CHECKS
+            + (("check_non_transformer_estimators_n_iter",) if name in ("KMM", "KLIEP") else ()),
+            _NO_TARGET,
+        )
+        for name in (
+            "CORAL",
+            "SubspaceAlignment",
+            "TransferComponentAnalysis",
+            "KMM",
+            "KLIEP",
+            "DiscriminatorReweight",
+            "TrAdaBoost",
+        )
+    },
 }
 
 
