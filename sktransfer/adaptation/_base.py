@@ -9,9 +9,11 @@ This is skada's convention, so data prepared for one library works with the othe
 from numbers import Real
 
 import numpy as np
+import sklearn
 from sklearn.base import BaseEstimator, ClassifierMixin, MetaEstimatorMixin, clone
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score
+from sklearn.pipeline import Pipeline
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
@@ -72,6 +74,19 @@ def split_domains(X, y, sample_domain, *, n_samples):
     return source, target, ~unlabelled, y
 
 
+def fit_weighted(estimator, X, y, sample_weight=None):
+    """Fit ``estimator`` with sample weights; a Pipeline gets them at its last step."""
+    if sample_weight is None:
+        return estimator.fit(X, y)
+    if isinstance(estimator, Pipeline) and not _routing_enabled():
+        return estimator.fit(X, y, **{f"{estimator.steps[-1][0]}__sample_weight": sample_weight})
+    return estimator.fit(X, y, sample_weight=sample_weight)
+
+
+def _routing_enabled():
+    return sklearn.get_config().get("enable_metadata_routing", False)
+
+
 def _estimator(adaptation):
     if getattr(adaptation, "estimator_", None) is not None:
         return adaptation.estimator_
@@ -125,10 +140,9 @@ class _DomainAdaptation(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
             X_adapted = X
         rows = labelled
         self.estimator_ = clone(_estimator(self))
-        fit_params = {}
-        if weights is not None:
-            fit_params["sample_weight"] = weights[rows]
-        self.estimator_.fit(X_adapted[rows], y[rows], **fit_params)
+        fit_weighted(
+            self.estimator_, X_adapted[rows], y[rows], None if weights is None else weights[rows]
+        )
         self.classes_ = self.estimator_.classes_
         return self
 

@@ -7,7 +7,7 @@ from sklearn.base import clone
 from sklearn.utils._param_validation import HasMethods, Interval
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._base import _DomainAdaptation, split_domains
+from ._base import _DomainAdaptation, fit_weighted, split_domains
 
 
 class TrAdaBoost(_DomainAdaptation):
@@ -101,7 +101,7 @@ class TrAdaBoost(_DomainAdaptation):
             learner = clone(
                 self.estimator if self.estimator is not None else self._default_estimator()
             )
-            learner.fit(Xl, yl, sample_weight=p * len(p))
+            fit_weighted(learner, Xl, yl, p * len(p))
             wrong = learner.predict(Xl) != yl
             error = (weights[is_target] * wrong[is_target]).sum() / weights[is_target].sum()
             error = float(np.clip(error, 1e-10, 0.499))
