@@ -249,7 +249,7 @@ class PretrainedFeatureExtractor(ClassNamePrefixFeaturesOutMixin, TransformerMix
 
         Returns
         -------
-        features : ndarray of shape (n_samples, n_features_out_), dtype float32
+        features : ndarray of shape (n_samples, ``n_features_out_``), dtype float32
         """
         check_is_fitted(self)
         images = check_images(X, draft_size=self.backbone_.preprocessing.resize_size)

@@ -1,7 +1,7 @@
 """
-==================================================
+======================================================
 Domain adaptation: photos of one kind, predict another
-==================================================
+======================================================
 
 A classifier trained on one kind of image (the source) loses accuracy on another kind
 (the target), here digits against the same digits blurred and with inverted contrast.
