@@ -37,6 +37,20 @@ def _num_features(net, preprocessing):
     return out.shape[1]
 
 
+def _backbone(name, net, preprocessing, head, groups, spec, weights):
+    """The Backbone record, in eval mode, with its feature width measured."""
+    return Backbone(
+        name=name,
+        net=net.eval(),
+        preprocessing=preprocessing,
+        num_features=_num_features(net, preprocessing),
+        head=head,
+        layer_groups=groups or [],
+        spec=spec,
+        weights=weights,
+    )
+
+
 # --- timm ------------------------------------------------------------------------------------
 def _timm_preprocessing(cfg):
     crop = int(cfg.get("input_size", (3, 224, 224))[-1])
@@ -74,17 +88,7 @@ def _from_timm_model(model, name, spec, weights, preprocessing):
             ]
         except (AttributeError, NotImplementedError):
             pass
-    backbone = Backbone(
-        name=name,
-        net=net.eval(),
-        preprocessing=preprocessing,
-        num_features=_num_features(net, preprocessing),
-        head=head,
-        layer_groups=groups or [],
-        spec=spec,
-        weights=weights,
-    )
-    return backbone
+    return _backbone(name, net, preprocessing, head, groups, spec, weights)
 
 
 def _bundled(name, weights):
@@ -239,16 +243,7 @@ def _torchvision(name, weights):
         pre, head = _split_head(getattr(model, head_attr))
         setattr(model, head_attr, nn.Sequential(*pre) if pre else nn.Identity())
         net, groups = single_stage(model)
-    return Backbone(
-        name=name,
-        net=net.eval(),
-        preprocessing=preprocessing,
-        num_features=_num_features(net, preprocessing),
-        head=head,
-        layer_groups=groups or [],
-        spec=name,
-        weights=weights,
-    )
+    return _backbone(name, net, preprocessing, head, groups, name, weights)
 
 
 # --- a module the user built -----------------------------------------------------------------
@@ -265,15 +260,7 @@ def _from_module(module, preprocessing):
         out = net(torch.zeros(1, 3, size, size))
     if out.ndim == 4:  # a feature map: add global average pooling
         net = nn.Sequential(OrderedDict([*net.named_children(), ("pool", _pool_stage())]))
-    return Backbone(
-        name=type(module).__name__,
-        net=net,
-        preprocessing=preprocessing,
-        num_features=_num_features(net, preprocessing),
-        layer_groups=groups or [],
-        spec=module,
-        weights=None,
-    )
+    return _backbone(type(module).__name__, net, preprocessing, None, groups, module, None)
 
 
 def known_names():
