@@ -118,8 +118,9 @@ images from {source}; median of {args.repeats} interleaved runs. {machine_line()
 | `PretrainedFeatureExtractor.transform` | {rate["sktransfer"]:.1f} | **{ratio:.2f}x** |
 
 Features agree with the plain loop to {max_diff:.1e} (max absolute difference).
-The extractor runs under `inference_mode` in the channels-last layout and decodes the
-next batch in a background thread while the network runs.""",
+The extractor runs under `inference_mode`, with BatchNorm folded into the convolutions
+(checked against the unfolded network at fit), in the channels-last layout, and decodes
+the next batch in a background thread while the network runs.""",
     )
 
 
