@@ -411,7 +411,7 @@ class FineTunedClassifier(ClassifierMixin, BaseEstimator):
                 x = batch.to(device).contiguous(memory_format=torch.channels_last)
                 out[start : start + len(batch)] = prefix(x).float().cpu()
                 start += len(batch)
-        return out.clone()  # a normal tensor (inference tensors cannot be trained on)
+        return out  # allocated outside inference mode, so training can use it
 
     def _make_skorch_net(self, module, device, class_weights):
         from skorch.callbacks import EarlyStopping
@@ -481,7 +481,8 @@ class FineTunedClassifier(ClassifierMixin, BaseEstimator):
         with torch.inference_mode():
             for batch in batches:
                 x = batch.to(self.device_).contiguous(memory_format=torch.channels_last)
-                with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.net_.amp):
+                amp = self.net_.amp and self.device_.type == "cuda"
+                with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp):
                     logits = module(x)
                 out.append(logits.float().softmax(dim=1).cpu().numpy())
         proba = np.concatenate(out).astype(np.float64)
@@ -529,4 +530,5 @@ class FineTunedClassifier(ClassifierMixin, BaseEstimator):
         if "backbone_" in state:
             self.backbone_.net = self.net_.module_.trunk
             self.device_ = torch.device(self.net_.device)
+            self.net_.amp = self.device_.type == "cuda"  # fitted on a GPU, loaded on a CPU
             self._eval_transform = self.backbone_.preprocessing.eval_transform()
