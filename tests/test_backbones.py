@@ -106,7 +106,7 @@ def test_timm_backbone_matches_original_model(tmp_path, name):
 def test_torchvision_weights_offline_error_names_the_file(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     with pytest.raises(WeightsUnavailableError, match="resnet18-f37072fd.pth") as info:
-        load_backbone("resnet18", weights="IMAGENET1K_V1")
+        load_backbone("resnet18", weights="IMAGENET1K_V1")  # offline mode: no download
     assert str(tmp_path) in str(info.value)
     assert "TORCH_HOME" in str(info.value)
     assert not list(tmp_path.rglob("*.partial"))  # nothing half-written
@@ -121,7 +121,7 @@ def test_torchvision_weights_load_from_cache_offline(tmp_path, monkeypatch):
     folder = tmp_path / "hub" / "checkpoints"
     folder.mkdir(parents=True)
     torch.save(original.state_dict(), folder / "resnet18-f37072fd.pth")
-    backbone = load_backbone("resnet18", weights="DEFAULT")
+    backbone = load_backbone("resnet18", weights="DEFAULT")  # offline, from the cache
     assert backbone.preprocessing.interpolation == "bilinear"
     x = torch.randn(1, 3, 64, 64)
     with torch.inference_mode():
@@ -131,7 +131,7 @@ def test_torchvision_weights_load_from_cache_offline(tmp_path, monkeypatch):
 def test_timm_weights_offline_error(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HOME", str(tmp_path))
     with pytest.raises(WeightsUnavailableError, match="hub cache"):
-        load_backbone("timm:mobilenetv3_small_050", weights="DEFAULT")
+        load_backbone("timm:mobilenetv3_small_050", weights="DEFAULT")  # offline mode
 
 
 def test_unknown_backbone_suggests_close_names():
@@ -143,7 +143,7 @@ def test_unknown_backbone_suggests_close_names():
 
 def test_unknown_weight_tag_lists_valid_ones():
     with pytest.raises(ValueError, match="IMAGENET1K_V1"):
-        load_backbone("resnet18", weights="IMAGENET22K")
+        load_backbone("resnet18", weights="IMAGENET22K")  # offline: fails before any I/O
 
 
 def test_checkpoint_of_another_architecture_is_refused(tmp_path):
