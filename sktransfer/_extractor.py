@@ -202,8 +202,11 @@ class PretrainedFeatureExtractor(ClassNamePrefixFeaturesOutMixin, TransformerMix
         )
 
     def _prepare(self):
-        """Build the inference copy of the network: eval mode, BatchNorm folded into the
-        convolutions (when the whole network runs), channels-last, on its device."""
+        """Build the inference copy of the network.
+
+        Eval mode, BatchNorm folded into the convolutions (when the whole network runs),
+        channels-last, on its device.
+        """
         self.backbone_.net.eval().requires_grad_(False)
         net = self.backbone_.net
         if self.layer is None:  # hooks need the original module names

@@ -55,8 +55,11 @@ class TransferNet(nn.Module):
 
 
 def make_head(head, dropout, num_features, n_classes):
-    """The new classification head: linear, an MLP with ``head`` hidden units, or a module
-    built by ``head(num_features, n_classes)``."""
+    """Build the new classification head.
+
+    Linear for ``head=None``, an MLP with ``head`` hidden units for an int, or the module
+    built by ``head(num_features, n_classes)`` for a callable.
+    """
     drop = [nn.Dropout(dropout)] if dropout > 0 else []
     if head is None:
         return nn.Sequential(*drop, nn.Linear(num_features, n_classes))

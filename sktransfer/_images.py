@@ -48,7 +48,7 @@ class ImageList:
         return _array_to_tensor(item)
 
     def take(self, indices):
-        """The images at ``indices``, as a new ImageList (no decoding)."""
+        """Return the images at ``indices`` as a new ImageList (no decoding)."""
         items = (
             self.items[indices]
             if isinstance(self.items, np.ndarray)
@@ -215,7 +215,7 @@ def check_images(X, *, draft_size=None):
 
 
 def n_images(X):
-    """Number of samples in image input ``X`` without decoding or checking files."""
+    """Count the samples of image input ``X`` without decoding or checking files."""
     return X.shape[0] if hasattr(X, "shape") else len(X)
 
 

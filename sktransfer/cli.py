@@ -47,7 +47,7 @@ def _add_backbone_options(parser):
 
 
 def build_parser():
-    """The argument parser (exposed for the docs and the tests)."""
+    """Build the argument parser (exposed for the docs and the tests)."""
     parser = argparse.ArgumentParser(
         prog="sktransfer",
         description="Transfer learning for a folder of images, one sub-folder per class.",
@@ -192,6 +192,7 @@ def _check_output(output, suffixes=None):
 
 
 def cmd_extract(args):
+    """Run ``sktransfer extract``."""
     from . import PretrainedFeatureExtractor, load_image_folder
 
     _check_output(args.output, (".parquet", ".csv", ".npz"))
@@ -212,6 +213,7 @@ def cmd_extract(args):
 
 
 def cmd_fit(args):
+    """Run ``sktransfer fit``."""
     import numpy as np
     from sklearn.base import clone
     from sklearn.model_selection import train_test_split
@@ -281,6 +283,7 @@ def _collect_images(inputs):
 
 
 def cmd_predict(args):
+    """Run ``sktransfer predict``."""
     import pandas as pd
 
     from . import load

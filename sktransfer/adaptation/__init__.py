@@ -1,4 +1,4 @@
-"""Instance-based and feature-based transfer (domain adaptation) for scikit-learn.
+r"""Instance-based and feature-based transfer (domain adaptation) for scikit-learn.
 
 Source and target rows are stacked in one ``X``; unlabelled target rows have ``y = -1``;
 an optional ``sample_domain`` (positive: source, negative: target) says which row is which

@@ -38,7 +38,7 @@ def _num_features(net, preprocessing):
 
 
 def _backbone(name, net, preprocessing, head, groups, spec, weights):
-    """The Backbone record, in eval mode, with its feature width measured."""
+    """Make the Backbone record, in eval mode, with its feature width measured."""
     return Backbone(
         name=name,
         net=net.eval(),

@@ -8,7 +8,7 @@ from torch.nn.utils.fusion import fuse_conv_bn_weights
 
 
 def _bn_replacement(bn):
-    """What is left of a BatchNorm once folded: nothing, or the activation timm fuses in."""
+    """Return what is left of a folded BatchNorm: nothing, or the activation timm fuses in."""
     if type(bn) is nn.BatchNorm2d:
         return nn.Identity()
     if hasattr(bn, "act") and hasattr(bn, "drop"):  # timm's BatchNormAct2d

@@ -12,7 +12,7 @@ CHECKPOINT_SUFFIXES = (".pth", ".pt", ".bin", ".ckpt", ".safetensors")
 
 
 def is_offline():
-    """True when downloads must not be attempted.
+    """Tell whether downloads must not be attempted.
 
     Set ``SKTRANSFER_OFFLINE=1`` (``HF_HUB_OFFLINE=1`` is honoured too) on machines without
     internet: a missing weight file then fails at once with a clear message instead of
