@@ -277,6 +277,14 @@ class PretrainedFeatureExtractor(ClassNamePrefixFeaturesOutMixin, TransformerMix
     def _n_features_out(self):
         return self.n_features_out_
 
+    def __sklearn_clone__(self):
+        new = super().__sklearn_clone__()
+        if isinstance(getattr(self.backbone, "backbone_", None), Backbone):
+            # A fitted source model is a parameter through its weights: cloning it (which
+            # unfits it) would lose them, so the clone shares it (fit only reads it).
+            new.backbone = self.backbone
+        return new
+
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.three_d_array = True
