@@ -32,6 +32,9 @@ test = np.setdiff1d(target, few)
 common = {"image_size": 48, "random_state": 0}
 source_model = FineTunedClassifier(n_frozen=-3, max_epochs=6, lr=3e-3, **common)
 source_model.fit(images[source[:500]], digits.target[source[:500]])
+held_out = source[500:]
+source_score = source_model.score(images[held_out], digits.target[held_out])
+print(f"digits 0-4, held-out accuracy: {source_score:.2f}")
 
 # %%
 # Target task: digits 5-9, ten labels per class

@@ -1,4 +1,4 @@
-"""Pretrained backbones: one place that turns a spec into a ready-to-use network.
+"""Pretrained backbones: a spec (a name, a checkpoint, a module) becomes a network for transfer.
 
 A spec is one of
 
