@@ -7,12 +7,16 @@ from numbers import Integral, Real
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d
 from skorch import NeuralNetClassifier
+from skorch.callbacks import EarlyStopping
+from skorch.dataset import Dataset
+from skorch.helper import predefined_split
 from torch import nn
 
 from ._images import ImageDataset, check_images, iter_batches, n_images
@@ -92,8 +96,26 @@ def resolve_n_frozen(n_frozen, n_groups, backbone_name):
     )
 
 
+def use_amp(device):
+    """Whether to run in bfloat16 mixed precision: on CUDA devices that support it natively.
+
+    Older GPUs (before Ampere) would emulate bfloat16 slowly; they run in float32.
+    """
+    if torch.device(device).type != "cuda":
+        return False
+    try:
+        return torch.cuda.is_bf16_supported(including_emulation=False)
+    except TypeError:  # torch < 2.4 has no emulation and no argument
+        return torch.cuda.is_bf16_supported()
+
+
 class _Net(NeuralNetClassifier):
-    """skorch's classifier with bfloat16 mixed precision on CUDA and channels-last inputs."""
+    """skorch's classifier with bfloat16 mixed precision on CUDA and channels-last inputs.
+
+    When pickled, the network is stored once, through skorch's device-aware path (so a
+    net trained on a GPU loads on a CPU-only machine): the ``module`` parameter is the
+    trained ``module_`` itself and is restored from it.
+    """
 
     amp = False
 
@@ -102,6 +124,30 @@ class _Net(NeuralNetClassifier):
             x = x.to(self.device).contiguous(memory_format=torch.channels_last)
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.amp):
             return super().infer(x, **fit_params).float()
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        if self.__dict__.get("module") is self.__dict__.get("module_", False):
+            state["module"] = None
+        return state
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        if self.__dict__.get("module") is None and "module_" in self.__dict__:
+            self.module = self.module_
+
+
+def _release_training_state(net):
+    """Drop what only training needs, so a fitted model holds (and pickles) its weights once.
+
+    skorch's EarlyStopping keeps a copy of the best weights (already restored) and the
+    optimizer keeps its moments; the held-out data of ``predefined_split`` is not kept.
+    """
+    for _, callback in net.callbacks_:
+        if isinstance(callback, EarlyStopping):
+            callback.best_model_weights_ = None
+    net.optimizer_.state.clear()
+    net.train_split = None
 
 
 class FineTunedClassifier(ClassifierMixin, BaseEstimator):
@@ -118,7 +164,8 @@ class FineTunedClassifier(ClassifierMixin, BaseEstimator):
     ----------
     backbone : str, torch.nn.Module, Backbone or fitted estimator, default="efficientnet_lite0"
         The pretrained network (see :func:`sktransfer.load_backbone`). A fitted
-        FineTunedClassifier transfers its fine-tuned backbone to a new task.
+        FineTunedClassifier transfers its fine-tuned backbone to a new task; ``clone``
+        (and so a grid search) keeps such a fitted source as it is.
     weights : str, path or None, default="DEFAULT"
         Pretrained weights; None trains the same architecture from scratch.
     n_frozen : "all" or int, default="all"
@@ -148,9 +195,9 @@ class FineTunedClassifier(ClassifierMixin, BaseEstimator):
     image_size : int, default=None
         Side of the square crop the network sees; None uses the backbone's own.
     early_stopping : bool, default=False
-        Hold out ``validation_fraction`` of the data (stratified) and stop when the
-        validation loss has not improved for ``n_iter_no_change`` epochs, keeping the
-        best weights.
+        Hold out ``validation_fraction`` of the data (stratified, drawn with
+        ``random_state``, not augmented) and stop when the validation loss has not
+        improved for ``n_iter_no_change`` epochs, keeping the best weights.
     validation_fraction : float, default=0.1
         Held-out share when ``early_stopping`` is on.
     n_iter_no_change : int, default=3
@@ -158,7 +205,9 @@ class FineTunedClassifier(ClassifierMixin, BaseEstimator):
     class_weight : "balanced", dict or None, default=None
         Weights of the classes in the loss.
     device : str, default="auto"
-        ``"auto"`` takes CUDA when present (with bfloat16 mixed precision), else the CPU.
+        ``"auto"`` takes CUDA when present, else the CPU; or ``"cpu"``, ``"cuda"``,
+        ``"cuda:1"``. On GPUs that compute in bfloat16 (Ampere and later) training and
+        prediction run in bfloat16 mixed precision.
     random_state : int, RandomState or None, default=None
         Seeds head initialisation, shuffling and augmentation: a CPU fit is reproducible.
     verbose : int, default=0
@@ -188,6 +237,23 @@ class FineTunedClassifier(ClassifierMixin, BaseEstimator):
     See Also
     --------
     PretrainedFeatureExtractor : Frozen features for any scikit-learn estimator.
+    sktransfer.save : Save a fitted model in a format that runs no pickle on load.
+
+    Notes
+    -----
+    Frozen means frozen: frozen parameters get no gradient and the norm layers of frozen
+    groups stay in eval mode, so their BatchNorm running statistics do not change either.
+
+    The frozen-prefix cache holds the output of the leading, entirely frozen stages for
+    every training image (float32); it is used when it fits in
+    ``SKTRANSFER_CACHE_MAX_BYTES`` (environment variable, default 2 GiB), else every
+    epoch runs the whole network. It gives the same losses as the uncached path up to
+    float rounding.
+
+    After ``fit`` the model keeps its weights only: the optimizer's moments and early
+    stopping's copy of the best weights are released (``fit`` always starts afresh), so
+    a :mod:`joblib` file holds the network once. A model fitted on a GPU unpickles on a
+    CPU-only machine.
 
     Examples
     --------
@@ -326,9 +392,14 @@ class FineTunedClassifier(ClassifierMixin, BaseEstimator):
 
         encoder = LabelEncoder().fit(y)
         y_enc = encoder.transform(y).astype(np.int64)
+        valid_idx = None
+        if self.early_stopping:
+            train_idx, valid_idx = self._split(y_enc)
         seed_everything(self.random_state)
 
         net = backbone.net.to(device)
+        if device.type == "cpu":
+            net = net.to(memory_format=torch.channels_last)
         net.requires_grad_(True)
         frozen = {p for _, params in backbone.layer_groups[:n_frozen] for p in params}
         for name, param in net.named_parameters():
@@ -342,26 +413,39 @@ class FineTunedClassifier(ClassifierMixin, BaseEstimator):
                 n_cached += 1
         head = make_head(self.head, self.dropout, backbone.num_features, len(encoder.classes_))
 
-        train_transform = preprocessing.train_transform(self.augment)
-        inputs = None
+        targets = torch.from_numpy(y_enc)
+        cached = None
         if n_cached:
-            inputs = self._cache(images, net[:n_cached], preprocessing, device)
-            if inputs is None:
+            cached = self._cache(images, net[:n_cached], preprocessing, device)
+            if cached is None:
                 n_cached = 0
-        if inputs is None:
-            inputs = ImageDataset(images, train_transform, torch.from_numpy(y_enc))
+        if cached is not None:
+            inputs, valid = cached, None
+            if valid_idx is not None:
+                inputs = cached[torch.from_numpy(train_idx)]
+                valid = Dataset(cached[torch.from_numpy(valid_idx)], targets[valid_idx])
+        else:
+            train_transform = preprocessing.train_transform(self.augment)
+            inputs, valid = ImageDataset(images, train_transform, targets), None
+            if valid_idx is not None:
+                inputs = ImageDataset(images.take(train_idx), train_transform, targets[train_idx])
+                eval_transform = preprocessing.eval_transform()  # validation sees no augmentation
+                valid = ImageDataset(images.take(valid_idx), eval_transform, targets[valid_idx])
+        if valid_idx is not None:
+            targets = targets[train_idx]
         module = TransferNet(net[n_cached:], head).to(device)
-        if device.type == "cpu":
-            module = module.to(memory_format=torch.channels_last)
 
         class_weights = None
         if self.class_weight is not None:
             class_weights = compute_class_weight(self.class_weight, classes=encoder.classes_, y=y)
-        skorch_net = self._make_skorch_net(module, device, class_weights)
-        skorch_net.fit(inputs, torch.from_numpy(y_enc))
+        train_split = predefined_split(valid) if valid is not None else None
+        skorch_net = self._make_skorch_net(module, device, class_weights, train_split)
+        skorch_net.fit(inputs, targets)
+        _release_training_state(skorch_net)
 
         full = TransferNet(net, head).eval()
-        skorch_net.module_ = full  # predictions run the whole network on images
+        skorch_net.module = skorch_net.module_ = full  # predictions run the whole network
+        backbone.head = head  # the fine-tuned network's own head
         self.net_ = skorch_net
         self.backbone_ = backbone
         self.classes_ = encoder.classes_
@@ -372,6 +456,24 @@ class FineTunedClassifier(ClassifierMixin, BaseEstimator):
         self._eval_transform = preprocessing.eval_transform()
         return self
 
+    def _split(self, y_enc):
+        """Stratified train/validation indices for early stopping, seeded by random_state."""
+        indices = np.arange(len(y_enc))
+        try:
+            return train_test_split(
+                indices,
+                test_size=self.validation_fraction,
+                stratify=y_enc,
+                random_state=self.random_state,
+            )
+        except ValueError as exc:
+            raise ValueError(
+                f"early_stopping cannot hold out a stratified validation_fraction="
+                f"{self.validation_fraction} of {len(y_enc)} images with "
+                f"{len(np.unique(y_enc))} classes ({exc}). Raise validation_fraction, add "
+                "images, or turn early_stopping off."
+            ) from None
+
     def _restore(self, backbone, classes, n_frozen, state):
         """Set the fitted state from saved weights (used by :func:`sktransfer.load`)."""
         head = make_head(self.head, self.dropout, backbone.num_features, len(classes))
@@ -379,9 +481,11 @@ class FineTunedClassifier(ClassifierMixin, BaseEstimator):
         full.load_state_dict(state)
         device = resolve_device(self.device if device_available(self.device) else "cpu")
         full = full.to(device).eval()
+        if device.type == "cpu":
+            full = full.to(memory_format=torch.channels_last)
         net = self._make_skorch_net(full, device, None)
-        net.initialize()
-        net.module_ = full
+        net.initialize()  # module_ is `full` itself
+        backbone.head = head
         self.net_ = net
         self.backbone_ = backbone
         self.classes_ = classes
@@ -395,8 +499,9 @@ class FineTunedClassifier(ClassifierMixin, BaseEstimator):
         """Run the frozen stages once over the training images; None if too big."""
         prefix.eval()
         size = preprocessing.crop_size
+        amp = use_amp(device)  # as the uncached path runs the frozen stages
         with torch.inference_mode():
-            probe = prefix(torch.zeros(1, 3, size, size, device=device))
+            probe = prefix(torch.zeros(1, 3, size, size, device=device)).float()
         if probe.numel() * probe.element_size() * len(images) > CACHE_MAX_BYTES:
             return None
         out = torch.empty((len(images), *probe.shape[1:]), dtype=probe.dtype)
@@ -409,21 +514,19 @@ class FineTunedClassifier(ClassifierMixin, BaseEstimator):
             progress=self.verbose > 0,
             desc="frozen layers",
         )
-        with torch.inference_mode():
+        with (
+            torch.inference_mode(),
+            torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp),
+        ):
             for batch in batches:
                 x = batch.to(device).contiguous(memory_format=torch.channels_last)
                 out[start : start + len(batch)] = prefix(x).float().cpu()
                 start += len(batch)
         return out  # allocated outside inference mode, so training can use it
 
-    def _make_skorch_net(self, module, device, class_weights):
-        from skorch.callbacks import EarlyStopping
-        from skorch.dataset import ValidSplit
-
+    def _make_skorch_net(self, module, device, class_weights, train_split=None):
         callbacks = []
-        train_split = None
         if self.early_stopping:
-            train_split = ValidSplit(self.validation_fraction, stratified=True)
             callbacks.append(
                 (
                     "early_stopping",
@@ -458,7 +561,7 @@ class FineTunedClassifier(ClassifierMixin, BaseEstimator):
             **criterion_kwargs,
             **optimizer_kwargs,
         )
-        net.amp = device.type == "cuda"
+        net.amp = use_amp(device)
         return net
 
     # --- predict -------------------------------------------------------------------------
@@ -484,7 +587,7 @@ class FineTunedClassifier(ClassifierMixin, BaseEstimator):
         with torch.inference_mode():
             for batch in batches:
                 x = batch.to(self.device_).contiguous(memory_format=torch.channels_last)
-                amp = self.net_.amp and self.device_.type == "cuda"
+                amp = self.net_.amp
                 with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp):
                     logits = module(x)
                 out.append(logits.float().softmax(dim=1).cpu().numpy())
@@ -511,6 +614,14 @@ class FineTunedClassifier(ClassifierMixin, BaseEstimator):
         check_is_fitted(self)
         return self.net_.history
 
+    def __sklearn_clone__(self):
+        new = super().__sklearn_clone__()
+        if isinstance(getattr(self.backbone, "backbone_", None), Backbone):
+            # A fitted source model is a parameter through its weights: cloning it (which
+            # unfits it) would lose them, so the clone shares it (fit only reads it).
+            new.backbone = self.backbone
+        return new
+
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.three_d_array = True
@@ -522,9 +633,10 @@ class FineTunedClassifier(ClassifierMixin, BaseEstimator):
         state = dict(super().__getstate__())
         state.pop("_eval_transform", None)
         if "backbone_" in state:
-            # the trunk is net_.module_.trunk: store it once (skorch maps CUDA to CPU)
+            # trunk and head live in net_.module_: store them once, where skorch maps
+            # CUDA tensors to the CPU on a machine without a GPU
             state["backbone_"] = copy.copy(self.backbone_)
-            state["backbone_"].net = None
+            state["backbone_"].net = state["backbone_"].head = None
             state["device_"] = None
         return state
 
@@ -532,6 +644,7 @@ class FineTunedClassifier(ClassifierMixin, BaseEstimator):
         super().__setstate__(state)
         if "backbone_" in state:
             self.backbone_.net = self.net_.module_.trunk
+            self.backbone_.head = self.net_.module_.head
             self.device_ = torch.device(self.net_.device)
-            self.net_.amp = self.device_.type == "cuda"  # fitted on a GPU, loaded on a CPU
+            self.net_.amp = use_amp(self.device_)  # fitted on a GPU, loaded on a CPU
             self._eval_transform = self.backbone_.preprocessing.eval_transform()

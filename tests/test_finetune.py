@@ -1,6 +1,7 @@
 """FineTunedClassifier: freezing, caching, learning rates, transfer, search, errors."""
 
 import io
+import pickle
 
 import joblib
 import numpy as np
@@ -8,9 +9,11 @@ import pytest
 import torch
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
-from sklearn.model_selection import GridSearchCV
+from sklearn.metrics import log_loss
+from sklearn.model_selection import GridSearchCV, cross_val_score, train_test_split
 from skorch.callbacks import Callback
 
+import sktransfer
 import sktransfer._finetune as finetune
 from sktransfer import FineTunedClassifier, PretrainedFeatureExtractor
 
@@ -137,24 +140,37 @@ def test_integer_labels_class_weight_and_mlp_head(split):
     np.testing.assert_allclose(weight.numpy(), expected, rtol=1e-6)
 
 
-def test_user_callbacks_and_early_stopping(split):
+class _Count(Callback):
+    def initialize(self):
+        self.epochs = 0
+        return self
+
+    def on_epoch_end(self, net, **kwargs):
+        self.epochs += 1
+
+
+@pytest.mark.parametrize("augment", [None, "default"])
+def test_early_stopping_validates_on_a_seeded_unaugmented_hold_out(split, augment):
     X, y, _, _ = split
-
-    class Count(Callback):
-        def initialize(self):
-            self.epochs = 0
-            return self
-
-        def on_epoch_end(self, net, **kwargs):
-            self.epochs += 1
-
-    counter = Count()
-    clf = FineTunedClassifier(
-        max_epochs=3, early_stopping=True, validation_fraction=0.25, callbacks=[counter], **FAST
-    ).fit(X, y)
-    counted = [cb for _, cb in clf.net_.callbacks_ if isinstance(cb, Count)]
+    params = {"max_epochs": 3, "early_stopping": True, "validation_fraction": 0.25}
+    clf = FineTunedClassifier(augment=augment, callbacks=[_Count()], **params, **FAST).fit(X, y)
+    counted = [cb for _, cb in clf.net_.callbacks_ if isinstance(cb, _Count)]
     assert counted[0].epochs == len(clf.history_) <= 3
-    assert "valid_loss" in clf.history_[-1]
+    # the hold-out is train_test_split(stratify=y, random_state=random_state); the kept
+    # (best) weights score on it exactly the best validation loss: validation images go
+    # through the eval transform, augmentation or not
+    _, X_valid, _, y_valid = train_test_split(X, y, test_size=0.25, stratify=y, random_state=0)
+    best = min(clf.history_[:, "valid_loss"])
+    assert log_loss(y_valid, clf.predict_proba(X_valid)) == pytest.approx(best, rel=1e-4)
+    batches = clf.history_[-1, "batches"]  # 12 images: 9 train, 3 validate
+    assert sum(b.get("train_batch_size", 0) for b in batches) == 9
+    assert sum(b.get("valid_batch_size", 0) for b in batches) == 3
+
+
+def test_too_small_a_validation_set_is_a_clear_error(split):
+    X, y, _, _ = split
+    with pytest.raises(ValueError, match="cannot hold out a stratified validation_fraction=0.1"):
+        FineTunedClassifier(early_stopping=True, **FAST).fit(X[3:9], y[3:9])  # 0.6 images
 
 
 def test_grid_search_over_frozen_groups_and_learning_rate(split):
@@ -184,6 +200,30 @@ def test_joblib_round_trip_predicts_the_same(head_only, split):
     loaded = joblib.load(buffer)
     np.testing.assert_array_equal(loaded.predict_proba(X_test), head_only.predict_proba(X_test))
     assert loaded.backbone_.net is loaded.net_.module_.trunk
+    assert loaded.net_.module is loaded.net_.module_
+
+
+def test_pickle_holds_the_network_once_and_only_where_skorch_maps_devices(split):
+    """Every tensor is pickled inside skorch's device-mapped part, so a model fitted on a
+    GPU unpickles on a CPU-only machine; and the network is stored once (not also as the
+    skorch module parameter, the early-stopping copy of the best weights, Adam's moments)."""
+    X, y, _, _ = split
+    clf = FineTunedClassifier(
+        n_frozen=0, max_epochs=2, early_stopping=True, validation_fraction=0.25, **FAST
+    ).fit(X, y)
+    outside = []
+
+    class Spy(pickle.Pickler):
+        def reducer_override(self, obj):
+            if isinstance(obj, torch.Tensor):
+                outside.append(tuple(obj.shape))
+            return NotImplemented
+
+    buffer = io.BytesIO()
+    Spy(buffer).dump(clf)
+    assert outside == []
+    n_bytes = sum(t.numel() * t.element_size() for t in clf.net_.module_.state_dict().values())
+    assert len(buffer.getvalue()) < 1.1 * n_bytes
 
 
 def test_transfer_from_your_own_model(head_only, split):
@@ -193,17 +233,26 @@ def test_transfer_from_your_own_model(head_only, split):
     y_new = np.array(["left" if i % 2 else "right" for i in range(len(y))])
     target = FineTunedClassifier(backbone=source, max_epochs=1, **FAST).fit(X, y_new)
     assert target.classes_.tolist() == ["left", "right"]
+    # the fitted source is a parameter through its weights: clone (and so any search or
+    # cross-validation) keeps it fitted
+    assert clone(target).backbone is source
+    assert len(cross_val_score(clone(target), X, y_new, cv=2)) == 2
+    extractor = PretrainedFeatureExtractor(backbone=source, image_size=64)
+    assert clone(extractor).backbone is source
     for (name, a), (_, b) in zip(
         source.backbone_.net.state_dict().items(),
         target.backbone_.net.state_dict().items(),
         strict=True,
     ):
         assert torch.equal(a, b), name  # head-only training kept the source's backbone
-    feats = PretrainedFeatureExtractor(backbone=source, image_size=64).fit(X).transform(X_test)
+    feats = extractor.fit(X).transform(X_test)
     x = torch.stack([source._eval_transform(torch.from_numpy(i).permute(2, 0, 1)) for i in X_test])
     with torch.inference_mode():
-        expected = source.backbone_.net.eval()(x).numpy()
-    np.testing.assert_allclose(feats, expected, atol=1e-4)
+        expected = source.backbone_.net.eval()(x)
+        # the fine-tuned backbone's head is the source's new head: head(net(x)) is its model
+        logits = source.backbone_.head(expected)
+    np.testing.assert_allclose(feats, expected.numpy(), atol=1e-4)
+    np.testing.assert_allclose(logits.softmax(1).numpy(), source.predict_proba(X_test), atol=1e-5)
 
 
 def test_weights_none_trains_the_architecture_from_scratch(split, head_only):
@@ -245,13 +294,26 @@ def test_corrupt_image_is_named(image_folder, tmp_path):
 
 
 @pytest.mark.gpu
-def test_gpu_fit_and_cpu_load(split):
-    X, y, X_test, _ = split
-    clf = FineTunedClassifier(n_frozen=-1, max_epochs=2, device="cuda", **FAST).fit(X, y)
-    assert clf.device_.type == "cuda" and clf.net_.amp
-    assert clf.score(X_test, split[3]) > 0.7
+@pytest.mark.parametrize("augment", [None, "default"])
+def test_gpu_fit_then_load_on_a_cpu_only_machine(split, augment, monkeypatch, tmp_path):
+    X, y, X_test, y_test = split
+    clf = FineTunedClassifier(
+        n_frozen=-1, max_epochs=3, augment=augment, early_stopping=True,
+        validation_fraction=0.25, device="cuda", **FAST,
+    ).fit(X, y)  # fmt: skip
+    assert clf.device_.type == "cuda"
+    assert clf.net_.amp == (torch.cuda.get_device_capability()[0] >= 8)  # bf16 from Ampere
+    assert clf.score(X_test, y_test) > 0.7
+    proba = clf.predict_proba(X_test)
     buffer = io.BytesIO()
     joblib.dump(clf, buffer)
-    buffer.seek(0)
-    loaded = joblib.load(buffer)
-    np.testing.assert_allclose(loaded.predict_proba(X_test), clf.predict_proba(X_test), atol=1e-5)
+    sktransfer.save(clf, tmp_path / "m.skt")
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # a CPU-only machine
+    for loaded in (
+        joblib.load(io.BytesIO(buffer.getvalue())),
+        sktransfer.load(tmp_path / "m.skt"),
+    ):
+        assert loaded.device_.type == "cpu" and not loaded.net_.amp
+        assert all(p.device.type == "cpu" for p in loaded.net_.module_.parameters())
+        np.testing.assert_allclose(loaded.predict_proba(X_test), proba, atol=0.05)  # bf16 vs fp32
