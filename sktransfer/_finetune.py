@@ -21,10 +21,15 @@ from torch import nn
 
 from ._images import ImageDataset, check_images, iter_batches, n_images
 from .backbones import Backbone, load_backbone
+from .backbones._optimize import fold_batchnorm
 from .utils._torch import device_available, resolve_device, seed_everything
 
 # Activations of frozen stages are cached when they fit in this many bytes.
 CACHE_MAX_BYTES = int(os.environ.get("SKTRANSFER_CACHE_MAX_BYTES", 2 * 1024**3))
+# On a CPU the cache pass runs a copy of the frozen stages with BatchNorm folded into the
+# convolutions (about 1.4x faster at 224 px) when it covers this many images: folding
+# costs about as much as one pass over a few dozen.
+FOLD_MIN_IMAGES = 128
 
 OPTIMIZERS = {"adamw": torch.optim.AdamW, "adam": torch.optim.Adam, "sgd": torch.optim.SGD}
 
@@ -248,7 +253,8 @@ class FineTunedClassifier(ClassifierMixin, BaseEstimator):
     every training image (float32); it is used when it fits in
     ``SKTRANSFER_CACHE_MAX_BYTES`` (environment variable, default 2 GiB), else every
     epoch runs the whole network. It gives the same losses as the uncached path up to
-    float rounding.
+    float rounding. On a CPU, from 128 training images on, the cache pass runs a copy of
+    the frozen stages with BatchNorm folded into the convolutions (checked to agree).
 
     After ``fit`` the model keeps its weights only: the optimizer's moments and early
     stopping's copy of the best weights are released (``fit`` always starts afresh), so
@@ -504,6 +510,11 @@ class FineTunedClassifier(ClassifierMixin, BaseEstimator):
             probe = prefix(torch.zeros(1, 3, size, size, device=device)).float()
         if probe.numel() * probe.element_size() * len(images) > CACHE_MAX_BYTES:
             return None
+        if device.type == "cpu" and len(images) >= FOLD_MIN_IMAGES:
+            # a folded copy, checked against the original on random input drawn from a
+            # forked RNG (the training's random stream stays that of the uncached path)
+            with torch.random.fork_rng(devices=[]):
+                prefix = fold_batchnorm(prefix, size).to(memory_format=torch.channels_last)
         out = torch.empty((len(images), *probe.shape[1:]), dtype=probe.dtype)
         start = 0
         batches = iter_batches(

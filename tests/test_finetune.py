@@ -74,9 +74,11 @@ def test_frozen_groups_and_their_batchnorm_statistics_are_untouched(split, augme
     assert not torch.equal(trained["0.weight"], trainable_before["0.weight"])
 
 
-def test_cached_and_uncached_training_give_the_same_losses(split, monkeypatch):
+@pytest.mark.parametrize("fold", [False, True], ids=["cache", "cache-bn-folded"])
+def test_cached_and_uncached_training_give_the_same_losses(split, monkeypatch, fold):
     X, y, X_test, _ = split
     params = {"n_frozen": -1, "max_epochs": 3, **FAST}
+    monkeypatch.setattr(finetune, "FOLD_MIN_IMAGES", 1 if fold else 10**9)
     cached = FineTunedClassifier(**params).fit(X, y)
     monkeypatch.setattr(finetune, "CACHE_MAX_BYTES", 0)
     uncached = FineTunedClassifier(**params).fit(X, y)
@@ -87,6 +89,11 @@ def test_cached_and_uncached_training_give_the_same_losses(split, monkeypatch):
     np.testing.assert_allclose(
         cached.predict_proba(X_test), uncached.predict_proba(X_test), atol=1e-4
     )
+    from sktransfer import load_backbone
+
+    pretrained, kept = load_backbone().net.state_dict(), cached.backbone_.net.state_dict()
+    frozen = [k for k in kept if not k.startswith("conv_head")]
+    assert all(torch.equal(pretrained[k], kept[k]) for k in frozen)  # folding used a copy
 
 
 def test_discriminative_learning_rates(split):
