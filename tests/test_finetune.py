@@ -134,6 +134,18 @@ def test_random_state_makes_a_cpu_fit_reproducible(split):
     np.testing.assert_array_equal(a, b)
 
 
+def test_file_paths_and_a_torchvision_augmentation(image_folder):
+    from torchvision.transforms import v2 as T
+
+    from sktransfer import load_image_folder
+
+    paths, labels = load_image_folder(image_folder)
+    augment = T.Compose([T.RandomRotation(10), T.ColorJitter(0.2)])
+    clf = FineTunedClassifier(augment=augment, max_epochs=2, **FAST).fit(paths[::2], labels[::2])
+    assert clf.n_cached_stages_ == 0  # augmented images change every epoch: nothing cached
+    assert clf.score(paths[1::2], labels[1::2]) >= 0.75
+
+
 def test_integer_labels_class_weight_and_mlp_head(split):
     X, y, _, _ = split
     y_int = np.where(y == "china", 3, 7)
