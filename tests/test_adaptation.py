@@ -6,6 +6,8 @@ import sklearn
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.svm import LinearSVC
 
 from sktransfer import PretrainedFeatureExtractor
 from sktransfer.adaptation import (
@@ -16,7 +18,17 @@ from sktransfer.adaptation import (
     SubspaceAlignment,
     TrAdaBoost,
     TransferComponentAnalysis,
+    split_domains,
 )
+
+ALL_METHODS = [
+    CORAL,
+    SubspaceAlignment,
+    TransferComponentAnalysis,
+    KMM,
+    KLIEP,
+    DiscriminatorReweight,
+]
 
 SEEDS = (0, 1, 2)
 
@@ -201,16 +213,104 @@ def photo_domains(crops):
 def test_pipeline_after_the_extractor_routes_sample_domain(photo_domains):
     X, y, X_target, y_target = photo_domains
     domain = np.r_[np.ones(12, int), -np.ones(12, int)]
-    pipe = make_pipeline(PretrainedFeatureExtractor(image_size=64), CORAL(reg=0.5))
-    pipe.fit(X, y, coral__sample_domain=domain)  # step-name routing
-    assert pipe.score(X_target, y_target) >= 0.75
     with sklearn.config_context(enable_metadata_routing=True):
-        routed = make_pipeline(
+        pipe = make_pipeline(
             PretrainedFeatureExtractor(image_size=64),
             CORAL(reg=0.5).set_fit_request(sample_domain=True),
         )
-        routed.fit(X, y, sample_domain=domain)  # metadata routing
-        np.testing.assert_array_equal(routed.predict(X_target), pipe.predict(X_target))
+        pipe.fit(X, y, sample_domain=domain)
+    features = pipe[0].transform(X_target)
+    coral = pipe[-1]
+    assert coral.score(features, y_target) >= 0.75
+    # sample_domain reached CORAL: its target statistics are those of the target images
+    np.testing.assert_allclose(coral.mean_target_, features.mean(axis=0), rtol=1e-4, atol=1e-6)
+
+
+def test_sample_domain_by_step_name_without_metadata_routing():
+    Xs, ys, Xt, yt = linear_map(0)
+    X, y = stack(Xs, ys, Xt)
+    # the target rows carry labels here; only sample_domain says they are target rows
+    y_labelled = np.r_[ys, yt]
+    domain = np.r_[np.ones(200, int), -np.ones(200, int)]
+    pipe = make_pipeline(StandardScaler(), CORAL())
+    pipe.fit(X, y_labelled, coral__sample_domain=domain)
+    inferred = make_pipeline(StandardScaler(), CORAL()).fit(X, y)
+    np.testing.assert_allclose(pipe[-1].mean_target_, inferred[-1].mean_target_)
+
+
+def test_weights_reach_a_wrapped_pipeline_with_metadata_routing_on():
+    Xs, ys, Xt, yt = covariate_shift(0)
+    X, y = stack(Xs, ys, Xt)
+    domain = np.r_[np.ones(200, int), -np.ones(200, int)]
+    inner = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
+    plain = KMM(inner).fit(X, y)
+    with sklearn.config_context(enable_metadata_routing=True):
+        routed = KMM(inner).set_fit_request(sample_domain=True)
+        routed = make_pipeline(StandardScaler(with_mean=False, with_std=False), routed)
+        routed.fit(X, y, sample_domain=domain)
+    np.testing.assert_allclose(routed.predict_proba(Xt), plain.predict_proba(Xt))
+    assert plain.score(Xt, yt) > LogisticRegression().fit(Xs, ys).score(Xt, yt) + 0.1
+
+
+# --- what a user relies on -------------------------------------------------------------------
+def test_without_target_rows_a_method_fits_like_its_estimator_with_a_warning():
+    Xs, ys, _, _ = linear_map(0)
+    alone = LogisticRegression(max_iter=1000).fit(Xs, ys)
+    for method in [CORAL, SubspaceAlignment, KMM, DiscriminatorReweight]:
+        with pytest.warns(UserWarning, match="No target rows to adapt to"):
+            model = method().fit(Xs, ys)
+        np.testing.assert_allclose(model.predict_proba(Xs), alone.predict_proba(Xs), atol=2e-3)
+    # KLIEP estimates the density ratio of 1 with some noise
+    with pytest.warns(UserWarning, match="No target rows to adapt to"):
+        kliep = KLIEP(random_state=0).fit(Xs, ys)
+    assert np.mean(kliep.predict(Xs) == alone.predict(Xs)) >= 0.95
+    # TCA's kernel components are a feature map of their own (a kernel PCA here)
+    with pytest.warns(UserWarning, match="No target rows to adapt to"):
+        assert TransferComponentAnalysis().fit(Xs, ys).transform(Xs).shape == (200, 5)
+
+
+def test_fit_weights_without_an_estimator():
+    Xs, ys, Xt, yt = covariate_shift(0)
+    X = np.vstack([Xs, Xt])
+    domain = np.r_[np.ones(200, int), -np.ones(200, int)]
+    weighter = DiscriminatorReweight()
+    weights = weighter.fit_weights(X, sample_domain=domain)  # no labels needed
+    np.testing.assert_allclose(weights[200:], 1)
+    np.testing.assert_allclose(weights[:200], weighter.weights_)
+    model = LogisticRegression().fit(Xs, ys, sample_weight=weights[:200])
+    assert model.score(Xt, yt) > LogisticRegression().fit(Xs, ys).score(Xt, yt) + 0.15
+    with pytest.raises(sklearn.exceptions.NotFittedError):
+        weighter.predict(Xt)
+
+
+def test_kliep_chooses_the_kernel_width_by_likelihood():
+    Xs, ys, Xt, _ = covariate_shift(0)
+    X, y = stack(Xs, ys, Xt)
+    model = KLIEP(gamma=[1e-4, 0.5, 1e4], random_state=0).fit(X, y)
+    assert model.gamma_ == 0.5
+    assert model.cv_log_likelihood_.shape == (3,)
+    # a new row where the target lives weighs more than one where it does not
+    ratio = model.density_ratio([[2.0, 1.5], [-2.0, 0.5]])
+    assert ratio[0] > 10 * ratio[1]
+
+
+def test_tradaboost_with_a_classifier_without_predict_proba():
+    rng = np.random.default_rng(0)
+    Xs, Xt = rng.normal(size=(200, 2)), rng.normal(size=(120, 2))
+    ys = np.where(np.arange(200) < 100, Xs[:, 0] > 0, Xs[:, 1] > 0).astype(int)
+    yt = (Xt[:, 0] > 0).astype(int)
+    X, y = np.vstack([Xs, Xt[:20]]), np.r_[ys, yt[:20]]
+    domain = np.r_[np.ones(200, int), -np.ones(20, int)]
+    booster = TrAdaBoost(LinearSVC()).fit(X, y, sample_domain=domain)
+    assert not hasattr(booster, "predict_proba")
+    assert booster.score(Xt[20:], yt[20:]) > 0.85
+
+
+def test_minus_one_among_string_labels_is_the_placeholder():
+    # numpy stacks -1 with strings as "-1"; that still marks an unlabelled row
+    y = np.r_[np.array(["cat", "dog"]), [-1]]
+    assert y.dtype.kind == "U"
+    np.testing.assert_array_equal(split_domains(y).target, [False, False, True])
 
 
 # --- bad input -------------------------------------------------------------------------------
@@ -222,31 +322,49 @@ def data():
 
 def test_no_target_rows(data):
     Xs, ys, _ = data
-    with pytest.raises(ValueError, match="No target rows"):
-        CORAL().fit(Xs, ys)
-    with pytest.raises(ValueError, match="No target rows"):
-        KMM().fit(Xs, ys, sample_domain=np.ones(len(Xs), int))
+    for method in ALL_METHODS + [TrAdaBoost]:
+        with pytest.raises(ValueError, match="No target rows: sample_domain has no negative"):
+            method().fit(Xs, ys, sample_domain=np.ones(len(Xs), int))
+
+
+def test_no_source_rows(data):
+    _, _, Xt = data
+    with pytest.raises(ValueError, match="No source rows"):
+        CORAL().fit(Xt, np.zeros(40, int), sample_domain=-np.ones(40, int))
 
 
 def test_no_labelled_source_rows(data):
     Xs, _, Xt = data
     X, y = np.vstack([Xs, Xt]), -np.ones(80, int)
-    with pytest.raises(ValueError, match="No labelled source rows"):
-        CORAL().fit(X, y, sample_domain=np.r_[np.ones(40, int), -np.ones(40, int)])
+    domain = np.r_[np.ones(40, int), -np.ones(40, int)]
+    for method in ALL_METHODS + [TrAdaBoost]:
+        with pytest.raises(ValueError, match="No labelled source rows"):
+            method().fit(X, y, sample_domain=domain)
 
 
 def test_single_class(data):
     Xs, _, Xt = data
     X, y = stack(Xs, np.zeros(40, int), Xt)
-    with pytest.raises(ValueError, match="at least 2 classes"):
-        DiscriminatorReweight().fit(X, y)
+    for method in ALL_METHODS:
+        with pytest.raises(ValueError, match="at least 2 classes.*only one class: \\[0\\]"):
+            method().fit(X, y)
 
 
 def test_sample_domain_of_the_wrong_length(data):
     Xs, ys, Xt = data
     X, y = stack(Xs, ys, Xt)
+    for method in ALL_METHODS + [TrAdaBoost]:
+        with pytest.raises(ValueError, match="sample_domain has 10 entries but X has 80 rows"):
+            method().fit(X, y, sample_domain=np.ones(10, int))
     with pytest.raises(ValueError, match="sample_domain has 10 entries but X has 80 rows"):
-        SubspaceAlignment().fit(X, y, sample_domain=np.ones(10, int))
+        CORAL().fit(X, y).transform(X, sample_domain=np.ones(10, int))
+
+
+def test_sample_domain_of_zero(data):
+    Xs, ys, Xt = data
+    X, y = stack(Xs, ys, Xt)
+    with pytest.raises(ValueError, match="positive numbers .source. or negative numbers"):
+        KMM().fit(X, y, sample_domain=np.zeros(80, int))
 
 
 def test_tradaboost_without_labelled_target_rows(data):
@@ -256,7 +374,20 @@ def test_tradaboost_without_labelled_target_rows(data):
     with pytest.raises(ValueError, match="TrAdaBoost needs labelled target rows"):
         TrAdaBoost().fit(X, y, sample_domain=domain)
     with pytest.raises(ValueError, match="TrAdaBoost needs labelled target rows"):
-        TrAdaBoost().fit(X, y)
+        TrAdaBoost().fit(X, y)  # without sample_domain, the labelled rows are source rows
+
+
+def test_weighing_without_y_or_sample_domain(data):
+    Xs, _, Xt = data
+    with pytest.raises(ValueError, match="Give sample_domain .* or y"):
+        KMM().fit_weights(np.vstack([Xs, Xt]))
+
+
+def test_score_without_labelled_rows(data):
+    Xs, ys, Xt = data
+    X, y = stack(Xs, ys, Xt)
+    with pytest.raises(ValueError, match="score needs labelled rows"):
+        CORAL().fit(X, y).score(Xt, -np.ones(40, int))
 
 
 # --- the same results as skada, where it implements the same method --------------------------
@@ -281,7 +412,9 @@ def shifted():
             lambda sk, est: sk.SubspaceAlignment(est, n_components=3),
             1e-8,
         ),
-        (  # skada's mu weighs the discrepancy; ours (the paper's) weighs the regulariser
+        # skada's mu weighs the discrepancy, ours (the paper's) the regulariser; skada also
+        # takes a symmetric eigensolver to a non-symmetric matrix, hence the tolerance
+        (
             lambda: TransferComponentAnalysis(n_components=3, mu=10),
             lambda sk, est: sk.TransferComponentAnalysis(est, n_components=3, mu=0.1),
             0.02,
@@ -298,12 +431,36 @@ def test_same_predictions_as_skada(shifted, ours, theirs, atol):
     np.testing.assert_allclose(a, b, atol=atol)
 
 
+def _kmm_objective(weights, X_source, X_target, gamma):
+    from sklearn.metrics.pairwise import rbf_kernel
+
+    ns, nt = len(X_source), len(X_target)
+    kappa = rbf_kernel(X_source, X_target, gamma=gamma).sum(axis=1) * ns / nt
+    return 0.5 * weights @ rbf_kernel(X_source, gamma=gamma) @ weights - kappa @ weights
+
+
 def test_same_kmm_weights_as_skada(shifted):
     skada = pytest.importorskip("skada")
     X, y, domain, _ = shifted
-    ours = KMM(gamma=0.5).fit(X, y, sample_domain=domain).weights_
+    ours = KMM(gamma=0.5, tol=1e-8).fit(X, y, sample_domain=domain).weights_
     _, params = skada.KMMReweightAdapter(gamma=0.5, solver="scipy").fit_transform(
         X, y, sample_domain=domain
     )
     theirs = np.asarray(params["sample_weight"])[:80]
-    np.testing.assert_allclose(ours, theirs / theirs.mean(), atol=1e-6)
+    np.testing.assert_allclose(ours, theirs / theirs.mean(), atol=5e-3)
+    # the same quadratic programme, solved at least as well (weights rescaled to skada's sum)
+    Xs, Xt = X[:80], X[80:]
+    ours_objective = _kmm_objective(ours * theirs.mean(), Xs, Xt, 0.5)
+    assert ours_objective <= _kmm_objective(theirs, Xs, Xt, 0.5) + 1e-6
+
+
+def test_kliep_weights_agree_with_skada(shifted):
+    skada = pytest.importorskip("skada")
+    X, y, domain, _ = shifted
+    ours = KLIEP(gamma=0.1, n_centers=60, random_state=0).fit(X, y, sample_domain=domain)
+    _, params = skada.KLIEPReweightAdapter(gamma=0.1, n_centers=60, random_state=0).fit_transform(
+        X, y, sample_domain=domain
+    )
+    theirs = np.asarray(params["sample_weight"])[:80]
+    # skada draws its centres with replacement, so the kernel bases differ a little
+    assert np.corrcoef(ours.weights_, theirs)[0, 1] > 0.9

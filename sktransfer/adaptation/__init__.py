@@ -2,22 +2,29 @@ r"""Instance-based and feature-based transfer (domain adaptation) for scikit-lea
 
 Source and target rows are stacked in one ``X``; unlabelled target rows have ``y = -1``;
 an optional ``sample_domain`` (positive: source, negative: target) says which row is which
-(skada's convention). Each method wraps any scikit-learn classifier and goes after a
-:class:`~sktransfer.PretrainedFeatureExtractor` in a pipeline::
+(skada's convention, see :func:`split_domains`). Each method wraps any scikit-learn
+classifier and goes after a :class:`~sktransfer.PretrainedFeatureExtractor` in a
+pipeline::
 
     pipe = make_pipeline(PretrainedFeatureExtractor(), CORAL(LogisticRegression()))
     pipe.fit(X, y)                      # y = -1 on the target rows
-    pipe.predict(X_target)
+    pipe.predict(X_target)              # new rows are target rows
 
 To route ``sample_domain`` through a pipeline, pass it under the step's name
 (``pipe.fit(X, y, coral__sample_domain=domains)``), or with metadata routing enabled
 (``sklearn.set_config(enable_metadata_routing=True)``) request it:
 ``CORAL().set_fit_request(sample_domain=True)`` and ``pipe.fit(X, y, sample_domain=domains)``.
 
+When ``y`` has no ``-1`` and no ``sample_domain`` is given there is nothing to adapt to:
+every row is then used as source and as target, so that the method fits like its
+estimator alone, with a warning. A ``sample_domain`` without negative entries is an
+error ("No target rows").
+
 Feature-based: :class:`CORAL`, :class:`SubspaceAlignment`,
-:class:`TransferComponentAnalysis` (each also ``transform``\\s rows into the shared space).
+:class:`TransferComponentAnalysis` (each also ``transform``\s rows into the shared space).
 Instance-based: :class:`KMM`, :class:`KLIEP`, :class:`DiscriminatorReweight` (each keeps
-its source weights in ``weights_``), and :class:`TrAdaBoost` for a few labelled target rows.
+its source weights in ``weights_``; ``fit_weights`` computes them without fitting an
+estimator), and :class:`TrAdaBoost` for a few labelled target rows.
 """
 
 from ._base import split_domains

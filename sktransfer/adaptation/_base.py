@@ -6,6 +6,8 @@ target); without it, rows with ``y = -1`` are target rows and the others source 
 This is skada's convention, so data prepared for one library works with the other.
 """
 
+import warnings
+from collections import namedtuple
 from numbers import Real
 
 import numpy as np
@@ -14,77 +16,166 @@ from sklearn.base import BaseEstimator, ClassifierMixin, MetaEstimatorMixin, clo
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score
 from sklearn.pipeline import Pipeline
+from sklearn.utils import _safe_indexing
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
+UNLABELLED = -1
+
+Domains = namedtuple("Domains", ["source", "target", "labelled"])
+Domains.__doc__ = """Boolean masks over the rows: source rows, target rows, labelled rows."""
+
 
 def unlabelled_mask(y):
-    """Rows whose label is the ``-1`` placeholder."""
+    """Rows whose label is the ``-1`` placeholder (also ``"-1"`` in a string array).
+
+    NumPy turns ``-1`` into the string ``"-1"`` when it is stacked with string labels
+    (``np.r_[["cat", "dog"], [-1]]``), so that string counts as the placeholder too.
+    """
     y = np.asarray(y)
-    if y.dtype.kind in "iuf":
-        return y == -1
+    if y.dtype.kind in "iufb":
+        return y == UNLABELLED
     if y.dtype.kind in "US":
-        return np.zeros(len(y), dtype=bool)
-    return np.fromiter((isinstance(v, Real) and v == -1 for v in y), bool, len(y))
+        return y == str(UNLABELLED)
+    return np.fromiter(
+        ((isinstance(v, Real) and v == UNLABELLED) or v == str(UNLABELLED) for v in y),
+        bool,
+        len(y),
+    )
 
 
-def split_domains(X, y, sample_domain, *, n_samples):
-    """Validate the domain information; return boolean masks (source, target, labelled).
+def split_domains(y=None, sample_domain=None, *, n_samples=None):
+    """Tell source rows from target rows, following skada's convention.
+
+    Parameters
+    ----------
+    y : array-like of shape (n_samples,), default=None
+        Labels, ``-1`` for unlabelled rows. Needed when ``sample_domain`` is None.
+    sample_domain : array-like of shape (n_samples,), default=None
+        Positive for source rows, negative for target rows. When None, rows with
+        ``y = -1`` are the target and the others the source. If ``y`` then has no
+        ``-1`` at all, there is nothing to adapt to: every row is used as source *and*
+        as target (so that an adaptation method fits like its wrapped estimator), with a
+        warning.
+    n_samples : int, default=None
+        Rows of ``X``, to check the lengths of ``y`` and ``sample_domain`` against.
+
+    Returns
+    -------
+    domains : Domains
+        Named tuple of boolean masks of shape (n_samples,): ``source``, ``target`` and
+        ``labelled`` (``y != -1``; all True when ``y`` is None).
 
     Raises
     ------
     ValueError
-        ``sample_domain`` of the wrong length or with zeros, no source rows, no target
-        rows, no labelled source rows.
+        ``y`` or ``sample_domain`` of the wrong length, ``sample_domain`` with zeros,
+        no source rows, no target rows.
+
+    Examples
+    --------
+    >>> from sktransfer.adaptation import split_domains
+    >>> split_domains([0, 1, -1, -1]).target
+    array([False, False,  True,  True])
+    >>> split_domains([0, 1, 1, -1], sample_domain=[1, 1, -2, -2]).labelled
+    array([ True,  True,  True, False])
     """
+    return _split_domains(y, sample_domain, n_samples, stacklevel=3)
+
+
+def _split_domains(y, sample_domain, n_samples, stacklevel):
+    """:func:`split_domains`, with the warning pointed ``stacklevel`` frames up."""
+    if y is None and sample_domain is None:
+        raise ValueError(
+            "Give sample_domain (positive for source rows, negative for target rows) or y "
+            "(-1 for unlabelled target rows) to tell the domains apart."
+        )
+    if y is not None:
+        y = column_or_1d(y)
+        if n_samples is not None and len(y) != n_samples:
+            raise ValueError(f"X has {n_samples} rows but y has {len(y)} entries.")
+        n_samples = len(y)
+        labelled = ~unlabelled_mask(y)
+    if sample_domain is None:
+        if labelled.all():
+            warnings.warn(
+                "No target rows to adapt to: y has no -1 (unlabelled target rows) and no "
+                "sample_domain was given, so every row is used as source and as target; "
+                "the model fits as its estimator alone would.",
+                UserWarning,
+                stacklevel=stacklevel,
+            )
+            everything = np.ones(n_samples, dtype=bool)
+            return Domains(everything, everything, labelled)
+        return Domains(labelled, ~labelled, labelled)
+
+    sample_domain = column_or_1d(sample_domain)
+    if n_samples is not None and len(sample_domain) != n_samples:
+        raise ValueError(
+            f"sample_domain has {len(sample_domain)} entries but X has {n_samples} rows: "
+            "give one domain per row (positive for source, negative for target)."
+        )
+    if y is None:
+        labelled = np.ones(len(sample_domain), dtype=bool)
+    if not np.issubdtype(sample_domain.dtype, np.number) or np.any(sample_domain == 0):
+        raise ValueError(
+            "sample_domain must hold positive numbers (source) or negative numbers "
+            "(target), not 0."
+        )
+    source, target = sample_domain > 0, sample_domain < 0
+    if not target.any():
+        raise ValueError(
+            "No target rows: sample_domain has no negative entry; give the target rows a "
+            "negative sample_domain."
+        )
+    if not source.any():
+        raise ValueError("No source rows: sample_domain has no positive entry.")
+    return Domains(source, target, labelled)
+
+
+def check_labels(y, domains):
+    """Validate the labels of the labelled rows; return their classes.
+
+    Raises a clear error for no labelled source rows and for a single class.
+    """
+    if not (domains.source & domains.labelled).any():
+        raise ValueError(
+            "No labelled source rows: every source row has y = -1; the source rows need "
+            "their labels."
+        )
+    check_classification_targets(y[domains.labelled])
+    classes = np.unique(y[domains.labelled])
+    if len(classes) < 2:
+        raise ValueError(
+            "Need at least 2 classes among the labelled rows; got only one class: "
+            f"{classes.tolist()}."
+        )
+    return classes
+
+
+def require_y(y):
+    """Raise scikit-learn's error for ``y=None`` in a supervised ``fit``."""
     if y is None:
         raise ValueError(
             "Domain adaptation requires y to be passed, but the target y is None "
             "(give source labels, with -1 for unlabelled target rows)."
         )
-    y = column_or_1d(y)
-    if len(y) != n_samples:
-        raise ValueError(f"X has {n_samples} rows but y has {len(y)} entries.")
-    unlabelled = unlabelled_mask(y)
-    check_classification_targets(y[~unlabelled])
-    if sample_domain is None:
-        sample_domain = np.where(unlabelled, -2, 1)
-    else:
-        sample_domain = column_or_1d(sample_domain)
-        if len(sample_domain) != n_samples:
-            raise ValueError(
-                f"sample_domain has {len(sample_domain)} entries but X has {n_samples} rows: "
-                "give one domain per row (positive for source, negative for target)."
-            )
-        if np.any(sample_domain == 0):
-            raise ValueError(
-                "sample_domain must be positive (source) or negative (target), not 0."
-            )
-    source, target = sample_domain > 0, sample_domain < 0
-    if not target.any():
-        raise ValueError(
-            "No target rows: mark the unlabelled target rows with y = -1, or pass "
-            "sample_domain with negative values for the target rows."
-        )
-    if not source.any():
-        raise ValueError("No source rows: sample_domain needs positive values for the source.")
-    if not (source & ~unlabelled).any():
-        raise ValueError("No labelled source rows: every source row has y = -1.")
-    return source, target, ~unlabelled, y
 
 
 def fit_weighted(estimator, X, y, sample_weight=None):
-    """Fit ``estimator`` with sample weights; a Pipeline gets them at its last step."""
+    """Fit ``estimator`` with sample weights; a Pipeline gets them at its last step.
+
+    The weights are ours to give, whatever metadata routing the user has set up around
+    the adaptation method, so the inner ``fit`` runs with routing off.
+    """
     if sample_weight is None:
         return estimator.fit(X, y)
-    if isinstance(estimator, Pipeline) and not _routing_enabled():
-        return estimator.fit(X, y, **{f"{estimator.steps[-1][0]}__sample_weight": sample_weight})
-    return estimator.fit(X, y, sample_weight=sample_weight)
-
-
-def _routing_enabled():
-    return sklearn.get_config().get("enable_metadata_routing", False)
+    with sklearn.config_context(enable_metadata_routing=False):
+        if isinstance(estimator, Pipeline):
+            name = estimator.steps[-1][0]
+            return estimator.fit(X, y, **{f"{name}__sample_weight": sample_weight})
+        return estimator.fit(X, y, sample_weight=sample_weight)
 
 
 def _estimator(adaptation):
@@ -95,20 +186,49 @@ def _estimator(adaptation):
     return adaptation._default_estimator()
 
 
-def _estimator_has(adaptation, attr):
-    return hasattr(_estimator(adaptation), attr)
+def _estimator_has(attr):
+    return lambda adaptation: hasattr(_estimator(adaptation), attr)
 
 
-class _DomainAdaptation(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
-    """Fit an adapter on source and target rows, then ``estimator`` on the labelled rows.
-
-    Subclasses implement ``_adapt(X, source, target)`` returning the adapted rows and
-    source weights (either may be None for "unchanged"), and ``_adapt_target(X)`` for
-    new rows at prediction time.
-    """
+class _AdaptationClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
+    """What every adaptation method shares: the default estimator and ``score``."""
 
     def _default_estimator(self):
         return LogisticRegression(max_iter=1000)
+
+    def score(self, X, y, sample_weight=None):
+        """Accuracy on the labelled rows (rows with ``y = -1`` are left out).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Rows to score, taken as target rows.
+        y : array-like of shape (n_samples,)
+            Their labels; ``-1`` marks rows to leave out.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weights of the rows.
+
+        Returns
+        -------
+        score : float
+            Accuracy of ``predict`` on the labelled rows.
+        """
+        y = column_or_1d(y)
+        keep = np.flatnonzero(~unlabelled_mask(y))
+        if not len(keep):
+            raise ValueError("score needs labelled rows; every row has y = -1.")
+        weight = None if sample_weight is None else np.asarray(sample_weight)[keep]
+        predicted = self.predict(_safe_indexing(X, keep))
+        return accuracy_score(y[keep], predicted, sample_weight=weight)
+
+
+class _DomainAdaptation(_AdaptationClassifier):
+    """Fit an adapter on source and target rows, then ``estimator`` on the labelled rows.
+
+    Subclasses implement ``_adapt(X, domains)`` returning the adapted rows and a weight per
+    row (either may be None for "unchanged"), and ``_adapt_target(X)`` for new rows at
+    prediction time.
+    """
 
     def fit(self, X, y, sample_domain=None):
         """Adapt, then fit the wrapped estimator on the labelled rows.
@@ -121,36 +241,41 @@ class _DomainAdaptation(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
             Labels, ``-1`` for unlabelled (target) rows.
         sample_domain : array-like of shape (n_samples,), default=None
             Positive for source rows, negative for target rows; inferred from ``y`` when
-            None.
+            None (see :func:`split_domains`).
 
         Returns
         -------
         self : object
+            The fitted estimator.
         """
+        self._fit(X, y, sample_domain)
+        return self
+
+    def _fit(self, X, y, sample_domain):
+        """Fit; return the adapted rows of ``X`` (source rows mapped as source)."""
         self._validate_params()
+        require_y(y)
         X = validate_data(self, X, dtype=np.float64)
-        source, target, labelled, y = split_domains(X, y, sample_domain, n_samples=len(X))
-        classes = np.unique(y[labelled])
-        if len(classes) < 2:
-            raise ValueError(
-                f"Need at least 2 classes among the labelled rows; got one: {classes.tolist()}."
-            )
-        X_adapted, weights = self._adapt(X, y, source, target, labelled)
+        y = column_or_1d(y, warn=True)
+        # user -> fit or fit_transform -> _fit -> _split_domains -> warn
+        domains = _split_domains(y, sample_domain, len(X), stacklevel=4)
+        check_labels(y, domains)
+        X_adapted, weights = self._adapt(X, domains)
         if X_adapted is None:
             X_adapted = X
-        rows = labelled
+        rows = domains.labelled
         self.estimator_ = clone(_estimator(self))
         fit_weighted(
             self.estimator_, X_adapted[rows], y[rows], None if weights is None else weights[rows]
         )
         self.classes_ = self.estimator_.classes_
-        return self
+        return X_adapted
 
     def _adapt_target(self, X):
         return X
 
     def _prepared(self, X):
-        check_is_fitted(self)
+        check_is_fitted(self, "estimator_")
         X = validate_data(self, X, dtype=np.float64, reset=False)
         return self._adapt_target(X)
 
@@ -160,45 +285,46 @@ class _DomainAdaptation(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            Rows to predict, taken as target rows.
 
         Returns
         -------
         y : ndarray of shape (n_samples,)
+            Predicted classes.
         """
         X = self._prepared(X)
         return self.estimator_.predict(X)
 
-    @available_if(lambda self: _estimator_has(self, "predict_proba"))
+    @available_if(_estimator_has("predict_proba"))
     def predict_proba(self, X):
         """Class probabilities of (target) rows.
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            Rows to predict, taken as target rows.
 
         Returns
         -------
         proba : ndarray of shape (n_samples, n_classes)
+            Probabilities, columns in the order of ``classes_``.
         """
         X = self._prepared(X)
         return self.estimator_.predict_proba(X)
 
-    def score(self, X, y, sample_weight=None):
-        """Accuracy on the labelled rows (rows with ``y = -1`` are left out).
+    @available_if(_estimator_has("decision_function"))
+    def decision_function(self, X):
+        """Decision function of the wrapped estimator on (target) rows.
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-        y : array-like of shape (n_samples,)
-        sample_weight : array-like of shape (n_samples,), default=None
+            Rows to predict, taken as target rows.
 
         Returns
         -------
-        score : float
+        scores : ndarray of shape (n_samples,) or (n_samples, n_classes)
+            The wrapped estimator's decision function.
         """
-        y = column_or_1d(y)
-        keep = ~unlabelled_mask(y)
-        if not keep.any():
-            raise ValueError("score needs labelled rows; every row has y = -1.")
-        weight = None if sample_weight is None else np.asarray(sample_weight)[keep]
-        return accuracy_score(y[keep], self.predict(np.asarray(X)[keep]), sample_weight=weight)
+        X = self._prepared(X)
+        return self.estimator_.decision_function(X)

@@ -1,17 +1,20 @@
 """Instance-based transfer: re-weight source rows so that they look like the target."""
 
+import warnings
 from numbers import Integral, Real
 
 import numpy as np
-from scipy.optimize import minimize
+from scipy.linalg import eigvalsh
 from sklearn.base import clone
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics.pairwise import pairwise_kernels
+from sklearn.model_selection import KFold
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._base import _DomainAdaptation
+from ._base import _DomainAdaptation, _split_domains
 
 
 class _Reweighting(_DomainAdaptation):
@@ -21,7 +24,11 @@ class _Reweighting(_DomainAdaptation):
     rows that carry labels are used with weight 1.
     """
 
-    def _adapt(self, X, y, source, target, labelled):
+    def _adapt(self, X, domains):
+        return None, self._weigh(X, domains)
+
+    def _weigh(self, X, domains):
+        source, target = domains.source, domains.target
         raw = np.asarray(self._source_weights(X[source], X[target]), dtype=np.float64)
         raw = np.clip(raw, 0, None)
         if not np.isfinite(raw).all() or raw.sum() <= 0:
@@ -32,7 +39,35 @@ class _Reweighting(_DomainAdaptation):
         self.weights_ = raw / raw.mean()
         weights = np.ones(len(X))
         weights[source] = self.weights_
-        return None, weights
+        return weights
+
+    def fit_weights(self, X, y=None, sample_domain=None):
+        """Fit the weighting alone (no estimator) and return a weight per row.
+
+        Use it to weigh the source rows for an estimator of your own:
+        ``estimator.fit(X[source], y[source], sample_weight=weights[source])``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Source and target rows.
+        y : array-like of shape (n_samples,), default=None
+            Labels with ``-1`` for the target rows; only used to tell the domains apart
+            when ``sample_domain`` is None.
+        sample_domain : array-like of shape (n_samples,), default=None
+            Positive for source rows, negative for target rows.
+
+        Returns
+        -------
+        sample_weight : ndarray of shape (n_samples,)
+            The importance weight of each source row (mean 1 over the source), and 1 for
+            each target row.
+        """
+        self._validate_params()
+        for fitted in ("estimator_", "classes_"):  # a previous fit no longer applies
+            self.__dict__.pop(fitted, None)
+        X = validate_data(self, X, dtype=np.float64)
+        return self._weigh(X, _split_domains(y, sample_domain, len(X), stacklevel=3))
 
     def _gamma(self, X):
         if self.gamma is not None:
@@ -41,21 +76,73 @@ class _Reweighting(_DomainAdaptation):
         return 1.0 / (X.shape[1] * var) if var > 0 else 1.0
 
 
-_COMMON = {"estimator": [None, HasMethods(["fit", "predict"])]}
+_ESTIMATOR = {"estimator": [None, HasMethods(["fit", "predict"])]}
+
+
+def _project(v, upper, low, high):
+    """Euclidean projection of ``v`` on ``{0 <= b <= upper, low <= sum(b) <= high}``."""
+    b = np.clip(v, 0, upper)
+    total = b.sum()
+    if low <= total <= high:
+        return b
+    goal = high if total > high else low
+    # sum(clip(v - shift, 0, upper)) decreases with the shift: bisect for the goal
+    left, right = v.min() - upper, v.max()
+    for _ in range(200):
+        middle = (left + right) / 2
+        if np.clip(v - middle, 0, upper).sum() > goal:
+            left = middle
+        else:
+            right = middle
+        if right - left <= 1e-14 * max(1.0, abs(middle)):
+            break
+    return np.clip(v - (left + right) / 2, 0, upper)
+
+
+def _kmm_solve(K, kappa, upper, low, high, max_iter, tol):
+    """Minimise ``b K b / 2 - kappa b`` on the KMM constraints; return ``(b, n_iter)``.
+
+    Accelerated projected gradient (FISTA) with adaptive restart: one product with ``K``
+    per iteration, so it scales to thousands of source rows, where a generic QP solver
+    (SLSQP) takes minutes.
+    """
+    step = 1 / max(eigvalsh(K, subset_by_index=[len(K) - 1, len(K) - 1])[0], 1e-12)
+    b = _project(np.ones(len(K)), upper, low, high)
+    z, t = b, 1.0
+    for n_iter in range(1, max_iter + 1):
+        new = _project(z - step * (K @ z - kappa), upper, low, high)
+        if (z - new) @ (new - b) > 0:  # the momentum went uphill: restart it
+            t_next, z = 1.0, new
+        else:
+            t_next = (1 + np.sqrt(1 + 4 * t * t)) / 2
+            z = new + (t - 1) / t_next * (new - b)
+        moved = np.abs(new - b).max()
+        b, t = new, t_next
+        if moved <= tol:
+            return b, n_iter
+    warnings.warn(
+        f"KMM did not converge in max_iter={max_iter} iterations; raise max_iter or tol.",
+        ConvergenceWarning,
+        stacklevel=4,
+    )
+    return b, max_iter
 
 
 class KMM(_Reweighting):
     """Kernel mean matching: weights that match the source and target kernel means.
 
-    Solves the quadratic programme of Huang et al. for weights in ``[0, B]`` whose
-    weighted source mean in the kernel's feature space is closest to the target mean.
-    Built for covariate shift (the same labelling rule, a different input distribution).
+    Solves the quadratic programme of Huang et al. for source weights in ``[0, B]``
+    whose weighted source mean in the kernel's feature space is closest to the target
+    mean, then fits ``estimator`` on the labelled rows with these weights. Built for
+    covariate shift (the same labelling rule, a different input distribution). The
+    weights exist for the source rows seen in ``fit`` only; :class:`KLIEP` and
+    :class:`DiscriminatorReweight` also weigh new rows.
 
     Parameters
     ----------
     estimator : estimator, default=None
-        A classifier whose ``fit`` takes ``sample_weight``; None means
-        ``LogisticRegression(max_iter=1000)``.
+        A classifier whose ``fit`` takes ``sample_weight`` (or a Pipeline whose last step's
+        does); None means ``LogisticRegression(max_iter=1000)``.
     kernel : str, default="rbf"
         A kernel of :func:`sklearn.metrics.pairwise.pairwise_kernels`.
     gamma : float, default=None
@@ -65,8 +152,10 @@ class KMM(_Reweighting):
     eps : float, default=None
         Tolerance on the mean weight (``|mean(w) - 1| <= eps``); None means
         ``(sqrt(n_source) - 1) / sqrt(n_source)``.
-    max_iter : int, default=1000
-        Iterations of the solver (SLSQP).
+    max_iter : int, default=10000
+        Iterations of the solver (accelerated projected gradient).
+    tol : float, default=1e-5
+        Stop when no weight moves more than this in an iteration.
 
     Attributes
     ----------
@@ -75,56 +164,87 @@ class KMM(_Reweighting):
     n_iter_ : int
         Iterations the solver ran.
     estimator_ : estimator
-    classes_ : ndarray
+        The fitted estimator.
+    classes_ : ndarray of shape (n_classes,)
+        Class labels.
+    n_features_in_ : int
+        Number of features seen in ``fit``.
+
+    See Also
+    --------
+    KLIEP : Importance weights as a sum of kernels, also for new rows.
+    DiscriminatorReweight : Importance weights from a domain classifier.
+    CORAL : Align the features instead of re-weighting the rows.
 
     References
     ----------
     Huang et al., "Correcting sample selection bias by unlabeled data", NeurIPS 2006.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sktransfer.adaptation import KMM
+    >>> rng = np.random.default_rng(0)
+    >>> Xs = rng.normal(0, 1, size=(100, 1)); Xt = rng.normal(1, 0.5, size=(50, 1))
+    >>> X = np.vstack([Xs, Xt])
+    >>> y = np.r_[(Xs[:, 0] > 0.5).astype(int), -np.ones(50, dtype=int)]
+    >>> model = KMM().fit(X, y)
+    >>> bool(model.weights_[Xs[:, 0] > 1].mean() > model.weights_[Xs[:, 0] < 0].mean())
+    True
     """
 
-    _parameter_constraints: dict = _COMMON | {
+    _parameter_constraints: dict = _ESTIMATOR | {
         "kernel": [str],
         "gamma": [Interval(Real, 0, None, closed="neither"), None],
         "B": [Interval(Real, 0, None, closed="neither")],
         "eps": [Interval(Real, 0, None, closed="left"), None],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="left")],
     }
 
     def __init__(
-        self, estimator=None, *, kernel="rbf", gamma=None, B=1000.0, eps=None, max_iter=1000
-    ):
+        self, estimator=None, *, kernel="rbf", gamma=None, B=1000.0, eps=None, max_iter=10000,
+        tol=1e-5,
+    ):  # fmt: skip
         self.estimator = estimator
         self.kernel = kernel
         self.gamma = gamma
         self.B = B
         self.eps = eps
         self.max_iter = max_iter
+        self.tol = tol
 
     def _source_weights(self, Xs, Xt):
         ns, nt = len(Xs), len(Xt)
         params = {} if self.kernel == "linear" else {"gamma": self._gamma(np.vstack([Xs, Xt]))}
-        K = pairwise_kernels(Xs, Xs, metric=self.kernel, **params)
-        kappa = pairwise_kernels(Xs, Xt, metric=self.kernel, **params).sum(axis=1) * ns / nt
+        K = pairwise_kernels(Xs, Xs, metric=self.kernel, filter_params=True, **params)
+        kappa = pairwise_kernels(Xs, Xt, metric=self.kernel, filter_params=True, **params)
+        kappa = kappa.sum(axis=1) * ns / nt
         eps = (np.sqrt(ns) - 1) / np.sqrt(ns) if self.eps is None else self.eps
-        ones = np.ones(ns)
-        result = minimize(
-            lambda b: 0.5 * b @ K @ b - kappa @ b,
-            ones,
-            jac=lambda b: K @ b - kappa,
-            bounds=[(0, self.B)] * ns,
-            constraints=[
-                {
-                    "type": "ineq",
-                    "fun": lambda b: ns * (1 + eps) - b.sum(),
-                    "jac": lambda b: -ones,
-                },
-                {"type": "ineq", "fun": lambda b: b.sum() - ns * (1 - eps), "jac": lambda b: ones},
-            ],
-            method="SLSQP",
-            options={"maxiter": self.max_iter},
+        weights, self.n_iter_ = _kmm_solve(
+            K, kappa, self.B, ns * (1 - eps), ns * (1 + eps), self.max_iter, self.tol
         )
-        self.n_iter_ = result.nit
-        return result.x
+        return weights
+
+
+def _kliep_alpha(A, b, lr, max_iter, tol):
+    """KLIEP's projected gradient ascent; return ``(alpha, n_iter)``.
+
+    ``A``: kernels of the target rows at the centres; ``b``: mean kernels of the source
+    rows. Maximises ``mean(log(A @ alpha))`` subject to ``b @ alpha = 1``, ``alpha >= 0``.
+    """
+    alpha = np.ones(A.shape[1]) / max(b.sum(), 1e-12)
+    previous = -np.inf
+    for n_iter in range(1, max_iter + 1):
+        alpha = alpha + lr * A.T @ (1 / np.maximum(A @ alpha, 1e-12))
+        alpha = alpha + (1 - b @ alpha) * b / (b @ b)
+        alpha = np.maximum(alpha, 0)
+        alpha = alpha / max(b @ alpha, 1e-12)
+        objective = np.log(np.maximum(A @ alpha, 1e-12)).mean()
+        if abs(objective - previous) < tol:
+            return alpha, n_iter
+        previous = objective
+    return alpha, max_iter
 
 
 class KLIEP(_Reweighting):
@@ -132,16 +252,22 @@ class KLIEP(_Reweighting):
 
     The ratio ``p_target / p_source`` is modelled as a non-negative combination of
     Gaussian kernels centred on target rows, fitted to maximise the likelihood of the
-    target rows under the re-weighted source. Built for covariate shift. Unlike
-    :class:`KMM` it gives weights for new rows too (:meth:`density_ratio`).
+    target rows under the re-weighted source; the wrapped estimator then learns with
+    these weights. Built for covariate shift. The kernel width can be chosen among
+    several by likelihood cross-validation on the target rows, which needs no labels.
+    Unlike :class:`KMM` it gives weights for new rows too (:meth:`density_ratio`).
 
     Parameters
     ----------
     estimator : estimator, default=None
-        A classifier whose ``fit`` takes ``sample_weight``; None means
-        ``LogisticRegression(max_iter=1000)``.
-    gamma : float, default=None
-        Width of the Gaussian kernels; None means ``1 / (n_features * X.var())``.
+        A classifier whose ``fit`` takes ``sample_weight`` (or a Pipeline whose last step's
+        does); None means ``LogisticRegression(max_iter=1000)``.
+    gamma : float, list of float or None, default=None
+        Width of the Gaussian kernels. A list: the one with the best held-out
+        likelihood of the target rows (``cv`` folds). None means
+        ``1 / (n_features * X.var())``.
+    cv : int, default=5
+        Folds of the likelihood cross-validation when ``gamma`` is a list.
     n_centers : int, default=100
         Kernel centres, drawn from the target rows.
     max_iter : int, default=1000
@@ -149,30 +275,58 @@ class KLIEP(_Reweighting):
     lr : float, default=1e-3
         Its step size.
     tol : float, default=1e-6
-        Stop when the log-likelihood improves less than this.
+        Stop when the log-likelihood changes less than this.
     random_state : int, RandomState or None, default=None
-        Picks the centres.
+        Picks the centres and the folds.
 
     Attributes
     ----------
     weights_ : ndarray of shape (n_source,)
         Weights of the source rows seen in ``fit``, mean 1.
+    gamma_ : float
+        The kernel width used.
+    cv_log_likelihood_ : ndarray of shape (n_gammas,)
+        Held-out log-likelihood of each ``gamma`` (only when ``gamma`` is a list).
     centers_ : ndarray of shape (n_centers, n_features)
+        The kernel centres (target rows).
     alpha_ : ndarray of shape (n_centers,)
         Coefficients of the kernels.
     n_iter_ : int
         Iterations of the gradient ascent.
     estimator_ : estimator
-    classes_ : ndarray
+        The fitted estimator.
+    classes_ : ndarray of shape (n_classes,)
+        Class labels.
+    n_features_in_ : int
+        Number of features seen in ``fit``.
+
+    See Also
+    --------
+    KMM : Weights by kernel mean matching.
+    DiscriminatorReweight : Importance weights from a domain classifier.
 
     References
     ----------
     Sugiyama et al., "Direct importance estimation with model selection and its
     application to covariate shift adaptation", NeurIPS 2007.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sktransfer.adaptation import KLIEP
+    >>> rng = np.random.default_rng(0)
+    >>> Xs = rng.normal(0, 1, size=(100, 1)); Xt = rng.normal(1, 0.5, size=(50, 1))
+    >>> X = np.vstack([Xs, Xt])
+    >>> y = np.r_[(Xs[:, 0] > 0.5).astype(int), -np.ones(50, dtype=int)]
+    >>> model = KLIEP(gamma=[0.1, 1.0, 10.0], random_state=0).fit(X, y)
+    >>> ratio = model.density_ratio([[-1.0], [1.0]])
+    >>> bool(ratio[1] > ratio[0])
+    True
     """
 
-    _parameter_constraints: dict = _COMMON | {
-        "gamma": [Interval(Real, 0, None, closed="neither"), None],
+    _parameter_constraints: dict = _ESTIMATOR | {
+        "gamma": [Interval(Real, 0, None, closed="neither"), "array-like", None],
+        "cv": [Interval(Integral, 2, None, closed="left")],
         "n_centers": [Interval(Integral, 1, None, closed="left")],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "lr": [Interval(Real, 0, None, closed="neither")],
@@ -181,39 +335,59 @@ class KLIEP(_Reweighting):
     }
 
     def __init__(
-        self, estimator=None, *, gamma=None, n_centers=100, max_iter=1000, lr=1e-3, tol=1e-6,
-        random_state=None,
+        self, estimator=None, *, gamma=None, cv=5, n_centers=100, max_iter=1000, lr=1e-3,
+        tol=1e-6, random_state=None,
     ):  # fmt: skip
         self.estimator = estimator
         self.gamma = gamma
+        self.cv = cv
         self.n_centers = n_centers
         self.max_iter = max_iter
         self.lr = lr
         self.tol = tol
         self.random_state = random_state
 
+    def _fit_ratio(self, Xs, Xt, gamma, rng):
+        picked = rng.choice(len(Xt), min(self.n_centers, len(Xt)), replace=False)
+        centers = Xt[picked]
+        A = pairwise_kernels(Xt, centers, metric="rbf", gamma=gamma)
+        b = pairwise_kernels(Xs, centers, metric="rbf", gamma=gamma).mean(axis=0)
+        alpha, n_iter = _kliep_alpha(A, b, self.lr, self.max_iter, self.tol)
+        return centers, alpha, n_iter
+
+    def _select_gamma(self, Xs, Xt, rng):
+        gammas = np.atleast_1d(np.asarray(self.gamma, dtype=np.float64))
+        if len(gammas) == 1:
+            return float(gammas[0])
+        if len(Xt) < self.cv:
+            raise ValueError(
+                f"KLIEP chooses gamma by {self.cv}-fold cross-validation over the target "
+                f"rows, but there are {len(Xt)}; give one gamma or fewer folds (cv)."
+            )
+        folds = list(KFold(self.cv, shuffle=True, random_state=rng).split(Xt))
+        likelihood = []
+        for gamma in gammas:
+            held_out = []
+            for train, test in folds:
+                centers, alpha, _ = self._fit_ratio(Xs, Xt[train], gamma, rng)
+                ratio = pairwise_kernels(Xt[test], centers, metric="rbf", gamma=gamma) @ alpha
+                held_out.append(np.log(np.maximum(ratio, 1e-12)).mean())
+            likelihood.append(np.mean(held_out))
+        self.cv_log_likelihood_ = np.asarray(likelihood)
+        return float(gammas[int(np.argmax(likelihood))])
+
     def _source_weights(self, Xs, Xt):
         rng = check_random_state(self.random_state)
-        picked = rng.choice(len(Xt), min(self.n_centers, len(Xt)), replace=False)
-        self.centers_ = Xt[picked]
-        self.gamma_ = self._gamma(np.vstack([Xs, Xt]))
-        A = pairwise_kernels(Xt, self.centers_, metric="rbf", gamma=self.gamma_)
-        b = pairwise_kernels(Xs, self.centers_, metric="rbf", gamma=self.gamma_).mean(axis=0)
-        alpha = np.ones(len(picked)) / max(b.sum(), 1e-12)
-        previous = -np.inf
-        self.n_iter_ = 0
-        for _ in range(self.max_iter):
-            self.n_iter_ += 1
-            alpha = alpha + self.lr * A.T @ (1 / np.maximum(A @ alpha, 1e-12))
-            alpha = alpha + (1 - b @ alpha) * b / (b @ b)
-            alpha = np.maximum(alpha, 0)
-            alpha = alpha / max(b @ alpha, 1e-12)
-            objective = np.log(np.maximum(A @ alpha, 1e-12)).mean()
-            if objective - previous < self.tol:
-                break
-            previous = objective
-        self.alpha_ = alpha
-        return pairwise_kernels(Xs, self.centers_, metric="rbf", gamma=self.gamma_) @ alpha
+        self.__dict__.pop("cv_log_likelihood_", None)
+        if self.gamma is None:
+            self.gamma_ = self._gamma(np.vstack([Xs, Xt]))
+        else:
+            self.gamma_ = self._select_gamma(Xs, Xt, rng)
+        self.centers_, self.alpha_, self.n_iter_ = self._fit_ratio(Xs, Xt, self.gamma_, rng)
+        return self._ratio(Xs)
+
+    def _ratio(self, X):
+        return pairwise_kernels(X, self.centers_, metric="rbf", gamma=self.gamma_) @ self.alpha_
 
     def density_ratio(self, X):
         """Estimated ``p_target(x) / p_source(x)`` of rows ``X``.
@@ -221,28 +395,30 @@ class KLIEP(_Reweighting):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            Rows to weigh.
 
         Returns
         -------
         ratio : ndarray of shape (n_samples,)
+            The density ratio (not normalised like ``weights_``).
         """
-        check_is_fitted(self)
-        X = validate_data(self, X, dtype=np.float64, reset=False)
-        return pairwise_kernels(X, self.centers_, metric="rbf", gamma=self.gamma_) @ self.alpha_
+        check_is_fitted(self, "alpha_")
+        return self._ratio(validate_data(self, X, dtype=np.float64, reset=False))
 
 
 class DiscriminatorReweight(_Reweighting):
     """Weights from a domain classifier: ``p(target | x) / p(source | x)``.
 
     A probabilistic classifier learns to tell source rows from target rows; a source row
-    that looks like a target row gets a large weight. Built for covariate shift, and
-    scales to many rows and features better than :class:`KMM`.
+    that looks like a target row gets a large weight, and the wrapped estimator learns
+    with these weights. Built for covariate shift, and scales to many rows and features
+    better than :class:`KMM`.
 
     Parameters
     ----------
     estimator : estimator, default=None
-        A classifier whose ``fit`` takes ``sample_weight``; None means
-        ``LogisticRegression(max_iter=1000)``.
+        A classifier whose ``fit`` takes ``sample_weight`` (or a Pipeline whose last step's
+        does); None means ``LogisticRegression(max_iter=1000)``.
     discriminator : classifier with ``predict_proba``, default=None
         Tells the domains apart; None means ``LogisticRegression(max_iter=1000)``.
     max_weight : float, default=100.0
@@ -255,11 +431,35 @@ class DiscriminatorReweight(_Reweighting):
         Weights of the source rows seen in ``fit``, mean 1.
     discriminator_ : classifier
         The fitted domain classifier (class 1 = target).
+    prior_ratio_ : float
+        ``n_source / n_target``, which turns the classifier's odds into a density ratio.
     estimator_ : estimator
-    classes_ : ndarray
+        The fitted estimator.
+    classes_ : ndarray of shape (n_classes,)
+        Class labels.
+    n_features_in_ : int
+        Number of features seen in ``fit``.
+
+    See Also
+    --------
+    KMM : Weights by kernel mean matching.
+    KLIEP : Importance weights as a sum of kernels.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sktransfer.adaptation import DiscriminatorReweight
+    >>> rng = np.random.default_rng(0)
+    >>> Xs = rng.normal(0, 1, size=(100, 1)); Xt = rng.normal(1, 1, size=(100, 1))
+    >>> X = np.vstack([Xs, Xt])
+    >>> y = np.r_[(Xs[:, 0] > 0.5).astype(int), -np.ones(100, dtype=int)]
+    >>> model = DiscriminatorReweight().fit(X, y)
+    >>> ratio = model.density_ratio([[-1.0], [1.0]])
+    >>> bool(ratio[1] > ratio[0])
+    True
     """
 
-    _parameter_constraints: dict = _COMMON | {
+    _parameter_constraints: dict = _ESTIMATOR | {
         "discriminator": [None, HasMethods(["fit", "predict_proba"])],
         "max_weight": [Interval(Real, 0, None, closed="neither")],
     }
@@ -278,12 +478,12 @@ class DiscriminatorReweight(_Reweighting):
         self.discriminator_ = clone(disc).fit(
             np.vstack([Xs, Xt]), np.r_[np.zeros(len(Xs)), np.ones(len(Xt))]
         )
-        self._prior = len(Xs) / len(Xt)
+        self.prior_ratio_ = len(Xs) / len(Xt)
         return self._ratio(Xs)
 
     def _ratio(self, X):
         p = np.clip(self.discriminator_.predict_proba(X)[:, 1], 1e-12, 1 - 1e-12)
-        return np.minimum(self._prior * p / (1 - p), self.max_weight)
+        return np.minimum(self.prior_ratio_ * p / (1 - p), self.max_weight)
 
     def density_ratio(self, X):
         """Estimated ``p_target(x) / p_source(x)`` of rows ``X`` (clipped at max_weight).
@@ -291,10 +491,12 @@ class DiscriminatorReweight(_Reweighting):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            Rows to weigh.
 
         Returns
         -------
         ratio : ndarray of shape (n_samples,)
+            The density ratio (not normalised like ``weights_``).
         """
-        check_is_fitted(self)
+        check_is_fitted(self, "discriminator_")
         return self._ratio(validate_data(self, X, dtype=np.float64, reset=False))

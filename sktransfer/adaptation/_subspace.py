@@ -9,9 +9,9 @@ from sklearn.decomposition import PCA
 from sklearn.metrics.pairwise import pairwise_kernels
 from sklearn.utils import TransformerTags
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
-from ._base import _DomainAdaptation, split_domains
+from ._base import _DomainAdaptation
 
 
 def _covariance(X, reg):
@@ -31,14 +31,25 @@ def _matrix_power(cov, power):
 
 
 class _FeatureAdaptation(_DomainAdaptation):
-    """A feature mapping: source rows to the shared space, target rows to the shared space."""
+    """Two maps into a shared space: one for source rows, one for target rows.
 
-    def _adapt(self, X, y, source, target, labelled):
+    Subclasses implement ``_fit_mapping(Xs, Xt)`` (setting ``_n_out``, the width of the
+    shared space), ``_map_source(Xs)`` and ``_adapt_target(Xt)``.
+    """
+
+    def _adapt(self, X, domains):
+        source, target = domains.source, domains.target
         self._fit_mapping(X[source], X[target])
+        return self._map(X, source), None
+
+    def _map(self, X, source):
+        """Rows of ``X`` in the shared space: ``source`` rows as source, the rest as target."""
         out = np.empty((len(X), self._n_out), dtype=np.float64)
-        out[source] = self._map_source(X[source])
-        out[target] = self._adapt_target(X[target])
-        return out, None
+        if not source.all():
+            out[~source] = self._adapt_target(X[~source])
+        if source.any():
+            out[source] = self._map_source(X[source])
+        return out
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -51,41 +62,45 @@ class _FeatureAdaptation(_DomainAdaptation):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            Rows to map.
         sample_domain : array-like of shape (n_samples,), default=None
-            Positive entries mark source rows; None treats every row as target.
+            Positive entries mark source rows; None treats every row as a target row.
 
         Returns
         -------
         X_new : ndarray of shape (n_samples, n_components)
+            The rows in the shared space.
         """
-        check_is_fitted(self)
+        check_is_fitted(self, "estimator_")
         X = validate_data(self, X, dtype=np.float64, reset=False)
         if sample_domain is None:
             return self._adapt_target(X)
-        source = np.asarray(sample_domain) > 0
-        out = np.empty((len(X), self._n_out), dtype=np.float64)
-        out[source] = self._map_source(X[source])
-        out[~source] = self._adapt_target(X[~source])
-        return out
+        sample_domain = column_or_1d(sample_domain)
+        if len(sample_domain) != len(X):
+            raise ValueError(
+                f"sample_domain has {len(sample_domain)} entries but X has {len(X)} rows."
+            )
+        return self._map(X, sample_domain > 0)
 
     def fit_transform(self, X, y, sample_domain=None):
-        """Fit, then map source rows and target rows of ``X`` into the shared space.
+        """Fit, then return the source and target rows of ``X`` in the shared space.
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            Source and target rows.
         y : array-like of shape (n_samples,)
             Labels, ``-1`` for unlabelled target rows.
         sample_domain : array-like of shape (n_samples,), default=None
+            Positive for source rows, negative for target rows; inferred from ``y`` when
+            None.
 
         Returns
         -------
         X_new : ndarray of shape (n_samples, n_components)
+            Source rows mapped as source rows, target rows as target rows.
         """
-        self.fit(X, y, sample_domain=sample_domain)
-        X = np.asarray(X, dtype=np.float64)
-        source, _, _, _ = split_domains(X, y, sample_domain, n_samples=len(X))
-        return self.transform(X, sample_domain=np.where(source, 1, -1))
+        return self._fit(X, y, sample_domain)
 
 
 class CORAL(_FeatureAdaptation):
@@ -107,16 +122,19 @@ class CORAL(_FeatureAdaptation):
     ----------
     estimator_ : estimator
         The fitted estimator.
-    classes_ : ndarray
+    classes_ : ndarray of shape (n_classes,)
         Class labels.
     mean_source_, mean_target_ : ndarray of shape (n_features,)
         Domain means.
     mapping_ : ndarray of shape (n_features, n_features)
         ``cov_source^(-1/2) @ cov_target^(1/2)``, applied to centred source rows.
+    n_features_in_ : int
+        Number of features seen in ``fit``.
 
     See Also
     --------
     SubspaceAlignment, TransferComponentAnalysis : Other shared feature spaces.
+    KMM, KLIEP, DiscriminatorReweight : Re-weight the source rows instead.
 
     References
     ----------
@@ -131,7 +149,9 @@ class CORAL(_FeatureAdaptation):
     >>> Xt = rng.normal(size=(100, 2)) * [3.0, 0.5]
     >>> X, y = np.vstack([Xs, Xt]), np.r_[ys, -np.ones(100, dtype=int)]
     >>> model = CORAL().fit(X, y)
-    >>> model.score(Xt, (Xt[:, 0] > 0).astype(int)) > 0.9
+    >>> model.transform(Xt).shape
+    (100, 2)
+    >>> bool(model.score(Xt, (Xt[:, 0] > 0).astype(int)) > 0.9)
     True
     """
 
@@ -174,16 +194,39 @@ class SubspaceAlignment(_FeatureAdaptation):
     Attributes
     ----------
     estimator_ : estimator
-    classes_ : ndarray
+        The fitted estimator.
+    classes_ : ndarray of shape (n_classes,)
+        Class labels.
     pca_source_, pca_target_ : PCA
         The two subspaces.
     alignment_ : ndarray of shape (n_components, n_components)
         The alignment matrix ``M``.
+    n_features_in_ : int
+        Number of features seen in ``fit``.
+
+    See Also
+    --------
+    CORAL : Align second-order statistics instead of subspaces.
+    TransferComponentAnalysis : A kernel space where the domain means meet.
 
     References
     ----------
     Fernando et al., "Unsupervised visual domain adaptation using subspace alignment",
     ICCV 2013.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sktransfer.adaptation import SubspaceAlignment
+    >>> rng = np.random.default_rng(0)
+    >>> Zs, Zt = rng.normal(size=(100, 2)) * [3, 1], rng.normal(size=(100, 2)) * [3, 1]
+    >>> Xs = Zs @ [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]  # a plane in 3-D
+    >>> Xt = Zt @ [[0.5, 0.0, 0.87], [0.0, 1.0, 0.0]]  # the plane tilted by 60 degrees
+    >>> X = np.vstack([Xs, Xt])
+    >>> y = np.r_[(Zs.sum(axis=1) > 0).astype(int), -np.ones(100, dtype=int)]
+    >>> model = SubspaceAlignment(n_components=2).fit(X, y)
+    >>> model.transform(Xt).shape
+    (100, 2)
     """
 
     _parameter_constraints: dict = {
@@ -202,8 +245,8 @@ class SubspaceAlignment(_FeatureAdaptation):
                 f"n_components={k} is more than min(n_source, n_target, n_features) = "
                 f"{min(len(Xs), len(Xt), Xs.shape[1])}."
             )
-        self.pca_source_ = PCA(k).fit(Xs)
-        self.pca_target_ = PCA(k).fit(Xt)
+        self.pca_source_ = PCA(k, svd_solver="full").fit(Xs)
+        self.pca_target_ = PCA(k, svd_solver="full").fit(Xt)
         self.alignment_ = self.pca_source_.components_ @ self.pca_target_.components_.T
         self._n_out = k
 
@@ -237,15 +280,35 @@ class TransferComponentAnalysis(_FeatureAdaptation):
     Attributes
     ----------
     estimator_ : estimator
-    classes_ : ndarray
+        The fitted estimator.
+    classes_ : ndarray of shape (n_classes,)
+        Class labels.
     components_ : ndarray of shape (n_fit_samples, n_components)
-        The transfer components (coefficients of the kernel columns).
+        The transfer components (coefficients of the kernel columns), unit norm.
     X_fit_ : ndarray of shape (n_fit_samples, n_features)
         Source and target rows the kernel is taken against.
+    n_features_in_ : int
+        Number of features seen in ``fit``.
+
+    See Also
+    --------
+    CORAL, SubspaceAlignment : Linear shared spaces, cheaper for many rows.
 
     References
     ----------
     Pan et al., "Domain adaptation via transfer component analysis", IEEE TNN 2011.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sktransfer.adaptation import TransferComponentAnalysis
+    >>> rng = np.random.default_rng(0)
+    >>> Xs, Xt = rng.normal(size=(60, 2)), rng.normal(size=(60, 2)) + [1.5, -1.5]
+    >>> X = np.vstack([Xs, Xt])
+    >>> y = np.r_[(Xs[:, 0] > 0).astype(int), -np.ones(60, dtype=int)]
+    >>> tca = TransferComponentAnalysis(n_components=2, gamma=0.1).fit(X, y)
+    >>> tca.transform(Xt).shape
+    (60, 2)
     """
 
     _parameter_constraints: dict = {
@@ -265,7 +328,7 @@ class TransferComponentAnalysis(_FeatureAdaptation):
 
     def _kernel(self, A, B):
         params = {} if self.gamma is None or self.kernel == "linear" else {"gamma": self.gamma}
-        return pairwise_kernels(A, B, metric=self.kernel, **params)
+        return pairwise_kernels(A, B, metric=self.kernel, filter_params=True, **params)
 
     def _fit_mapping(self, Xs, Xt):
         ns, nt = len(Xs), len(Xt)
@@ -275,13 +338,15 @@ class TransferComponentAnalysis(_FeatureAdaptation):
         e = np.r_[np.full(ns, 1 / ns), np.full(nt, -1 / nt)]
         L = np.outer(e, e)
         H = np.eye(n) - np.full((n, n), 1 / n)
-        # leading eigenvectors of (K L K + mu I)^-1 K H K
-        values, vectors = np.linalg.eig(
-            np.linalg.solve(K @ L @ K + self.mu * np.eye(n), K @ H @ K)
-        )
-        k = self.n_components or min(n, Xs.shape[1])
-        order = np.argsort(-np.abs(values))[:k]
-        self.components_ = np.real(vectors[:, order])
+        k = min(self.n_components or Xs.shape[1], n)
+        # leading generalised eigenvectors of K H K w = lambda (K L K + mu I) w, i.e. of
+        # (K L K + mu I)^-1 K H K, by a symmetric solver: real and sorted
+        variance, discrepancy = K @ H @ K, K @ L @ K + self.mu * np.eye(n)
+        _, vectors = eigh(variance, discrepancy, subset_by_index=[n - k, n - 1])
+        vectors = vectors[:, ::-1] / np.linalg.norm(vectors, axis=0)[::-1]
+        # a sign per component, so that fits on the same data agree
+        signs = np.sign(vectors[np.abs(vectors).argmax(axis=0), np.arange(k)])
+        self.components_ = vectors * signs
         self._n_out = k
 
     def _map_source(self, Xs):

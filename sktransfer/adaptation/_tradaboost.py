@@ -5,28 +5,36 @@ from numbers import Integral
 import numpy as np
 from sklearn.base import clone
 from sklearn.utils._param_validation import HasMethods, Interval
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
-from ._base import _DomainAdaptation, fit_weighted, split_domains
+from ._base import (
+    _AdaptationClassifier,
+    _estimator_has,
+    _split_domains,
+    check_labels,
+    fit_weighted,
+    require_y,
+)
 
 
-class TrAdaBoost(_DomainAdaptation):
-    """Transfer AdaBoost: down-weight source rows the target disagrees with.
+class TrAdaBoost(_AdaptationClassifier):
+    """Transfer AdaBoost: down-weight the source rows that the target disagrees with.
 
-    Each round fits the estimator on source and labelled target rows with the current
-    weights; misclassified target rows gain weight (as in AdaBoost) and misclassified
-    source rows lose weight, so source rows that do not fit the target fade out. The
-    prediction is the weighted vote of the second half of the rounds.
+    Each round fits the estimator on the labelled source and target rows with the
+    current weights; misclassified target rows gain weight (as in AdaBoost) and
+    misclassified source rows lose weight, so source rows that do not fit the target
+    fade out. The prediction is the weighted vote of the second half of the rounds.
 
-    Needs labelled target rows: rows with a negative ``sample_domain`` (or, without
-    ``sample_domain``, rows listed in it) whose label is not ``-1``. Pass
-    ``sample_domain`` to say which labelled rows are target rows.
+    Needs labelled target rows: rows with a negative ``sample_domain`` whose label is
+    not ``-1``. Without ``sample_domain`` every labelled row counts as source, so pass
+    it to say which labelled rows are target rows.
 
     Parameters
     ----------
     estimator : estimator, default=None
-        A classifier whose ``fit`` takes ``sample_weight``; None means
-        ``LogisticRegression(max_iter=1000)``.
+        A classifier whose ``fit`` takes ``sample_weight`` (or a Pipeline whose last
+        step's does); None means ``LogisticRegression(max_iter=1000)``.
     n_estimators : int, default=10
         Boosting rounds.
 
@@ -34,15 +42,38 @@ class TrAdaBoost(_DomainAdaptation):
     ----------
     estimators_ : list of estimators
         The learners of the rounds that vote (the second half).
-    estimator_weights_ : ndarray
+    estimator_weights_ : ndarray of shape (n_voting,)
         Their votes, ``log(1 / beta_t)``.
     target_errors_ : ndarray of shape (n_estimators,)
         Weighted error on the labelled target rows, per round.
-    classes_ : ndarray
+    classes_ : ndarray of shape (n_classes,)
+        Class labels.
+    n_features_in_ : int
+        Number of features seen in ``fit``.
+
+    See Also
+    --------
+    KMM, KLIEP, DiscriminatorReweight : Weights from unlabelled target rows.
 
     References
     ----------
     Dai et al., "Boosting for transfer learning", ICML 2007.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sktransfer.adaptation import TrAdaBoost
+    >>> rng = np.random.default_rng(0)
+    >>> Xs, Xt = rng.normal(size=(200, 2)), rng.normal(size=(20, 2))
+    >>> # half the source rows follow the target's rule, half another one
+    >>> ys = np.where(np.arange(200) < 100, Xs[:, 0] > 0, Xs[:, 1] > 0).astype(int)
+    >>> yt = (Xt[:, 0] > 0).astype(int)
+    >>> X, y = np.vstack([Xs, Xt]), np.r_[ys, yt]
+    >>> domain = np.r_[np.ones(200, dtype=int), -np.ones(20, dtype=int)]
+    >>> booster = TrAdaBoost().fit(X, y, sample_domain=domain)
+    >>> X_new = rng.normal(size=(100, 2))
+    >>> bool(booster.score(X_new, (X_new[:, 0] > 0).astype(int)) > 0.8)
+    True
     """
 
     _parameter_constraints: dict = {
@@ -55,59 +86,56 @@ class TrAdaBoost(_DomainAdaptation):
         self.n_estimators = n_estimators
 
     def fit(self, X, y, sample_domain=None):
-        """Boost on labelled source rows and labelled target rows.
+        """Boost on the labelled source rows and the labelled target rows.
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            Source and target rows.
         y : array-like of shape (n_samples,)
-            Labels, ``-1`` for unlabelled rows (ignored).
+            Labels, ``-1`` for unlabelled rows (left out).
         sample_domain : array-like of shape (n_samples,), default=None
-            Positive for source rows, negative for target rows. Required in practice:
-            without it every labelled row counts as source.
+            Positive for source rows, negative for target rows. Needed in practice:
+            without it the labelled rows are all source rows (or, when ``y`` has no
+            ``-1``, all rows are both, and this is plain boosting).
 
         Returns
         -------
         self : TrAdaBoost
+            The fitted estimator.
         """
         self._validate_params()
+        require_y(y)
         X = validate_data(self, X, dtype=np.float64)
-        if sample_domain is None:
-            split_domains(X, y, None, n_samples=len(X))  # the usual errors about y first
+        y = column_or_1d(y, warn=True)
+        domains = _split_domains(y, sample_domain, len(X), stacklevel=3)
+        check_labels(y, domains)
+        target = domains.target & domains.labelled
+        if not target.any():
             raise ValueError(
-                "TrAdaBoost needs labelled target rows: pass sample_domain (negative for "
-                "target rows) so that labelled target rows can be told from source rows."
+                "TrAdaBoost needs labelled target rows: no target row has a label "
+                "(y != -1). Give a few target rows their labels and mark them with a "
+                "negative sample_domain."
             )
-        source, target, labelled, y = split_domains(X, y, sample_domain, n_samples=len(X))
-        src, tgt = source & labelled, target & labelled
-        if not tgt.any():
-            raise ValueError(
-                "TrAdaBoost needs labelled target rows: no row with a negative sample_domain "
-                "has a label (y != -1)."
-            )
-        self.classes_ = np.unique(y[labelled])
-        if len(self.classes_) < 2:
-            raise ValueError(
-                f"Need at least 2 classes among the labelled rows; got {self.classes_.tolist()}."
-            )
-        rows = src | tgt
-        Xl, yl, is_target = X[rows], y[rows], tgt[rows]
-        n_source = int(src.sum())
+        source = domains.source & domains.labelled & ~domains.target
+        self.classes_ = np.unique(y[domains.labelled])
+        rows = source | target
+        Xl, yl, is_target = X[rows], y[rows], target[rows]
+        n_source = int(source.sum())
         beta = 1 / (1 + np.sqrt(2 * np.log(max(n_source, 2)) / self.n_estimators))
-        weights = np.ones(len(yl))
+        weights = np.full(len(yl), 1 / len(yl))
+        base = self.estimator if self.estimator is not None else self._default_estimator()
         learners, betas, errors = [], [], []
         for _ in range(self.n_estimators):
-            p = weights / weights.sum()
-            learner = clone(
-                self.estimator if self.estimator is not None else self._default_estimator()
-            )
-            fit_weighted(learner, Xl, yl, p * len(p))
+            learner = clone(base)
+            fit_weighted(learner, Xl, yl, weights * len(weights))
             wrong = learner.predict(Xl) != yl
-            error = (weights[is_target] * wrong[is_target]).sum() / weights[is_target].sum()
+            error = weights[is_target] @ wrong[is_target] / weights[is_target].sum()
             error = float(np.clip(error, 1e-10, 0.499))
             beta_t = error / (1 - error)
             weights[~is_target] *= beta ** wrong[~is_target]
             weights[is_target] *= beta_t ** -wrong[is_target].astype(float)
+            weights /= weights.sum()
             learners.append(learner)
             betas.append(beta_t)
             errors.append(error)
@@ -117,37 +145,51 @@ class TrAdaBoost(_DomainAdaptation):
         self.target_errors_ = np.asarray(errors)
         return self
 
+    def _vote(self, X, proba):
+        check_is_fitted(self)
+        X = validate_data(self, X, dtype=np.float64, reset=False)
+        total = np.zeros((len(X), len(self.classes_)))
+        for learner, weight in zip(self.estimators_, self.estimator_weights_, strict=True):
+            if proba:
+                columns = np.searchsorted(self.classes_, learner.classes_)
+                total[:, columns] += weight * learner.predict_proba(X)
+            else:
+                picked = np.searchsorted(self.classes_, learner.predict(X))
+                total[np.arange(len(X)), picked] += weight
+        return total / max(self.estimator_weights_.sum(), 1e-12)
+
+    @available_if(_estimator_has("predict_proba"))
     def predict_proba(self, X):
         """Weighted average of the voting learners' probabilities.
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            Rows to predict, taken as target rows.
 
         Returns
         -------
         proba : ndarray of shape (n_samples, n_classes)
+            Probabilities, columns in the order of ``classes_``.
         """
-        check_is_fitted(self)
-        X = validate_data(self, X, dtype=np.float64, reset=False)
-        total = np.zeros((len(X), len(self.classes_)))
-        for learner, weight in zip(self.estimators_, self.estimator_weights_, strict=True):
-            proba = np.zeros_like(total)
-            columns = np.searchsorted(self.classes_, learner.classes_)
-            proba[:, columns] = learner.predict_proba(X)
-            total += weight * proba
-        return total / max(self.estimator_weights_.sum(), 1e-12)
+        return self._vote(X, proba=True)
 
     def predict(self, X):
-        """Predicted classes.
+        """Predicted classes: the weighted vote of the second half of the rounds.
+
+        The learners vote with their probabilities when they have ``predict_proba``
+        (so that ``predict`` is the argmax of :meth:`predict_proba`), else with their
+        predicted classes.
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            Rows to predict, taken as target rows.
 
         Returns
         -------
         y : ndarray of shape (n_samples,)
+            Predicted classes.
         """
-        proba = self.predict_proba(X)
-        return self.classes_[proba.argmax(axis=1)]
+        votes = self._vote(X, proba=hasattr(self, "predict_proba"))
+        return self.classes_[votes.argmax(axis=1)]

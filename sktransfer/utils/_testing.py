@@ -150,13 +150,8 @@ EXPECTED_FAILED_CHECKS = {
         "check_positive_only_tag_during_fit": _TABULAR,
     },
     # adaptation
-    **{
-        name: dict.fromkeys(
-            _NO_TARGET_CHECKS
-            + (("check_non_transformer_estimators_n_iter",) if name in ("KMM", "KLIEP") else ()),
-            _NO_TARGET,
-        )
-        for name in (
+    **dict.fromkeys(
+        (
             "CORAL",
             "SubspaceAlignment",
             "TransferComponentAnalysis",
@@ -164,8 +159,14 @@ EXPECTED_FAILED_CHECKS = {
             "KLIEP",
             "DiscriminatorReweight",
             "TrAdaBoost",
-        )
-    },
+        ),
+        {
+            "check_classifiers_classes": "its last problem has the classes -1 and 1; y = -1 "
+            "marks unlabelled target rows in domain adaptation (skada's convention), so -1 "
+            "cannot be a class (the same check with string and other integer classes passes "
+            "in the same test)",
+        },
+    ),
 }
 
 
