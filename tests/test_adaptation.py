@@ -340,6 +340,10 @@ def test_no_labelled_source_rows(data):
     for method in ALL_METHODS + [TrAdaBoost]:
         with pytest.raises(ValueError, match="No labelled source rows"):
             method().fit(X, y, sample_domain=domain)
+        with pytest.raises(ValueError, match="No labelled source rows: every row has y = -1"):
+            method().fit(X, y)
+    with pytest.raises(ValueError, match="No labelled source rows"):
+        KMM().fit_weights(X, y)
 
 
 def test_single_class(data):

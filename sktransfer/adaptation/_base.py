@@ -98,6 +98,10 @@ def _split_domains(y, sample_domain, n_samples, stacklevel):
         n_samples = len(y)
         labelled = ~unlabelled_mask(y)
     if sample_domain is None:
+        if not labelled.any():
+            raise ValueError(
+                "No labelled source rows: every row has y = -1; the source rows need their labels."
+            )
         if labelled.all():
             warnings.warn(
                 "No target rows to adapt to: y has no -1 (unlabelled target rows) and no "
