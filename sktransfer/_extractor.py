@@ -16,7 +16,7 @@ from ._images import check_images, iter_batches
 from .backbones import Backbone, load_backbone
 from .backbones._optimize import fold_batchnorm
 from .backbones._weights import is_checkpoint_path
-from .utils._torch import device_available, resolve_device
+from ._core.device import device_available, resolve_device
 
 POOLINGS = ("avg", "max", "avgmax", "token")
 

@@ -22,7 +22,7 @@ from torch import nn
 from ._images import ImageDataset, check_images, iter_batches, n_images
 from .backbones import Backbone, load_backbone
 from .backbones._optimize import fold_batchnorm
-from .utils._torch import device_available, resolve_device, seed_everything
+from ._core.device import device_available, resolve_device, seed_everything
 
 # Activations of frozen stages are cached when they fit in this many bytes.
 CACHE_MAX_BYTES = int(os.environ.get("SKTRANSFER_CACHE_MAX_BYTES", 2 * 1024**3))

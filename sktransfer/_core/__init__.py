@@ -1,0 +1,6 @@
+"""The private core every estimator and every modality shares.
+
+``device`` (device choice, seeding, mixed precision), ``inference`` (the one batched
+forward loop), ``files`` (atomic writes) and ``base`` (what the transfer estimators have in
+common). Nothing here imports an estimator.
+"""
