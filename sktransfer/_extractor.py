@@ -2,21 +2,17 @@
 
 import copy
 import difflib
-import os
-from numbers import Integral
 
-import numpy as np
 import torch
-from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.base import ClassNamePrefixFeaturesOutMixin, TransformerMixin
+from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.validation import check_is_fitted
-from torch import nn
 
-from ._images import check_images, iter_batches
-from .backbones import Backbone, load_backbone
+from ._core.base import TransferEstimator
+from ._core.device import fallback_device, resolve_device
+from ._core.inference import probe, run_batches
+from .backbones import DEFAULT_BACKBONE, Backbone
 from .backbones._optimize import fold_batchnorm
-from .backbones._weights import is_checkpoint_path
-from ._core.device import device_available, resolve_device
 
 POOLINGS = ("avg", "max", "avgmax", "token")
 
@@ -49,7 +45,9 @@ def pool_features(out, pooling):
     return out[:, 0]
 
 
-class PretrainedFeatureExtractor(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+class PretrainedFeatureExtractor(
+    ClassNamePrefixFeaturesOutMixin, TransformerMixin, TransferEstimator
+):
     """Extract features of images with a frozen pretrained network (feature transfer).
 
     Put it in front of any scikit-learn estimator: the network's pooled activations
@@ -92,6 +90,9 @@ class PretrainedFeatureExtractor(ClassNamePrefixFeaturesOutMixin, TransformerMix
         The loaded network, preprocessing and layer groups.
     device_ : torch.device
         Where the network runs.
+    layer_ : str or None
+        The layer whose output ``transform`` returns (None: the final features), as
+        ``layer`` was at ``fit``: a parameter changed later takes effect at the next fit.
     n_features_out_ : int
         Width of the output.
 
@@ -105,8 +106,12 @@ class PretrainedFeatureExtractor(ClassNamePrefixFeaturesOutMixin, TransformerMix
     The network runs in eval mode under :func:`torch.inference_mode`, in the
     channels-last memory layout, with BatchNorm folded into the preceding convolutions
     (checked to give the same features); the next batch is decoded while the network
-    runs. A pickled extractor whose backbone is a named model stores its parameters only:
-    unpickling reloads the weights from their source.
+    runs.
+
+    A pickle or a :func:`sktransfer.save` file leaves the weights out only when they can
+    be rebuilt bit for bit from a named source (pretrained weights, unchanged): it is then
+    kilobytes and the weights reload from their source. Random weights (``weights=None``),
+    checkpoint files, fine-tuned backbones and modules of your own are stored.
 
     Examples
     --------
@@ -119,20 +124,16 @@ class PretrainedFeatureExtractor(ClassNamePrefixFeaturesOutMixin, TransformerMix
     """
 
     _parameter_constraints: dict = {
-        "backbone": [str, nn.Module, Backbone, BaseEstimator],
-        "weights": [str, os.PathLike, None],
+        **TransferEstimator._parameter_constraints,
         "layer": [str, None],
         "pooling": [StrOptions(set(POOLINGS)), None],
-        "image_size": [Interval(Integral, 16, None, closed="left"), None],
-        "batch_size": [Interval(Integral, 1, None, closed="left")],
-        "device": [str, torch.device],
-        "num_workers": [Interval(Integral, 0, None, closed="left")],
         "progress": ["boolean"],
     }
+    _safe_training_only = ()
 
     def __init__(
         self,
-        backbone="efficientnet_lite0",
+        backbone=DEFAULT_BACKBONE,
         *,
         weights="DEFAULT",
         layer=None,
@@ -167,80 +168,29 @@ class PretrainedFeatureExtractor(ClassNamePrefixFeaturesOutMixin, TransformerMix
         self : PretrainedFeatureExtractor
         """
         self._validate_params()
-        check_images(X)
+        backbone = self._load_backbone()
+        backbone.preprocessing.check(X)
         device = resolve_device(self.device)  # asking for a missing GPU is an error here
-        backbone = load_backbone(self.backbone, self.weights)
-        backbone.preprocessing = backbone.preprocessing.with_image_size(self.image_size)
-        self._restore(backbone, device=device)
+        self._set_fitted(backbone, device, self.layer, self.pooling)
         return self
 
-    def _restore(self, backbone=None, preprocessing=None, device=None):
-        """Set the fitted state from a backbone (loaded from its source when None)."""
-        if backbone is None:
-            backbone = load_backbone(self.backbone, self.weights)
-            backbone.preprocessing = backbone.preprocessing.with_image_size(self.image_size)
-        if preprocessing is not None:
-            backbone.preprocessing = preprocessing
-        if device is None:  # unpickled or loaded: fall back to the CPU if the GPU is gone
-            device = resolve_device(self.device if device_available(self.device) else "cpu")
-        self._check_layer(backbone)
+    def _set_fitted(self, backbone, device, layer, pooling):
+        """Set every fitted attribute (after ``fit``, unpickling and loading)."""
+        _check_layer(backbone, layer)
         self.backbone_ = backbone
         self.device_ = device
-        self._prepare()
-        self.n_features_out_ = self._probe_width()
+        self.layer_ = layer
+        self._pooling = pooling
+        self._net = _inference_net(backbone, device, layer)
+        out = probe(self._features, backbone.preprocessing, device)
+        self.n_features_out_ = int(out.shape[1])
 
-    def _check_layer(self, backbone):
-        if self.layer is None or self.layer in backbone.layer_names:
-            return
-        close = difflib.get_close_matches(self.layer, backbone.layer_names, n=3)
-        hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
-        stages = [name for name, _ in backbone.net.named_children()]
-        raise ValueError(
-            f"Unknown layer {self.layer!r} for backbone {backbone.name!r}.{hint} The stages "
-            f"are {stages}; every valid name ({len(backbone.layer_names)} in all, e.g. "
-            f"{backbone.layer_names[1]!r}) is listed by backbone_.layer_names."
-        )
-
-    def _prepare(self):
-        """Build the inference copy of the network.
-
-        Eval mode, BatchNorm folded into the convolutions (when the whole network runs),
-        channels-last, on its device.
-        """
-        self.backbone_.net.eval().requires_grad_(False)
-        net = self.backbone_.net
-        if self.layer is None:  # hooks need the original module names
-            net = fold_batchnorm(net, self.backbone_.preprocessing.crop_size)
-        self._net = net.to(self.device_, memory_format=torch.channels_last)
-        self._transform_ = self.backbone_.preprocessing.eval_transform()
-
-    def _forward(self, x):
-        net = self._net
-        x = x.to(self.device_, non_blocking=True).contiguous(memory_format=torch.channels_last)
-        if self.layer is None and self.pooling == "avg":
-            return net(x)
-        if self.layer is None:  # re-pool the last feature map (the input of the pool stage)
-            return pool_features(net[:-1](x), self.pooling)
-        captured = {}
-
-        def hook(module, inputs, output):
-            captured["out"] = output
-            raise _Stop
-
-        handle = net.get_submodule(self.layer).register_forward_hook(hook)
-        try:
-            net(x)
-        except _Stop:
-            pass
-        finally:
-            handle.remove()
-        return pool_features(captured["out"], self.pooling)
-
-    def _probe_width(self):
-        size = self.backbone_.preprocessing.crop_size
-        with torch.inference_mode():
-            out = self._forward(torch.zeros(1, 3, size, size))
-        return int(out.shape[1])
+    def _features(self, x):
+        if self.layer_ is None and self._pooling == "avg":
+            return self._net(x)
+        if self.layer_ is None:  # re-pool the last feature map (the input of the pool stage)
+            return pool_features(self._net[:-1](x), self._pooling)
+        return _layer_output(self._net, self.layer_, x, self._pooling)
 
     def transform(self, X):
         """Return the features of the images in ``X``.
@@ -255,64 +205,98 @@ class PretrainedFeatureExtractor(ClassNamePrefixFeaturesOutMixin, TransformerMix
         features : ndarray of shape (n_samples, ``n_features_out_``), dtype float32
         """
         check_is_fitted(self)
-        images = check_images(X, draft_size=self.backbone_.preprocessing.resize_size)
-        out = np.empty((len(images), self.n_features_out_), dtype=np.float32)
-        start = 0
-        batches = iter_batches(
-            images,
-            self._transform_,
-            self.batch_size,
-            num_workers=self.num_workers,
-            progress=self.progress,
-            desc="features",
-        )
-        with torch.inference_mode():
-            for batch in batches:
-                feats = self._forward(batch)
-                out[start : start + len(batch)] = feats.float().cpu().numpy()
-                start += len(batch)
-        return out
+        preprocessing = self.backbone_.preprocessing
+        inputs = preprocessing.check(X)
+        batches = self._batches(inputs, preprocessing, progress=self.progress, desc="features")
+        return run_batches(self._features, batches, len(inputs), self.device_).numpy()
 
     @property
     def _n_features_out(self):
         return self.n_features_out_
 
-    def __sklearn_clone__(self):
-        new = super().__sklearn_clone__()
-        if isinstance(getattr(self.backbone, "backbone_", None), Backbone):
-            # A fitted source model is a parameter through its weights: cloning it (which
-            # unfits it) would lose them, so the clone shares it (fit only reads it).
-            new.backbone = self.backbone
-        return new
-
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        tags.input_tags.three_d_array = True
         tags.transformer_tags.preserves_dtype = []
         tags.non_deterministic = False
         return tags
 
-    # --- persistence: parameters, not weights that can be reloaded -------------------------
-    def _reloadable(self):
-        return isinstance(self.backbone, str) and not (
-            self.weights is not None and is_checkpoint_path(self.weights)
-        )
-
+    # --- persistence: the backbone record decides what is stored ---------------------------
     def __getstate__(self):
         state = dict(super().__getstate__())  # a copy: never change the live object
-        state.pop("_transform_", None)
         state.pop("_net", None)
-        if "backbone_" in state:
-            if self._reloadable():
-                state["backbone_"] = None
-            elif self.device_.type != "cpu":
-                state["backbone_"] = copy.copy(self.backbone_)
-                state["backbone_"].net = copy.deepcopy(self.backbone_.net).cpu()
-            state["device_"] = None
+        state.pop("device_", None)
         return state
 
     def __setstate__(self, state):
         super().__setstate__(state)
-        if "backbone_" not in state:
-            return
-        self._restore(self.backbone_)
+        if "backbone_" in state:
+            self._set_fitted(
+                self.backbone_, fallback_device(self.device), self.layer_, self._pooling
+            )
+
+    def _to_safe_state(self):
+        check_is_fitted(self)
+        value, described, _ = self._backbone_param_to_safe()  # backbone_ holds its weights
+        description, tensors = self.backbone_.to_safe_state()
+        params = self.get_params(deep=False) | {"backbone": value}
+        state = {
+            "backbone_": description,
+            "backbone_is_record": described is not None,
+            "layer_": self.layer_,
+            "pooling": self._pooling,
+        }
+        return params, state, tensors
+
+    @classmethod
+    def _from_safe_state(cls, params, state, tensors):
+        estimator = cls(**params)
+        backbone = Backbone.from_safe_state(state["backbone_"], tensors)
+        if state["backbone_is_record"]:  # the parameter holds the same weights
+            estimator.backbone = copy.deepcopy(backbone)
+        device = fallback_device(estimator.device)
+        estimator._set_fitted(backbone, device, state["layer_"], state["pooling"])
+        return estimator
+
+
+def _check_layer(backbone, layer):
+    if layer is None or layer in backbone.layer_names:
+        return
+    close = difflib.get_close_matches(layer, backbone.layer_names, n=3)
+    hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+    stages = [name for name, _ in backbone.net.named_children()]
+    raise ValueError(
+        f"Unknown layer {layer!r} for backbone {backbone.name!r}.{hint} The stages "
+        f"are {stages}; every valid name ({len(backbone.layer_names)} in all, e.g. "
+        f"{backbone.layer_names[1]!r}) is listed by backbone_.layer_names."
+    )
+
+
+def _inference_net(backbone, device, layer):
+    """Return the network as inference runs it: eval mode, no gradients, channels-last, on device.
+
+    When the whole network runs, a copy with BatchNorm folded into the convolutions
+    (checked against the original); hooks on a layer need the original module names.
+    """
+    backbone.net.eval().requires_grad_(False)
+    net = backbone.net
+    if layer is None:
+        net = fold_batchnorm(net, backbone.preprocessing.crop_size)
+    return net.to(device, memory_format=torch.channels_last)
+
+
+def _layer_output(net, layer, x, pooling):
+    """Run ``net`` until ``layer`` has run (the rest is skipped); return its pooled output."""
+    captured = {}
+
+    def hook(module, inputs, output):
+        captured["out"] = output
+        raise _Stop
+
+    handle = net.get_submodule(layer).register_forward_hook(hook)
+    try:
+        net(x)
+    except _Stop:
+        pass
+    finally:
+        handle.remove()
+    return pool_features(captured["out"], pooling)

@@ -1,4 +1,4 @@
-"""Torch plumbing shared by the estimators: device choice and seeding."""
+"""Torch plumbing shared by the estimators: device choice, seeding, mixed precision."""
 
 import torch
 
@@ -40,3 +40,21 @@ def device_available(device):
     except ValueError:
         return False
     return True
+
+
+def fallback_device(device):
+    """Resolve ``device``, or the CPU when it is not available here (a model loaded elsewhere)."""
+    return resolve_device(device if device_available(device) else "cpu")
+
+
+def use_amp(device):
+    """Whether to run in bfloat16 mixed precision: on CUDA devices that support it natively.
+
+    Older GPUs (before Ampere) would emulate bfloat16 slowly; they run in float32.
+    """
+    if torch.device(device).type != "cuda":
+        return False
+    try:
+        return torch.cuda.is_bf16_supported(including_emulation=False)
+    except TypeError:  # torch < 2.4 has no emulation and no argument
+        return torch.cuda.is_bf16_supported()

@@ -19,6 +19,7 @@ A spec is one of
 import copy
 from functools import lru_cache
 
+import torch
 from torch import nn
 
 from ..exceptions import WeightsUnavailableError
@@ -39,9 +40,25 @@ __all__ = [
 DEFAULT_BACKBONE = BUNDLED[0]
 
 
+# Random initialisation (weights=None) is seeded, so that the same spec gives the same
+# network in every process: a refit of a random-weights model is reproducible.
+_RANDOM_INIT_SEED = 0
+
+
+def _build(spec, weights):
+    if weights is None:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(_RANDOM_INIT_SEED)
+            return build(spec, weights)
+    backbone = build(spec, weights)
+    if not is_checkpoint_path(weights):  # a named source: rebuildable while unchanged
+        backbone.origin = (spec, weights, backbone.weights_digest())
+    return backbone
+
+
 @lru_cache(maxsize=4)
 def _cached_build(spec, weights):
-    return build(spec, weights)
+    return _build(spec, weights)
 
 
 def load_backbone(spec=DEFAULT_BACKBONE, weights="DEFAULT", *, preprocessing=None):
@@ -64,7 +81,8 @@ def load_backbone(spec=DEFAULT_BACKBONE, weights="DEFAULT", *, preprocessing=Non
     Returns
     -------
     Backbone
-        A fresh copy, in eval mode, on the CPU.
+        A fresh copy, in eval mode, on the CPU. Random initialisation (``weights=None``)
+        is seeded: the same spec gives the same network in every process.
 
     Raises
     ------
@@ -93,7 +111,7 @@ def load_backbone(spec=DEFAULT_BACKBONE, weights="DEFAULT", *, preprocessing=Non
     elif isinstance(spec, str):
         key = str(weights) if weights is not None else None
         if key is not None and is_checkpoint_path(weights):
-            backbone = build(spec, weights)  # a file may change between calls: no cache
+            backbone = _build(spec, weights)  # a file may change between calls: no cache
         else:
             backbone = copy.deepcopy(_cached_build(spec, key))
     else:

@@ -1,14 +1,27 @@
-"""The :class:`Backbone` record every estimator works from, and its preprocessing."""
+"""The :class:`Backbone` record every estimator works from, and its input pipeline.
+
+A backbone carries everything an estimator needs to know about a network, so that the
+estimators never ask which modality they work on: its input pipeline (``preprocessing``:
+how raw inputs are checked, turned into batches and fed), its stages and layer groups,
+its feature size, and where its weights came from.
+"""
 
 from __future__ import annotations
 
+import copy
+import hashlib
 from collections import OrderedDict
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
+from numbers import Integral, Real
 
 import torch
 from torch import nn
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms import v2 as T
+
+# Crops larger than this are refused: a 2048 px crop already needs ~50 MB per image in
+# float32 after the first convolution; a crafted 3000 px setting took 7.7 GB.
+MAX_IMAGE_SIZE = 2048
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -36,12 +49,80 @@ class Preprocessing:
     mean: tuple = IMAGENET_MEAN
     std: tuple = IMAGENET_STD
 
-    def with_image_size(self, image_size):
-        """Return a copy that crops to ``image_size``, resizing in the same proportion."""
+    modality = "image"
+
+    def __post_init__(self):
+        for name in ("crop_size", "resize_size"):
+            value = getattr(self, name)
+            if not isinstance(value, Integral) or not 1 <= value <= 2 * MAX_IMAGE_SIZE:
+                raise ValueError(
+                    f"Preprocessing.{name} must be an integer in [1, {2 * MAX_IMAGE_SIZE}]; "
+                    f"got {value!r}."
+                )
+        if self.crop_size > MAX_IMAGE_SIZE:
+            raise ValueError(
+                f"Preprocessing.crop_size={self.crop_size} is above the limit of "
+                f"{MAX_IMAGE_SIZE} pixels."
+            )
+        if self.interpolation not in ("bilinear", "bicubic", "nearest"):
+            raise ValueError(
+                "Preprocessing.interpolation must be 'bilinear', 'bicubic' or 'nearest'; "
+                f"got {self.interpolation!r}."
+            )
+        for name in ("mean", "std"):
+            value = tuple(getattr(self, name))
+            if len(value) != 3 or not all(isinstance(v, Real) for v in value):
+                raise ValueError(f"Preprocessing.{name} must be 3 numbers; got {value!r}.")
+            object.__setattr__(self, name, value)
+
+    def with_options(self, image_size=None):
+        """Return a copy configured by an estimator's input parameters.
+
+        ``image_size`` crops to that side, resizing in the same proportion; None keeps
+        the backbone's own.
+        """
         if image_size is None or image_size == self.crop_size:
             return self
         ratio = self.resize_size / self.crop_size
         return replace(self, crop_size=int(image_size), resize_size=round(image_size * ratio))
+
+    def with_image_size(self, image_size):
+        """Return a copy that crops to ``image_size`` (see :meth:`with_options`)."""
+        return self.with_options(image_size=image_size)
+
+    def check(self, X):
+        """Validate raw input ``X`` (nothing is decoded): see :mod:`sktransfer._images`."""
+        from .._images import check_images
+
+        return check_images(X)
+
+    def example_input(self, n=1):
+        """Return a batch of ``n`` blank inputs, as the network receives them (for probing)."""
+        return torch.zeros(n, 3, self.crop_size, self.crop_size)
+
+    def batches(
+        self, inputs, batch_size, *, augment=None, num_workers=0, progress=False, desc=None
+    ):
+        """Yield the network's input batches for checked ``inputs``, in order.
+
+        ``augment`` is as in :meth:`train_transform` (None: the deterministic transform).
+        """
+        from .._images import iter_batches
+
+        return iter_batches(
+            inputs,
+            self.train_transform(augment),
+            batch_size,
+            num_workers=num_workers,
+            progress=progress,
+            desc=desc,
+        )
+
+    def dataset(self, inputs, targets=None, *, augment=None):
+        """Return a :class:`torch.utils.data.Dataset` of ``(input, target)`` pairs for training."""
+        from .._images import ImageDataset
+
+        return ImageDataset(inputs, self.train_transform(augment), targets)
 
     def _finish(self):
         return [
@@ -94,8 +175,9 @@ class Backbone:
     ``net`` is an :class:`torch.nn.Sequential` of *stages* run from input to output; its
     output is a ``(n_samples, num_features)`` tensor of pooled features. The stages that
     hold parameters are the backbone's **layer groups**, the units that fine-tuning
-    freezes (counted from the input). Backbones that cannot be cut into sequential stages
-    have a single stage; their layer groups are then sets of parameters inside it.
+    freezes (counted from the input, see :meth:`freeze`). Backbones that cannot be cut into
+    sequential stages have a single stage; their layer groups are then sets of parameters
+    inside it.
 
     Build one with :func:`sktransfer.load_backbone`.
 
@@ -106,19 +188,26 @@ class Backbone:
     net : torch.nn.Sequential
         The trunk without its classification head.
     preprocessing : Preprocessing
-        Resize, crop and normalisation the weights were trained with.
+        The input pipeline: how inputs are checked, batched and normalised, as the
+        weights were trained.
     num_features : int
         Width of the pooled feature vector.
     head : torch.nn.Module or None
-        The pretrained classification head (e.g. the 1000 ImageNet classes), kept so that
-        ``head(net(x))`` reproduces the original network's logits.
+        The classification head of the task the weights were trained on (e.g. the 1000
+        ImageNet classes), so that ``head(net(x))`` reproduces the original network's
+        logits; None when there is none (a module of your own, or a fine-tuned trunk,
+        whose features no longer match it).
     layer_groups : list of (str, list of str)
         Freezing units from input to output: a name and the qualified names of the
         parameters of ``net`` it holds.
     spec : object
         What was asked for (a name or a module), to rebuild the architecture.
     weights : object
-        The weights that were loaded (``"DEFAULT"``, an enum name, a path or None).
+        The weights that were loaded (``"DEFAULT"``, an enum name, a path, None for
+        random initialisation, or ``"fine-tuned"``).
+    origin : tuple or None
+        ``(spec, weights, digest)`` when the weights came unchanged from a named source
+        (the bundled or pretrained weights), else None. See :attr:`rebuildable`.
     """
 
     name: str
@@ -129,6 +218,7 @@ class Backbone:
     layer_groups: list = field(default_factory=list)
     spec: object = None
     weights: object = None
+    origin: tuple | None = None
 
     def __post_init__(self):
         if not self.layer_groups:
@@ -144,11 +234,160 @@ class Backbone:
         """Number of freezing units."""
         return len(self.layer_groups)
 
-    def __repr__(self):
-        return (
-            f"Backbone(name={self.name!r}, num_features={self.num_features}, "
-            f"n_layer_groups={self.n_layer_groups}, crop_size={self.preprocessing.crop_size})"
+    # --- where the weights come from: the one rule for files and pickles -------------------
+    def weights_digest(self):
+        """SHA-256 of the trunk's tensors (parameters and buffers), names included."""
+        digest = hashlib.sha256()
+        for name, tensor in self.net.state_dict().items():
+            digest.update(name.encode())
+            data = tensor.detach().cpu().contiguous()
+            digest.update(str(data.dtype).encode() + str(tuple(data.shape)).encode())
+            digest.update(data.view(-1).view(torch.uint8).numpy().tobytes())
+        return digest.hexdigest()
+
+    @property
+    def rebuildable(self):
+        """Whether the weights can be rebuilt bit for bit from their named source.
+
+        True only for weights loaded by name (bundled or pretrained) and unchanged since:
+        then a file or a pickle stores the name, not the tensors. Fine-tuned or random
+        weights, a checkpoint file (which may change) and modules of your own are stored.
+        """
+        return self.origin is not None and self.origin[2] == self.weights_digest()
+
+    def __deepcopy__(self, memo):  # a copy in memory keeps everything (no pickling rule)
+        new = object.__new__(type(self))
+        memo[id(self)] = new
+        new.__dict__.update(copy.deepcopy(self.__dict__, memo))
+        return new
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        if self.rebuildable:
+            state["net"] = state["head"] = None  # rebuilt from `origin` on unpickling
+        elif _device_of(self.net).type != "cpu":  # loadable on a machine without the GPU
+            state["net"] = copy.deepcopy(self.net).cpu()
+            state["head"] = copy.deepcopy(self.head).cpu() if self.head is not None else None
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        if self.net is None and self.origin is not None:
+            from . import load_backbone
+
+            spec, weights, digest = self.origin
+            source = load_backbone(spec, weights)
+            if source.origin is None or source.origin[2] != digest:
+                raise ValueError(
+                    f"The weights of backbone {spec!r} ({weights!r}) on this machine differ "
+                    "from those the object was pickled with; the pickle does not hold them."
+                )
+            self.net, self.head = source.net, source.head
+
+    # --- freezing ----------------------------------------------------------------------------
+    def resolve_n_frozen(self, n_frozen):
+        """Turn ``"all"`` or a negative count into the number of frozen groups."""
+        n_groups = self.n_layer_groups
+        if isinstance(n_frozen, str) and n_frozen == "all":
+            return n_groups
+        if isinstance(n_frozen, Integral) and not isinstance(n_frozen, bool):
+            if -n_groups <= n_frozen <= n_groups:
+                return int(n_frozen) if n_frozen >= 0 else n_groups + int(n_frozen)
+        raise ValueError(
+            f"n_frozen must be 'all' or an integer in [-{n_groups}, {n_groups}] for backbone "
+            f"{self.name!r}, which has {n_groups} layer groups; got {n_frozen!r}."
         )
+
+    def freeze(self, n_frozen):
+        """Freeze the first ``n_frozen`` layer groups and unfreeze the rest.
+
+        Parameters
+        ----------
+        n_frozen : "all" or int
+            Groups counted from the input; negative counts from the top.
+
+        Returns
+        -------
+        n_frozen : int
+            The number of frozen groups.
+        """
+        n = self.resolve_n_frozen(n_frozen)
+        frozen = {p for _, params in self.layer_groups[:n] for p in params}
+        for name, param in self.net.named_parameters():
+            param.requires_grad_(name not in frozen)
+        return n
+
+    def frozen_stages(self):
+        """Count the leading stages of ``net`` that have no trainable parameter."""
+        count = 0
+        for stage in self.net.children():
+            if any(p.requires_grad for p in stage.parameters()):
+                break
+            count += 1
+        return count
+
+    # --- the safe file format ----------------------------------------------------------------
+    def to_safe_state(self):
+        """Describe the backbone for the safe format: ``(description, tensors)``.
+
+        The tensors are left out exactly when :attr:`rebuildable` is true; the description
+        is JSON.
+        """
+        if not isinstance(self.spec, str):
+            raise TypeError(
+                "The safe format rebuilds a network from its architecture's name; this "
+                f"backbone is a {type(self.spec).__name__} object. Use joblib.dump instead."
+            )
+        stored = not self.rebuildable
+        weights = self.weights if self.weights is None else str(self.weights)
+        description = {
+            "spec": self.spec,
+            "weights": weights,
+            "stored": stored,
+            "digest": None if stored else self.origin[2],
+            "preprocessing": asdict(self.preprocessing),
+        }
+        tensors = {}
+        if stored:
+            tensors = {k: v.detach().cpu().contiguous() for k, v in self.net.state_dict().items()}
+        return description, tensors
+
+    @classmethod
+    def from_safe_state(cls, description, tensors):
+        """Rebuild a backbone from :meth:`to_safe_state`'s output (checked, no pickle)."""
+        from . import load_backbone
+
+        values = description["preprocessing"]
+        preprocessing = Preprocessing(
+            **{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+        )
+        spec, weights = description["spec"], description["weights"]
+        if description["stored"]:
+            backbone = load_backbone(spec, weights=None)  # the architecture
+            backbone.net.load_state_dict(tensors, strict=True)
+            backbone.head, backbone.weights = None, weights
+        else:
+            backbone = load_backbone(spec, weights)
+            if backbone.origin is None or backbone.origin[2] != description["digest"]:
+                raise ValueError(
+                    f"The {weights!r} weights of {spec!r} on this machine differ from those "
+                    "the model was saved with, and the file does not hold them."
+                )
+        backbone.preprocessing = preprocessing
+        return backbone
+
+    def __repr__(self):
+        weights = "stored" if self.origin is None else repr(self.weights)
+        return (
+            f"Backbone(name={self.name!r}, weights={weights}, "
+            f"num_features={self.num_features}, n_layer_groups={self.n_layer_groups}, "
+            f"crop_size={self.preprocessing.crop_size})"
+        )
+
+
+def _device_of(module):
+    tensor = next(iter(module.state_dict().values()), None)
+    return tensor.device if tensor is not None else torch.device("cpu")
 
 
 def stage_groups(net):

@@ -1,0 +1,88 @@
+"""What every transfer estimator shares: the backbone parameters, loading, inputs, cloning.
+
+An estimator built on :class:`TransferEstimator` never asks which modality it works on:
+the backbone's input pipeline (``backbone_.preprocessing``) checks the raw input, makes
+the batches and knows the blank input used to probe shapes.
+"""
+
+import os
+from numbers import Integral
+
+import torch
+from sklearn.base import BaseEstimator
+from sklearn.utils._param_validation import Interval
+from torch import nn
+
+from ..backbones import Backbone, load_backbone
+from ..backbones._base import MAX_IMAGE_SIZE
+
+
+class TransferEstimator(BaseEstimator):
+    """Base of the estimators that run a pretrained backbone (private).
+
+    Subclasses merge :attr:`_parameter_constraints` into their own and call
+    :meth:`_load_backbone` in ``fit``.
+    """
+
+    _parameter_constraints: dict = {
+        "backbone": [str, nn.Module, Backbone, BaseEstimator],
+        "weights": [str, os.PathLike, None],
+        "image_size": [Interval(Integral, 16, MAX_IMAGE_SIZE, closed="both"), None],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "device": [str, torch.device],
+        "num_workers": [Interval(Integral, 0, None, closed="left")],
+    }
+
+    def _load_backbone(self):
+        """Load the backbone named by the parameters, its input pipeline configured."""
+        backbone = load_backbone(self.backbone, self.weights)
+        backbone.preprocessing = backbone.preprocessing.with_options(image_size=self.image_size)
+        return backbone
+
+    def _batches(self, inputs, preprocessing, *, augment=None, progress=False, desc=None):
+        return preprocessing.batches(
+            inputs,
+            self.batch_size,
+            augment=augment,
+            num_workers=self.num_workers,
+            progress=progress,
+            desc=desc,
+        )
+
+    def __sklearn_clone__(self):
+        new = super().__sklearn_clone__()
+        if isinstance(getattr(self.backbone, "backbone_", None), Backbone):
+            # A fitted source model is a parameter through its weights: cloning it (which
+            # unfits it) would lose them, so the clone shares it (fit only reads it).
+            new.backbone = self.backbone
+        return new
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.three_d_array = True
+        return tags
+
+    # --- the safe format: the backbone parameter -------------------------------------------
+    def _backbone_param_to_safe(self):
+        """Describe the ``backbone`` parameter: ``(json_value, description, tensors)``.
+
+        A name stays a name. A :class:`Backbone` or a fitted estimator is stored through
+        :meth:`Backbone.to_safe_state` (with its weights unless they are rebuildable), so
+        that after loading the parameter still holds those weights.
+        """
+        if isinstance(self.backbone, str):
+            return self.backbone, None, {}
+        record = getattr(self.backbone, "backbone_", self.backbone)
+        if not isinstance(record, Backbone):
+            raise TypeError(
+                "The safe format cannot describe a backbone given as a "
+                f"{type(self.backbone).__name__} object. Use joblib.dump instead."
+            )
+        description, tensors = record.to_safe_state()
+        return record.spec, description, tensors
+
+    @staticmethod
+    def _backbone_param_from_safe(value, description, tensors):
+        if description is None:
+            return value
+        return Backbone.from_safe_state(description, tensors)
