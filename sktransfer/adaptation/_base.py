@@ -71,7 +71,8 @@ def split_domains(y=None, sample_domain=None, *, n_samples=None):
     ------
     ValueError
         ``y`` or ``sample_domain`` of the wrong length, ``sample_domain`` with zeros,
-        no source rows, no target rows.
+        no source rows, no target rows; without ``sample_domain``, no labelled rows
+        ("No labelled source rows").
 
     Examples
     --------
@@ -98,10 +99,6 @@ def _split_domains(y, sample_domain, n_samples, stacklevel):
         n_samples = len(y)
         labelled = ~unlabelled_mask(y)
     if sample_domain is None:
-        if not labelled.any():
-            raise ValueError(
-                "No labelled source rows: every row has y = -1; the source rows need their labels."
-            )
         if labelled.all():
             warnings.warn(
                 "No target rows to adapt to: y has no -1 (unlabelled target rows) and no "
@@ -112,7 +109,10 @@ def _split_domains(y, sample_domain, n_samples, stacklevel):
             )
             everything = np.ones(n_samples, dtype=bool)
             return Domains(everything, everything, labelled)
-        return Domains(labelled, ~labelled, labelled)
+        domains = Domains(labelled, ~labelled, labelled)
+        # the labels are what makes a row a source row here: none, no source
+        _require_labelled_source(domains)
+        return domains
 
     sample_domain = column_or_1d(sample_domain)
     if n_samples is not None and len(sample_domain) != n_samples:
@@ -138,16 +138,21 @@ def _split_domains(y, sample_domain, n_samples, stacklevel):
     return Domains(source, target, labelled)
 
 
+def _require_labelled_source(domains):
+    """Raise the one error for source rows that all have ``y = -1``."""
+    if not (domains.source & domains.labelled).any():
+        raise ValueError(
+            "No labelled source rows: every source row has y = -1 (without sample_domain, "
+            "the rows with a label are the source rows); give the source rows their labels."
+        )
+
+
 def check_labels(y, domains):
     """Validate the labels of the labelled rows; return their classes.
 
     Raises a clear error for no labelled source rows and for a single class.
     """
-    if not (domains.source & domains.labelled).any():
-        raise ValueError(
-            "No labelled source rows: every source row has y = -1; the source rows need "
-            "their labels."
-        )
+    _require_labelled_source(domains)
     check_classification_targets(y[domains.labelled])
     classes = np.unique(y[domains.labelled])
     if len(classes) < 2:
