@@ -269,6 +269,27 @@ def test_without_target_rows_a_method_fits_like_its_estimator_with_a_warning():
         assert TransferComponentAnalysis().fit(Xs, ys).transform(Xs).shape == (200, 5)
 
 
+def test_the_no_target_warning_points_at_the_callers_line():
+    Xs, ys, _, _ = linear_map(0, n=40)
+    calls = [
+        lambda: CORAL().fit(Xs, ys),
+        lambda: CORAL().fit_transform(Xs, ys),
+        lambda: KMM().fit_weights(Xs, ys),
+        lambda: TrAdaBoost().fit(Xs, ys),
+        lambda: split_domains(ys),
+    ]
+    for call in calls:
+        with pytest.warns(UserWarning, match="No target rows to adapt to") as record:
+            call()
+        assert [w.filename for w in record] == [__file__]
+
+
+def test_density_ratio_needs_a_fit():
+    for method in (KLIEP(), DiscriminatorReweight()):
+        with pytest.raises(sklearn.exceptions.NotFittedError):
+            method.density_ratio(np.zeros((2, 2)))
+
+
 def test_fit_weights_without_an_estimator():
     Xs, ys, Xt, yt = covariate_shift(0)
     X = np.vstack([Xs, Xt])

@@ -17,6 +17,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score
 from sklearn.pipeline import Pipeline
 from sklearn.utils import _safe_indexing
+from sklearn.utils._param_validation import HasMethods
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
@@ -187,12 +188,15 @@ def fit_weighted(estimator, X, y, sample_weight=None):
         return estimator.fit(X, y, sample_weight=sample_weight)
 
 
+def default_estimator(estimator):
+    """``estimator``, or the default classifier, ``LogisticRegression(max_iter=1000)``, if None."""
+    return LogisticRegression(max_iter=1000) if estimator is None else estimator
+
+
 def _estimator(adaptation):
     if getattr(adaptation, "estimator_", None) is not None:
         return adaptation.estimator_
-    if adaptation.estimator is not None:
-        return adaptation.estimator
-    return adaptation._default_estimator()
+    return default_estimator(adaptation.estimator)
 
 
 def _estimator_has(attr):
@@ -200,10 +204,26 @@ def _estimator_has(attr):
 
 
 class _AdaptationClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
-    """What every adaptation method shares: the default estimator and ``score``."""
+    """What every adaptation method shares: ``estimator``, fit's checks and ``score``.
 
-    def _default_estimator(self):
-        return LogisticRegression(max_iter=1000)
+    Subclasses merge their own constraints into ``_parameter_constraints``.
+    """
+
+    _parameter_constraints: dict = {"estimator": [None, HasMethods(["fit", "predict"])]}
+
+    def _validate_fit(self, X, y, sample_domain, stacklevel):
+        """Validate the parameters, ``X`` and ``y``; split the domains.
+
+        Returns ``(X, y, domains, classes)``. ``stacklevel`` counts the frames from this
+        method up to the user's call, as :func:`warnings.warn` does, so that the "No target
+        rows" warning points at that call.
+        """
+        self._validate_params()
+        require_y(y)
+        X = validate_data(self, X, dtype=np.float64)
+        y = column_or_1d(y, warn=True)
+        domains = _split_domains(y, sample_domain, len(X), stacklevel=stacklevel + 1)
+        return X, y, domains, check_labels(y, domains)
 
     def score(self, X, y, sample_weight=None):
         """Accuracy on the labelled rows (rows with ``y = -1`` are left out).
@@ -262,13 +282,8 @@ class _DomainAdaptation(_AdaptationClassifier):
 
     def _fit(self, X, y, sample_domain):
         """Fit; return the adapted rows of ``X`` (source rows mapped as source)."""
-        self._validate_params()
-        require_y(y)
-        X = validate_data(self, X, dtype=np.float64)
-        y = column_or_1d(y, warn=True)
-        # user -> fit or fit_transform -> _fit -> _split_domains -> warn
-        domains = _split_domains(y, sample_domain, len(X), stacklevel=4)
-        check_labels(y, domains)
+        # user -> fit or fit_transform -> _fit -> _validate_fit
+        X, y, domains, _ = self._validate_fit(X, y, sample_domain, stacklevel=4)
         X_adapted, weights = self._adapt(X, domains)
         if X_adapted is None:
             X_adapted = X

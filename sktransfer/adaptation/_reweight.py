@@ -7,14 +7,13 @@ import numpy as np
 from scipy.linalg import eigvalsh
 from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.linear_model import LogisticRegression
 from sklearn.metrics.pairwise import pairwise_kernels
 from sklearn.model_selection import KFold
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._base import _DomainAdaptation, _split_domains
+from ._base import _DomainAdaptation, _split_domains, default_estimator
 
 
 class _Reweighting(_DomainAdaptation):
@@ -74,9 +73,6 @@ class _Reweighting(_DomainAdaptation):
             return self.gamma
         var = X.var()
         return 1.0 / (X.shape[1] * var) if var > 0 else 1.0
-
-
-_ESTIMATOR = {"estimator": [None, HasMethods(["fit", "predict"])]}
 
 
 def _project(v, upper, low, high):
@@ -193,7 +189,8 @@ class KMM(_Reweighting):
     True
     """
 
-    _parameter_constraints: dict = _ESTIMATOR | {
+    _parameter_constraints: dict = {
+        **_DomainAdaptation._parameter_constraints,
         "kernel": [str],
         "gamma": [Interval(Real, 0, None, closed="neither"), None],
         "B": [Interval(Real, 0, None, closed="neither")],
@@ -247,7 +244,30 @@ def _kliep_alpha(A, b, lr, max_iter, tol):
     return alpha, max_iter
 
 
-class KLIEP(_Reweighting):
+class _RatioReweighting(_Reweighting):
+    """A re-weighting whose density ratio is a function: new rows get weights too.
+
+    Subclasses implement ``_ratio(X)`` from their fitted state.
+    """
+
+    def density_ratio(self, X):
+        """Estimated ``p_target(x) / p_source(x)`` of rows ``X``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Rows to weigh.
+
+        Returns
+        -------
+        ratio : ndarray of shape (n_samples,)
+            The density ratio (not normalised like ``weights_``).
+        """
+        check_is_fitted(self, "weights_")
+        return self._ratio(validate_data(self, X, dtype=np.float64, reset=False))
+
+
+class KLIEP(_RatioReweighting):
     """Kullback-Leibler importance estimation: a density ratio as a sum of kernels.
 
     The ratio ``p_target / p_source`` is modelled as a non-negative combination of
@@ -324,7 +344,8 @@ class KLIEP(_Reweighting):
     True
     """
 
-    _parameter_constraints: dict = _ESTIMATOR | {
+    _parameter_constraints: dict = {
+        **_DomainAdaptation._parameter_constraints,
         "gamma": [Interval(Real, 0, None, closed="neither"), "array-like", None],
         "cv": [Interval(Integral, 2, None, closed="left")],
         "n_centers": [Interval(Integral, 1, None, closed="left")],
@@ -389,24 +410,8 @@ class KLIEP(_Reweighting):
     def _ratio(self, X):
         return pairwise_kernels(X, self.centers_, metric="rbf", gamma=self.gamma_) @ self.alpha_
 
-    def density_ratio(self, X):
-        """Estimated ``p_target(x) / p_source(x)`` of rows ``X``.
 
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Rows to weigh.
-
-        Returns
-        -------
-        ratio : ndarray of shape (n_samples,)
-            The density ratio (not normalised like ``weights_``).
-        """
-        check_is_fitted(self, "alpha_")
-        return self._ratio(validate_data(self, X, dtype=np.float64, reset=False))
-
-
-class DiscriminatorReweight(_Reweighting):
+class DiscriminatorReweight(_RatioReweighting):
     """Weights from a domain classifier: ``p(target | x) / p(source | x)``.
 
     A probabilistic classifier learns to tell source rows from target rows; a source row
@@ -422,8 +427,8 @@ class DiscriminatorReweight(_Reweighting):
     discriminator : classifier with ``predict_proba``, default=None
         Tells the domains apart; None means ``LogisticRegression(max_iter=1000)``.
     max_weight : float, default=100.0
-        Weights are clipped here before normalisation, so that a few rows cannot take
-        over.
+        The density ratio is clipped here (in ``weights_`` before normalisation, and in
+        :meth:`density_ratio`), so that a few rows cannot take over.
 
     Attributes
     ----------
@@ -459,7 +464,8 @@ class DiscriminatorReweight(_Reweighting):
     True
     """
 
-    _parameter_constraints: dict = _ESTIMATOR | {
+    _parameter_constraints: dict = {
+        **_DomainAdaptation._parameter_constraints,
         "discriminator": [None, HasMethods(["fit", "predict_proba"])],
         "max_weight": [Interval(Real, 0, None, closed="neither")],
     }
@@ -470,12 +476,7 @@ class DiscriminatorReweight(_Reweighting):
         self.max_weight = max_weight
 
     def _source_weights(self, Xs, Xt):
-        disc = (
-            self.discriminator
-            if self.discriminator is not None
-            else LogisticRegression(max_iter=1000)
-        )
-        self.discriminator_ = clone(disc).fit(
+        self.discriminator_ = clone(default_estimator(self.discriminator)).fit(
             np.vstack([Xs, Xt]), np.r_[np.zeros(len(Xs)), np.ones(len(Xt))]
         )
         self.prior_ratio_ = len(Xs) / len(Xt)
@@ -484,19 +485,3 @@ class DiscriminatorReweight(_Reweighting):
     def _ratio(self, X):
         p = np.clip(self.discriminator_.predict_proba(X)[:, 1], 1e-12, 1 - 1e-12)
         return np.minimum(self.prior_ratio_ * p / (1 - p), self.max_weight)
-
-    def density_ratio(self, X):
-        """Estimated ``p_target(x) / p_source(x)`` of rows ``X`` (clipped at max_weight).
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Rows to weigh.
-
-        Returns
-        -------
-        ratio : ndarray of shape (n_samples,)
-            The density ratio (not normalised like ``weights_``).
-        """
-        check_is_fitted(self, "discriminator_")
-        return self._ratio(validate_data(self, X, dtype=np.float64, reset=False))

@@ -8,7 +8,7 @@ from sklearn.covariance import empirical_covariance, ledoit_wolf, shrunk_covaria
 from sklearn.decomposition import PCA
 from sklearn.metrics.pairwise import pairwise_kernels
 from sklearn.utils import TransformerTags
-from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
 from ._base import _DomainAdaptation
@@ -156,7 +156,7 @@ class CORAL(_FeatureAdaptation):
     """
 
     _parameter_constraints: dict = {
-        "estimator": [None, HasMethods(["fit", "predict"])],
+        **_DomainAdaptation._parameter_constraints,
         "reg": [StrOptions({"auto"}), Interval(Real, 0, 1, closed="both")],
     }
 
@@ -230,7 +230,7 @@ class SubspaceAlignment(_FeatureAdaptation):
     """
 
     _parameter_constraints: dict = {
-        "estimator": [None, HasMethods(["fit", "predict"])],
+        **_DomainAdaptation._parameter_constraints,
         "n_components": [Interval(Integral, 1, None, closed="left"), None],
     }
 
@@ -312,7 +312,7 @@ class TransferComponentAnalysis(_FeatureAdaptation):
     """
 
     _parameter_constraints: dict = {
-        "estimator": [None, HasMethods(["fit", "predict"])],
+        **_DomainAdaptation._parameter_constraints,
         "kernel": [str],
         "gamma": [Interval(Real, 0, None, closed="neither"), None],
         "n_components": [Interval(Integral, 1, None, closed="left"), None],

@@ -4,18 +4,11 @@ from numbers import Integral
 
 import numpy as np
 from sklearn.base import clone
-from sklearn.utils._param_validation import HasMethods, Interval
+from sklearn.utils._param_validation import Interval
 from sklearn.utils.metaestimators import available_if
-from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
+from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._base import (
-    _AdaptationClassifier,
-    _estimator_has,
-    _split_domains,
-    check_labels,
-    fit_weighted,
-    require_y,
-)
+from ._base import _AdaptationClassifier, _estimator_has, default_estimator, fit_weighted
 
 
 class TrAdaBoost(_AdaptationClassifier):
@@ -77,7 +70,7 @@ class TrAdaBoost(_AdaptationClassifier):
     """
 
     _parameter_constraints: dict = {
-        "estimator": [None, HasMethods(["fit", "predict"])],
+        **_AdaptationClassifier._parameter_constraints,
         "n_estimators": [Interval(Integral, 1, None, closed="left")],
     }
 
@@ -104,12 +97,8 @@ class TrAdaBoost(_AdaptationClassifier):
         self : TrAdaBoost
             The fitted estimator.
         """
-        self._validate_params()
-        require_y(y)
-        X = validate_data(self, X, dtype=np.float64)
-        y = column_or_1d(y, warn=True)
-        domains = _split_domains(y, sample_domain, len(X), stacklevel=3)
-        check_labels(y, domains)
+        # user -> fit -> _validate_fit
+        X, y, domains, classes = self._validate_fit(X, y, sample_domain, stacklevel=3)
         target = domains.target & domains.labelled
         if not target.any():
             raise ValueError(
@@ -118,13 +107,13 @@ class TrAdaBoost(_AdaptationClassifier):
                 "negative sample_domain."
             )
         source = domains.source & domains.labelled & ~domains.target
-        self.classes_ = np.unique(y[domains.labelled])
+        self.classes_ = classes
         rows = source | target
         Xl, yl, is_target = X[rows], y[rows], target[rows]
         n_source = int(source.sum())
         beta = 1 / (1 + np.sqrt(2 * np.log(max(n_source, 2)) / self.n_estimators))
         weights = np.full(len(yl), 1 / len(yl))
-        base = self.estimator if self.estimator is not None else self._default_estimator()
+        base = default_estimator(self.estimator)
         learners, betas, errors = [], [], []
         for _ in range(self.n_estimators):
             learner = clone(base)
