@@ -6,9 +6,8 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
-from ..exceptions import WeightsUnavailableError
 from ._base import Backbone, Preprocessing, single_stage
-from ._weights import is_checkpoint_path, is_offline, load_checkpoint, torch_checkpoint
+from ._weights import hub_checkpoint, is_checkpoint_path, load_checkpoint, torch_checkpoint
 
 BUNDLED = ("efficientnet_lite0",)
 
@@ -117,6 +116,43 @@ def _bundled(name, weights):
     return _from_timm_model(model, name, name, weights, _timm_preprocessing(model.pretrained_cfg))
 
 
+def _timm_pretrained(name, tag):
+    """Create timm's ``tag`` with its pretrained weights, read from a local file.
+
+    The file is found (or fetched once) by :mod:`._weights` first, so an uncached file fails
+    fast and names the repository timm would use; timm then loads it from disk.
+    """
+    import timm
+
+    try:
+        cfg = timm.models.get_pretrained_cfg(tag)  # the default tag when none is given
+    except RuntimeError:
+        base = tag.split(".")[0]
+        valid = ["DEFAULT", *(t.split(".", 1)[1] for t in timm.list_pretrained(f"{base}.*"))]
+        raise ValueError(
+            f"Unknown weights {tag.split('.', 1)[1]!r} for timm model {base!r}; valid values: "
+            f"{valid}, None or a checkpoint path."
+        ) from None
+    if cfg is None or not (cfg.hf_hub_id or cfg.url):
+        raise ValueError(
+            f"timm has no pretrained weights for {tag!r}: pass weights=None (random "
+            "initialisation) or the path of a checkpoint."
+        )
+    if cfg.hf_hub_id:
+        path = hub_checkpoint(cfg.hf_hub_id, cfg.hf_hub_filename or "pytorch_model.bin", name)
+        overlay = {"file": str(path), "custom_load": False}  # a state dict, as from the hub
+    else:
+        path = torch_checkpoint(cfg.url, name)
+        overlay = {"file": str(path), "custom_load": cfg.custom_load}
+    try:
+        return timm.create_model(tag, pretrained=True, pretrained_cfg_overlay=overlay)
+    except (RuntimeError, OSError, ValueError) as exc:
+        raise ValueError(
+            f"The cached weight file {path} of {name!r} could not be loaded "
+            f"({type(exc).__name__}: {exc}); delete it to download it again."
+        ) from exc
+
+
 def _timm(name, weights):
     import timm
 
@@ -132,23 +168,7 @@ def _timm(name, weights):
         if weights is not None:
             load_checkpoint(model, weights, name)
     else:
-        tag = arch if weights == "DEFAULT" else f"{base}.{weights}"
-        cfg = timm.models.get_pretrained_cfg(tag) if "." in tag else None
-        try:
-            if is_offline():
-                import huggingface_hub.constants as hf  # honour offline mode in the hub
-
-                hf.HF_HUB_OFFLINE = True
-            model = timm.create_model(tag, pretrained=True)
-        except Exception as exc:
-            hub_id = getattr(cfg, "hf_hub_id", None) or f"timm/{tag}"
-            raise WeightsUnavailableError(
-                f"Pretrained weights for {name!r} are not cached on this machine and could "
-                f"not be downloaded ({type(exc).__name__}). timm looks for the Hugging Face "
-                f"repository {hub_id!r} in the hub cache ($HF_HOME/hub, default "
-                "~/.cache/huggingface/hub); copy it there from a machine with internet, or "
-                "pass weights='path/to/model.safetensors', or weights=None."
-            ) from exc
+        model = _timm_pretrained(name, arch if weights == "DEFAULT" else f"{base}.{weights}")
     return _from_timm_model(model, name, name, weights, _timm_preprocessing(model.pretrained_cfg))
 
 

@@ -1,14 +1,25 @@
-"""Weight files: the local cache, offline mode, downloads, and user checkpoints."""
+"""Weight files: the local caches, offline mode, one quick download, and user checkpoints.
 
+Pretrained weights are looked up in the cache their library uses (``$TORCH_HOME/hub/
+checkpoints`` for torchvision, the Hugging Face hub cache for timm) without the network.
+A missing file fails at once in offline mode; otherwise one download is tried, with a short
+timeout and no retries, and its failure names the exact file and the folder it belongs in.
+"""
+
+import hashlib
+import http.client
 import os
-import tempfile
+import urllib.request
 from pathlib import Path
 
 import torch
 
+from .._core.files import atomic_write
 from ..exceptions import WeightsUnavailableError
 
 CHECKPOINT_SUFFIXES = (".pth", ".pt", ".bin", ".ckpt", ".safetensors")
+# Seconds a connection may stay silent before the download is given up.
+DOWNLOAD_TIMEOUT = 10
 
 
 def is_offline():
@@ -31,6 +42,37 @@ def is_checkpoint_path(weights):
     )
 
 
+def _unavailable(model_name, hint, exc=None):
+    if exc is None:
+        return WeightsUnavailableError(
+            f"Pretrained weights for {model_name!r} are not cached and offline mode is on "
+            f"(SKTRANSFER_OFFLINE/HF_HUB_OFFLINE). {hint}"
+        )
+    return WeightsUnavailableError(
+        f"Pretrained weights for {model_name!r} are not cached on this machine and could "
+        f"not be downloaded ({type(exc).__name__}: {exc}). {hint}"
+    )
+
+
+def _download(url, path):
+    """Fetch ``url`` into ``path`` in one attempt: whole and checked, or not at all."""
+    # torchvision's file names end with the first hex digits of their SHA-256, as torch.hub
+    # checks them; a file in the cache is trusted from then on, so check it before.
+    expected = torch.hub.HASH_REGEX.search(os.path.basename(url))
+    digest = hashlib.sha256()
+    with (
+        urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT) as response,
+        atomic_write(path) as file,
+    ):
+        while chunk := response.read(1 << 20):
+            digest.update(chunk)
+            file.write(chunk)
+        if expected and not digest.hexdigest().startswith(expected.group(1)):
+            raise ValueError(
+                f"the file arrived damaged: its SHA-256 does not start with {expected.group(1)}"
+            )
+
+
 def torch_checkpoint(url, model_name):
     """Path of the cached copy of ``url`` under ``$TORCH_HOME``, downloading it if allowed."""
     folder = Path(torch.hub.get_dir()) / "checkpoints"
@@ -43,26 +85,93 @@ def torch_checkpoint(url, model_name):
         f"or weights=None for random initialisation."
     )
     if is_offline():
-        raise WeightsUnavailableError(
-            f"Pretrained weights for {model_name!r} are not cached and offline mode is on "
-            f"(SKTRANSFER_OFFLINE/HF_HUB_OFFLINE). {hint}"
-        )
-    folder.mkdir(parents=True, exist_ok=True)
-    # Download to a temporary name first: an interrupted download leaves nothing behind.
-    fd, tmp = tempfile.mkstemp(dir=folder, suffix=".partial")
-    os.close(fd)
+        raise _unavailable(model_name, hint)
     try:
-        torch.hub.download_url_to_file(url, tmp, progress=False)
-        os.replace(tmp, path)
-    except Exception as exc:  # urllib, ssl and socket errors all mean the same here
-        raise WeightsUnavailableError(
-            f"Pretrained weights for {model_name!r} are not cached on this machine and "
-            f"could not be downloaded ({type(exc).__name__}: {exc}). {hint}"
-        ) from exc
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+        folder.mkdir(parents=True, exist_ok=True)
+        _download(url, path)
+    except (OSError, ValueError, http.client.HTTPException) as exc:  # urllib, ssl, socket
+        raise _unavailable(model_name, hint, exc) from exc
     return path
+
+
+# The safetensors variants timm looks for first (the rest: same name, other ending).
+_SAFE_NAMES = {
+    "pytorch_model.bin": "model.safetensors",
+    "open_clip_pytorch_model.bin": "open_clip_model.safetensors",
+}
+
+
+def _weight_file_names(filename):
+    """List the file names to look for, the safetensors variant first, as timm does."""
+    if not filename.endswith(".bin"):
+        return [filename]
+    return [_SAFE_NAMES.get(filename, f"{filename[:-4]}.safetensors"), filename]
+
+
+def hub_checkpoint(repo_id, filename, model_name):
+    """Path of a weight file of a Hugging Face repository, from the hub cache if it is there.
+
+    Parameters
+    ----------
+    repo_id : str
+        The repository, ``"owner/name"`` or ``"owner/name@revision"``.
+    filename : str
+        The weight file timm names; its ``.safetensors`` variant is preferred.
+    model_name : str
+        The backbone spec, for messages.
+
+    Returns
+    -------
+    pathlib.Path
+        The cached file.
+
+    Raises
+    ------
+    WeightsUnavailableError
+        Not cached, and offline mode is on or the one download attempt failed; the message
+        names the repository, the file and the cache folder.
+    """
+    from huggingface_hub import constants, try_to_load_from_cache
+
+    repo, _, revision = repo_id.partition("@")
+    revision = revision or None
+    names = _weight_file_names(filename)
+    for name in names:
+        found = try_to_load_from_cache(repo, name, revision=revision)  # no network
+        if isinstance(found, str):
+            return Path(found)
+    cache = constants.HF_HUB_CACHE
+    hint = (
+        f"timm loads them from the Hugging Face repository {repo_id!r} (file "
+        f"{' or '.join(names)}), which is not in the hub cache {cache} (set HF_HUB_CACHE or "
+        f"HF_HOME to move it). Load the backbone once on a machine with internet and copy "
+        f"its folder models--{repo.replace('/', '--')} into {cache}, or pass "
+        f"weights='path/to/model.safetensors', or weights=None for random initialisation."
+    )
+    if is_offline():
+        raise _unavailable(model_name, hint)
+    from huggingface_hub import get_hf_file_metadata, hf_hub_download, hf_hub_url
+    from huggingface_hub.utils import EntryNotFoundError
+
+    for name in names:
+        try:
+            # One request without retries: an unreachable hub fails in seconds, not minutes.
+            url = hf_hub_url(repo, name, revision=revision)
+            get_hf_file_metadata(url, timeout=DOWNLOAD_TIMEOUT)
+        except EntryNotFoundError:
+            continue  # the repository has no file of this name: try the next one
+        except Exception as exc:  # network, HTTP and authentication errors alike
+            raise _unavailable(model_name, hint, exc) from exc
+        try:
+            return Path(
+                hf_hub_download(repo, name, revision=revision, etag_timeout=DOWNLOAD_TIMEOUT)
+            )
+        except Exception as exc:
+            raise _unavailable(model_name, hint, exc) from exc
+    raise WeightsUnavailableError(
+        f"The Hugging Face repository {repo_id!r} has no weight file {' or '.join(names)} "
+        f"for {model_name!r}; pass weights='path/to/model.safetensors' or weights=None."
+    )
 
 
 def read_state_dict(path):
