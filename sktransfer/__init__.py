@@ -16,7 +16,7 @@ __version__ = "0.1.0"
 # public name -> private module that defines it
 _LAZY = {
     "PretrainedFeatureExtractor": "._extractor",
-    "FineTunedClassifier": "._finetune",
+    "FineTunedClassifier": "._fine_tuning",
     "load_image_folder": "._images",
     "Backbone": ".backbones",
     "load_backbone": ".backbones",

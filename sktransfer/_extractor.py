@@ -280,7 +280,8 @@ def _inference_net(backbone, device, layer):
     backbone.net.eval().requires_grad_(False)
     net = backbone.net
     if layer is None:
-        net = fold_batchnorm(net, backbone.preprocessing.crop_size)
+        with torch.random.fork_rng(devices=[]):
+            net = fold_batchnorm(net, backbone.preprocessing.example_input(2).normal_())
     return net.to(device, memory_format=torch.channels_last)
 
 

@@ -14,7 +14,7 @@ from sklearn.model_selection import GridSearchCV, cross_val_score, train_test_sp
 from skorch.callbacks import Callback
 
 import sktransfer
-import sktransfer._finetune as finetune
+import sktransfer._fine_tuning._cache as prefix_cache
 from sktransfer import FineTunedClassifier, PretrainedFeatureExtractor
 
 FAST = {"image_size": 64, "batch_size": 8, "random_state": 0}
@@ -78,10 +78,9 @@ def test_frozen_groups_and_their_batchnorm_statistics_are_untouched(split, augme
 def test_cached_and_uncached_training_give_the_same_losses(split, monkeypatch, fold):
     X, y, X_test, _ = split
     params = {"n_frozen": -1, "max_epochs": 3, **FAST}
-    monkeypatch.setattr(finetune, "FOLD_MIN_IMAGES", 1 if fold else 10**9)
+    monkeypatch.setattr(prefix_cache, "FOLD_MIN_INPUTS", 1 if fold else 10**9)
     cached = FineTunedClassifier(**params).fit(X, y)
-    monkeypatch.setattr(finetune, "CACHE_MAX_BYTES", 0)
-    uncached = FineTunedClassifier(**params).fit(X, y)
+    uncached = FineTunedClassifier(cache_size=0, **params).fit(X, y)
     assert cached.n_cached_stages_ == 8 and uncached.n_cached_stages_ == 0
     np.testing.assert_allclose(
         cached.history_[:, "train_loss"], uncached.history_[:, "train_loss"], rtol=1e-4
@@ -265,11 +264,18 @@ def test_transfer_from_your_own_model(head_only, split):
     ):
         assert torch.equal(a, b), name  # head-only training kept the source's backbone
     feats = extractor.fit(X).transform(X_test)
-    x = torch.stack([source._eval_transform(torch.from_numpy(i).permute(2, 0, 1)) for i in X_test])
+    x = torch.stack(
+        [
+            source.backbone_.preprocessing.eval_transform()(torch.from_numpy(i).permute(2, 0, 1))
+            for i in X_test
+        ]
+    )
     with torch.inference_mode():
         expected = source.backbone_.net.eval()(x)
-        # the fine-tuned backbone's head is the source's new head: head(net(x)) is its model
-        logits = source.backbone_.head(expected)
+        # the trunk of backbone_ is the one in net_: the new head on top of it is the model
+        logits = source.net_.module_.head(expected)
+    assert source.backbone_.net is source.net_.module_.trunk  # one owner of the weights
+    assert source.backbone_.head is None  # a trained trunk no longer fits the ImageNet head
     np.testing.assert_allclose(feats, expected.numpy(), atol=1e-4)
     np.testing.assert_allclose(logits.softmax(1).numpy(), source.predict_proba(X_test), atol=1e-5)
 
@@ -288,7 +294,7 @@ def test_weights_none_trains_the_architecture_from_scratch(split, head_only):
         (["a"] * 12, "at least 2 classes; y has one: 'a'"),
         ([0.0, np.nan] * 6, "NaN"),
         (["a", None] * 6, "missing labels"),
-        (["a", "b"] * 5, "different lengths: 12 images, 10 labels"),
+        (["a", "b"] * 5, "different lengths: 12 inputs, 10 labels"),
     ],
 )
 def test_bad_labels(split, y, match):

@@ -253,7 +253,9 @@ class Backbone:
         then a file or a pickle stores the name, not the tensors. Fine-tuned or random
         weights, a checkpoint file (which may change) and modules of your own are stored.
         """
-        return self.origin is not None and self.origin[2] == self.weights_digest()
+        if self.origin is None or self.net is None:
+            return False
+        return self.origin[2] == self.weights_digest()
 
     def __deepcopy__(self, memo):  # a copy in memory keeps everything (no pickling rule)
         new = object.__new__(type(self))
@@ -265,7 +267,7 @@ class Backbone:
         state = dict(self.__dict__)
         if self.rebuildable:
             state["net"] = state["head"] = None  # rebuilt from `origin` on unpickling
-        elif _device_of(self.net).type != "cpu":  # loadable on a machine without the GPU
+        elif self.net is not None and _device_of(self.net).type != "cpu":  # for CPU machines
             state["net"] = copy.deepcopy(self.net).cpu()
             state["head"] = copy.deepcopy(self.head).cpu() if self.head is not None else None
         return state

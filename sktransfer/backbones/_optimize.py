@@ -16,8 +16,11 @@ def _bn_replacement(bn):
     return None
 
 
-def fold_batchnorm(net, image_size, *, atol=1e-4):
+def fold_batchnorm(net, example, *, atol=1e-4):
     """Return a copy of ``net`` (eval mode) with each BatchNorm folded into its conv.
+
+    ``example`` is an input batch of at least two rows (or an image side, for random
+    images of that size) used to trace the network and to check the result.
 
     Pairs are found by running the network once and watching which BatchNorm consumes
     the output of which convolution; a conv whose output is used by anything else stays
@@ -49,7 +52,7 @@ def fold_batchnorm(net, image_size, *, atol=1e-4):
             handles.append(module.register_forward_hook(record_output(name)))
         if not list(module.children()) or isinstance(module, nn.BatchNorm2d):
             handles.append(module.register_forward_pre_hook(record_input(name)))
-    x = torch.randn(2, 3, image_size, image_size)
+    x = torch.randn(2, 3, example, example) if isinstance(example, int) else example
     try:
         with torch.inference_mode():
             fused(x)

@@ -1,0 +1,492 @@
+"""Parameter transfer: fine-tune a pretrained backbone as a scikit-learn classifier."""
+
+from dataclasses import asdict, replace
+from numbers import Integral, Real
+
+import numpy as np
+import torch
+from sklearn.base import ClassifierMixin
+from sklearn.model_selection import train_test_split
+from sklearn.preprocessing import LabelEncoder
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.class_weight import compute_class_weight
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, column_or_1d
+from skorch.dataset import Dataset
+
+from .._core.base import TransferEstimator
+from .._core.device import fallback_device, resolve_device, seed_everything
+from .._core.inference import run_batches
+from ..backbones import DEFAULT_BACKBONE, Preprocessing, load_backbone
+from ._cache import frozen_prefix_outputs
+from ._network import TransferNet, make_head
+from ._skorch import OPTIMIZERS, build_net, release_training_state
+
+
+class FineTunedClassifier(ClassifierMixin, TransferEstimator):
+    """Fine-tune a pretrained backbone with a new head (parameter transfer).
+
+    The backbone's layer groups (``n_layer_groups_``, counted from the input) below
+    ``n_frozen`` stay frozen; the rest train at ``backbone_lr`` and the new head at
+    ``lr``. Training runs on :mod:`skorch`. Without augmentation, the output of the
+    frozen stages is the same every epoch: it is computed once per ``fit`` and only the
+    trainable part runs in the epochs, which makes head-only training (and a grid
+    search over ``n_frozen``) cheap on a CPU.
+
+    Parameters
+    ----------
+    backbone : str, torch.nn.Module, Backbone or fitted estimator, default="efficientnet_lite0"
+        The pretrained network (see :func:`sktransfer.load_backbone`). A fitted
+        FineTunedClassifier transfers its fine-tuned backbone to a new task; ``clone``
+        (and so a grid search) keeps such a fitted source as it is.
+    weights : str, path or None, default="DEFAULT"
+        Pretrained weights; None trains the same architecture from scratch.
+    n_frozen : "all" or int, default="all"
+        Layer groups kept frozen, counted from the input. ``"all"`` trains the head only,
+        ``0`` fine-tunes everything, ``-1`` all but the last group, and so on.
+    head : None, int or callable, default=None
+        None: one linear layer. An int: a hidden layer of that width. A callable:
+        ``head(num_features, n_classes)`` returning a module.
+    dropout : float, default=0.0
+        Dropout before the head's linear layers.
+    max_epochs : int, default=10
+        Training epochs.
+    batch_size : int, default=32
+        Images per step.
+    lr : float, default=1e-3
+        Learning rate of the new head.
+    backbone_lr : float, default=None
+        Learning rate of the unfrozen backbone groups; None means ``lr / 10``.
+    optimizer : {"adamw", "adam", "sgd"}, default="adamw"
+        The optimizer (SGD with momentum 0.9).
+    weight_decay : float, default=1e-4
+        Weight decay.
+    augment : None, "default" or callable, default=None
+        Training augmentation: None for none (the frozen prefix is then cached),
+        ``"default"`` for random resized crops and horizontal flips, or a torchvision
+        transform applied to each decoded image before resizing and normalisation.
+    image_size : int, default=None
+        Side of the square crop the network sees; None uses the backbone's own.
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the data (stratified, drawn with
+        ``random_state``, not augmented) and stop when the validation loss has not
+        improved for ``n_iter_no_change`` epochs, keeping the best weights.
+    validation_fraction : float, default=0.1
+        Held-out share when ``early_stopping`` is on.
+    n_iter_no_change : int, default=3
+        Patience of early stopping.
+    class_weight : "balanced", dict or None, default=None
+        Weights of the classes in the loss.
+    device : str, default="auto"
+        ``"auto"`` takes CUDA when present, else the CPU; or ``"cpu"``, ``"cuda"``,
+        ``"cuda:1"``. On GPUs that compute in bfloat16 (Ampere and later) training and
+        prediction run in bfloat16 mixed precision.
+    random_state : int, RandomState or None, default=None
+        Seeds head initialisation, shuffling and augmentation: a CPU fit is reproducible.
+    verbose : int, default=0
+        1 prints skorch's table of epochs and a progress bar while caching.
+    callbacks : list of skorch callbacks, default=None
+        Passed to the skorch net, after the ones this estimator adds.
+    num_workers : int, default=0
+        Worker processes that decode images.
+    cache_size : float, default=2048
+        Megabytes the frozen-prefix cache may hold (the float32 output of the frozen
+        stages for every training input). When the cache would be larger, or with
+        ``cache_size=0``, every epoch runs the whole network instead (the same losses up
+        to float rounding, and slower).
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+        The class labels.
+    backbone_ : Backbone
+        The fine-tuned backbone (reusable: ``FineTunedClassifier(backbone=clf)``). A view:
+        its ``net`` is the trunk inside ``net_``, which owns the weights.
+    net_ : skorch.NeuralNetClassifier
+        The skorch net; its module (``net_.module_``) is the backbone's trunk followed by
+        the new head.
+    n_layer_groups_ : int
+        Number of layer groups of the backbone.
+    n_frozen_ : int
+        Number of frozen groups, ``n_frozen`` resolved.
+    n_cached_stages_ : int
+        Leading backbone stages whose output was cached (0: none).
+    history_ : skorch.History
+        Losses (and validation scores) per epoch.
+    device_ : torch.device
+        Where the network runs (the CPU when a model fitted on a GPU is loaded on a
+        machine without one).
+
+    See Also
+    --------
+    PretrainedFeatureExtractor : Frozen features for any scikit-learn estimator.
+    sktransfer.save : Save a fitted model in a format that runs no pickle on load.
+
+    Notes
+    -----
+    Frozen means frozen: frozen parameters get no gradient and the norm layers of frozen
+    groups stay in eval mode, so their BatchNorm running statistics do not change either.
+
+    The frozen-prefix cache holds the output of the leading, entirely frozen stages for
+    every training image (float32); it is used when it fits in ``cache_size``, else every
+    epoch runs the whole network. It gives the same losses as the uncached path up to
+    float rounding. On a CPU, from 128 training images on, the cache pass runs a copy of
+    the frozen stages with BatchNorm folded into the convolutions (checked to agree).
+
+    After ``fit`` the model keeps its weights only: the optimizer's moments and early
+    stopping's copy of the best weights are released (``fit`` always starts afresh), so
+    a :mod:`joblib` file holds the network once. A model fitted on a GPU unpickles on a
+    CPU-only machine.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sktransfer import FineTunedClassifier
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.integers(0, 256, (8, 32, 32, 3), dtype=np.uint8)
+    >>> y = ["cat", "dog"] * 4
+    >>> clf = FineTunedClassifier(image_size=32, max_epochs=2, random_state=0).fit(X, y)
+    >>> clf.classes_.tolist(), clf.predict_proba(X[:1]).shape
+    (['cat', 'dog'], (1, 2))
+    """
+
+    _parameter_constraints: dict = {
+        **TransferEstimator._parameter_constraints,
+        "n_frozen": [StrOptions({"all"}), Integral],
+        "head": [None, Interval(Integral, 1, None, closed="left"), callable],
+        "dropout": [Interval(Real, 0, 1, closed="left")],
+        "max_epochs": [Interval(Integral, 1, None, closed="left")],
+        "lr": [Interval(Real, 0, None, closed="neither")],
+        "backbone_lr": [Interval(Real, 0, None, closed="left"), None],
+        "optimizer": [StrOptions(set(OPTIMIZERS))],
+        "weight_decay": [Interval(Real, 0, None, closed="left")],
+        "augment": [None, StrOptions({"default"}), "boolean", callable],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+        "class_weight": [StrOptions({"balanced"}), dict, None],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+        "callbacks": [list, None],
+        "cache_size": [Interval(Real, 0, None, closed="left")],
+    }
+    _safe_training_only = ("callbacks", "augment")
+
+    def __init__(
+        self,
+        backbone=DEFAULT_BACKBONE,
+        *,
+        weights="DEFAULT",
+        n_frozen="all",
+        head=None,
+        dropout=0.0,
+        max_epochs=10,
+        batch_size=32,
+        lr=1e-3,
+        backbone_lr=None,
+        optimizer="adamw",
+        weight_decay=1e-4,
+        augment=None,
+        image_size=None,
+        early_stopping=False,
+        validation_fraction=0.1,
+        n_iter_no_change=3,
+        class_weight=None,
+        device="auto",
+        random_state=None,
+        verbose=0,
+        callbacks=None,
+        num_workers=0,
+        cache_size=2048,
+    ):
+        self.backbone = backbone
+        self.weights = weights
+        self.n_frozen = n_frozen
+        self.head = head
+        self.dropout = dropout
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.backbone_lr = backbone_lr
+        self.optimizer = optimizer
+        self.weight_decay = weight_decay
+        self.augment = augment
+        self.image_size = image_size
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.class_weight = class_weight
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+        self.callbacks = callbacks
+        self.num_workers = num_workers
+        self.cache_size = cache_size
+
+    def fit(self, X, y):
+        """Fine-tune on inputs ``X`` (images) with labels ``y``.
+
+        Parameters
+        ----------
+        X : image input
+            File paths, image arrays or PIL images.
+        y : array-like of shape (n_samples,)
+            Class labels of any type.
+
+        Returns
+        -------
+        self : FineTunedClassifier
+        """
+        self._validate_params()
+        if y is None:
+            raise ValueError(
+                "FineTunedClassifier requires y to be passed, but the target y is None."
+            )
+        backbone = self._load_backbone()
+        inputs = backbone.preprocessing.check(X)
+        encoder = LabelEncoder().fit(_check_targets(y, len(inputs)))
+        y_enc = encoder.transform(column_or_1d(y)).astype(np.int64)
+        n_frozen = backbone.freeze(self.n_frozen)
+        device = resolve_device(self.device)
+        split = self._validation_split(y_enc) if self.early_stopping else None
+        seed_everything(self.random_state)
+        head = make_head(self.head, self.dropout, backbone.num_features, len(encoder.classes_))
+        module = _to_device(TransferNet(backbone.net, head), device)
+        train, valid, n_cached = self._datasets(backbone, module, inputs, y_enc, split, device)
+        weights = self._class_weights(encoder.classes_, y)
+        n_classes = len(encoder.classes_)
+        self.net_ = build_net(self, module, device, n_classes, class_weights=weights, valid=valid)
+        with module.starting_at(n_cached):
+            self.net_.fit(train, None)
+        release_training_state(self.net_)
+        self._set_fitted(backbone, encoder.classes_, n_frozen, n_cached, device)
+        return self
+
+    def _validation_split(self, y_enc):
+        """Stratified train/validation indices for early stopping, seeded by random_state."""
+        try:
+            return train_test_split(
+                np.arange(len(y_enc)),
+                test_size=self.validation_fraction,
+                stratify=y_enc,
+                random_state=self.random_state,
+            )
+        except ValueError as exc:
+            raise ValueError(
+                f"early_stopping cannot hold out a stratified validation_fraction="
+                f"{self.validation_fraction} of {len(y_enc)} images with "
+                f"{len(np.unique(y_enc))} classes ({exc}). Raise validation_fraction, add "
+                "images, or turn early_stopping off."
+            ) from None
+
+    def _datasets(self, backbone, module, inputs, y_enc, split, device):
+        """Training and validation data: cached frozen-prefix outputs, or the inputs.
+
+        Returns ``(train, valid, n_cached)``; ``valid`` is None without early stopping and
+        ``n_cached`` is the number of leading stages whose output the data holds.
+        """
+        preprocessing, targets = backbone.preprocessing, torch.from_numpy(y_enc)
+        n_cached = backbone.frozen_stages() if self.augment in (None, False) else 0
+        cached = None
+        if n_cached:
+            batches = self._batches(
+                inputs, preprocessing, progress=self.verbose > 0, desc="frozen layers"
+            )
+            max_bytes = int(self.cache_size * 2**20)
+            prefix = module.trunk[:n_cached]
+            cached = frozen_prefix_outputs(
+                prefix, len(inputs), preprocessing, batches, device, max_bytes
+            )
+            n_cached = 0 if cached is None else n_cached
+
+        def part(indices, augment):
+            rows = targets if indices is None else targets[indices]
+            if cached is not None:
+                return Dataset(cached if indices is None else cached[indices], rows)
+            subset = inputs if indices is None else inputs.take(indices)
+            return preprocessing.dataset(subset, rows, augment=augment)
+
+        if split is None:
+            return part(None, self.augment), None, n_cached
+        train_idx, valid_idx = (torch.from_numpy(i) for i in split)
+        return part(train_idx, self.augment), part(valid_idx, None), n_cached
+
+    def _class_weights(self, classes, y):
+        if self.class_weight is None:
+            return None
+        return compute_class_weight(self.class_weight, classes=classes, y=column_or_1d(y))
+
+    def _set_fitted(self, backbone, classes, n_frozen, n_cached, device):
+        """Set every fitted attribute but ``net_`` (after fit and after loading).
+
+        The trunk's weights live in ``net_.module_`` only; ``_backbone`` keeps the rest of
+        the backbone's record, from which :attr:`backbone_` is a view.
+        """
+        trained = n_frozen < backbone.n_layer_groups
+        changed = {"weights": "fine-tuned", "origin": None} if trained else {}
+        self._backbone = replace(backbone, net=None, head=None, **changed)
+        self.classes_ = classes
+        self.n_layer_groups_ = backbone.n_layer_groups
+        self.n_frozen_ = n_frozen
+        self.n_cached_stages_ = n_cached
+        self.device_ = device
+
+    @property
+    def backbone_(self):
+        """The fine-tuned :class:`~sktransfer.Backbone`: a view of the trunk in ``net_``."""
+        if "_backbone" not in self.__dict__:
+            raise AttributeError("'FineTunedClassifier' has no attribute 'backbone_'")
+        return replace(self._backbone, net=self.net_.module_.trunk)
+
+    # --- predict -------------------------------------------------------------------------
+    def predict_proba(self, X):
+        """Class probabilities of each image.
+
+        Parameters
+        ----------
+        X : image input
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_classes)
+            Rows sum to 1; columns follow ``classes_``.
+        """
+        check_is_fitted(self)
+        preprocessing = self._backbone.preprocessing
+        inputs = preprocessing.check(X)
+        module = self.net_.module_.eval()
+        batches = self._batches(inputs, preprocessing)
+        logits = run_batches(module, batches, len(inputs), self.device_)
+        proba = logits.softmax(dim=1).numpy().astype(np.float64)
+        return proba / proba.sum(axis=1, keepdims=True)
+
+    def predict(self, X):
+        """Predicted class of each image.
+
+        Parameters
+        ----------
+        X : image input
+
+        Returns
+        -------
+        y : ndarray of shape (n_samples,)
+        """
+        check_is_fitted(self)
+        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+
+    @property
+    def history_(self):
+        """Per-epoch losses and scores (a :class:`skorch.history.History`)."""
+        check_is_fitted(self)
+        return self.net_.history
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.non_deterministic = True  # bit-identical only on the CPU with random_state
+        return tags
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        if "net_" in state:  # skorch mapped a GPU-fitted net to this machine's device
+            self.device_ = torch.device(self.net_.device)
+
+    # --- the safe format -------------------------------------------------------------------
+    def _to_safe_state(self):
+        check_is_fitted(self)
+        if callable(self.head):
+            raise TypeError("A callable head cannot be saved in the safe format; use joblib.")
+        value, described, param_tensors = self._backbone_param_to_safe()
+        record = self._backbone
+        if not isinstance(record.spec, str):
+            raise TypeError(
+                "The safe format rebuilds the network from its architecture's name; this "
+                f"backbone is a {type(record.spec).__name__} object. Use joblib.dump instead."
+            )
+        kind, classes = _classes_to_json(self.classes_)
+        state = {
+            "backbone_param": described,
+            "spec": record.spec,
+            "weights_label": None if record.weights is None else str(record.weights),
+            "preprocessing": asdict(record.preprocessing),
+            "classes_dtype": kind,
+            "classes": classes,
+            "n_frozen_": self.n_frozen_,
+            "n_cached_stages_": self.n_cached_stages_,
+        }
+        tensors = {f"backbone.{k}": v for k, v in param_tensors.items()}
+        for key, value in self.net_.module_.state_dict().items():
+            tensors[f"module.{key}"] = value.detach().cpu().contiguous()
+        params = self.get_params(deep=False) | {"backbone": value}
+        return params, state, tensors
+
+    @classmethod
+    def _from_safe_state(cls, params, state, tensors):
+        estimator = cls(**params)
+        estimator.backbone = cls._backbone_param_from_safe(
+            params["backbone"], state["backbone_param"], _strip(tensors, "backbone.")
+        )
+        backbone = load_backbone(state["spec"], weights=None)  # the architecture
+        values = state["preprocessing"]
+        backbone.preprocessing = Preprocessing(
+            **{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+        )
+        backbone.weights = state["weights_label"]
+        classes = _classes_from_json(state["classes_dtype"], state["classes"])
+        head = make_head(estimator.head, estimator.dropout, backbone.num_features, len(classes))
+        module = TransferNet(backbone.net, head)
+        module.load_state_dict(_strip(tensors, "module."), strict=True)
+        device = fallback_device(estimator.device)
+        module = _to_device(module.eval(), device)
+        estimator.net_ = build_net(estimator, module, device, len(classes))
+        estimator.net_.initialize()  # module_ is `module` itself
+        release_training_state(estimator.net_)
+        n_frozen = backbone.resolve_n_frozen(state["n_frozen_"])
+        estimator._set_fitted(backbone, classes, n_frozen, state["n_cached_stages_"], device)
+        return estimator
+
+
+def _check_targets(y, n_samples):
+    """Validate classification labels for ``n_samples`` inputs; return them as 1-D."""
+    y = column_or_1d(y, warn=True)
+    if len(y) != n_samples:
+        raise ValueError(f"X and y have different lengths: {n_samples} inputs, {len(y)} labels.")
+    if y.dtype.kind == "f" and np.isnan(y).any():
+        raise ValueError("y contains NaN: every input needs a class label.")
+    if y.dtype == object and any(v is None or v != v for v in y):
+        raise ValueError("y contains missing labels (None or NaN).")
+    check_classification_targets(y)
+    classes = np.unique(y)
+    if len(classes) < 2:
+        raise ValueError(
+            f"FineTunedClassifier needs at least 2 classes; y has one: {classes.tolist()[0]!r}."
+        )
+    return y
+
+
+def _to_device(module, device):
+    module = module.to(device)
+    if device.type == "cpu":
+        module = module.to(memory_format=torch.channels_last)
+    return module
+
+
+def _strip(tensors, prefix):
+    return {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
+
+
+def _classes_to_json(classes):
+    kind = classes.dtype.kind
+    if kind in "OUS" and all(isinstance(c, str) for c in classes):
+        return "str", [str(c) for c in classes]
+    if kind in "iu":
+        return "int", [int(c) for c in classes]
+    if kind == "b":
+        return "bool", [bool(c) for c in classes]
+    if kind == "f":
+        return "float", [float(c) for c in classes]
+    raise TypeError(f"classes of dtype {classes.dtype} cannot be saved in the safe format.")
+
+
+def _classes_from_json(kind, values):
+    dtype = {"str": object, "int": np.int64, "bool": bool, "float": np.float64}[kind]
+    return np.asarray(values, dtype=dtype)

@@ -1,0 +1,93 @@
+"""The skorch glue: the net that trains a :class:`TransferNet`, built from the estimator."""
+
+import torch
+from skorch import NeuralNetClassifier
+from skorch.callbacks import EarlyStopping
+from skorch.helper import predefined_split
+from torch import nn
+
+from .._core.device import use_amp
+from .._core.inference import to_device
+
+OPTIMIZERS = {"adamw": torch.optim.AdamW, "adam": torch.optim.Adam, "sgd": torch.optim.SGD}
+
+
+class _Net(NeuralNetClassifier):
+    """skorch's classifier with bfloat16 mixed precision on CUDA and channels-last inputs.
+
+    When pickled, the network is stored once, through skorch's device-aware path (so a
+    net trained on a GPU loads on a CPU-only machine): the ``module`` parameter is the
+    trained ``module_`` itself and is restored from it.
+    """
+
+    amp = False
+
+    def infer(self, x, **fit_params):
+        x = to_device(x, self.device)
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.amp):
+            return super().infer(x, **fit_params).float()
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        if self.__dict__.get("module") is self.__dict__.get("module_", False):
+            state["module"] = None
+        return state
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        if self.__dict__.get("module") is None and "module_" in self.__dict__:
+            self.module = self.module_
+        self.amp = use_amp(self.device)  # fitted on a GPU, loaded on a CPU
+
+
+def build_net(estimator, module, device, n_classes, *, class_weights=None, valid=None):
+    """Build the skorch net that trains ``module`` with the estimator's settings.
+
+    Unfrozen backbone groups (``trunk.*``) train at ``backbone_lr`` (default ``lr / 10``),
+    the head at ``lr``; ``valid`` is a held-out dataset for early stopping.
+    """
+    e = estimator
+    callbacks = []
+    if e.early_stopping:
+        stopping = EarlyStopping(patience=e.n_iter_no_change, load_best=True)
+        callbacks.append(("early_stopping", stopping))
+    callbacks += list(e.callbacks or [])
+    kwargs = {"optimizer__weight_decay": e.weight_decay}
+    if e.optimizer == "sgd":
+        kwargs["optimizer__momentum"] = 0.9
+    if class_weights is not None:
+        kwargs["criterion__weight"] = torch.tensor(class_weights, dtype=torch.float32)
+    backbone_lr = e.lr / 10 if e.backbone_lr is None else e.backbone_lr
+    net = _Net(
+        module,
+        criterion=nn.CrossEntropyLoss,
+        classes=list(range(n_classes)),  # targets arrive encoded, inside datasets
+        optimizer=OPTIMIZERS[e.optimizer],
+        optimizer__param_groups=[("trunk.*", {"lr": backbone_lr})],
+        lr=e.lr,
+        max_epochs=e.max_epochs,
+        batch_size=e.batch_size,
+        iterator_train__shuffle=True,
+        iterator_train__num_workers=e.num_workers,
+        iterator_valid__num_workers=e.num_workers,
+        train_split=predefined_split(valid) if valid is not None else None,
+        callbacks=callbacks or None,
+        device=device,
+        verbose=e.verbose,
+        **kwargs,
+    )
+    net.amp = use_amp(device)
+    return net
+
+
+def release_training_state(net):
+    """Drop what only training needs, so a fitted model holds (and pickles) its weights once.
+
+    skorch's EarlyStopping keeps a copy of the best weights (already restored) and the
+    optimizer keeps its moments; the held-out data of ``predefined_split`` is not kept.
+    """
+    for _, callback in net.callbacks_:
+        if isinstance(callback, EarlyStopping):
+            callback.best_model_weights_ = None
+    net.optimizer_.state.clear()
+    net.train_split = None
