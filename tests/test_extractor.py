@@ -210,3 +210,14 @@ def test_own_module_with_its_own_preprocessing(crops):
     with torch.inference_mode():
         expected = module(x[None]).mean((2, 3))
     np.testing.assert_allclose(feats[:1], expected.numpy(), atol=1e-5)
+
+
+def test_parameters_changed_after_fit_take_effect_at_the_next_fit(extractor, crops):
+    X, _ = crops
+    fitted = clone(extractor).fit(X)
+    before = fitted.transform(X[:3])
+    fitted.set_params(layer="blocks3", pooling="avgmax")  # as in sklearn: nothing refits yet
+    np.testing.assert_array_equal(fitted.transform(X[:3]), before)
+    assert fitted.layer_ is None and fitted.get_feature_names_out().shape == (1280,)
+    refitted = fitted.fit(X).transform(X[:3])
+    assert refitted.shape == (3, 160) and fitted.layer_ == "blocks3"

@@ -342,3 +342,11 @@ def test_gpu_fit_then_load_on_a_cpu_only_machine(split, augment, monkeypatch, tm
         assert loaded.device_.type == "cpu" and not loaded.net_.amp
         assert all(p.device.type == "cpu" for p in loaded.net_.module_.parameters())
         np.testing.assert_allclose(loaded.predict_proba(X_test), proba, atol=0.05)  # bf16 vs fp32
+
+
+def test_cache_size_is_a_validated_parameter(split):
+    X, y, _, _ = split
+    with pytest.raises(ValueError, match="'cache_size' parameter"):
+        FineTunedClassifier(cache_size="2G", **FAST).fit(X, y)
+    small = FineTunedClassifier(cache_size=0.001, max_epochs=1, **FAST).fit(X, y)
+    assert small.n_cached_stages_ == 0  # 1 kB holds no activations: the whole net runs
