@@ -1,0 +1,330 @@
+"""The safe format as a container: crafted or damaged files get one clean ValueError.
+
+What a crafted file must not do: expand into memory, spawn processes, allocate huge
+images, set attributes it should not, or escape as an exception from zipfile, json or
+safetensors. And how ``save`` writes: through symlinks, with the umask, naming the path.
+"""
+
+import hashlib
+import io
+import json
+import os
+import stat
+import struct
+import sys
+import tracemalloc
+import warnings
+import zipfile
+
+import numpy as np
+import pytest
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+import sktransfer
+from sktransfer import FineTunedClassifier, PretrainedFeatureExtractor
+
+META, WEIGHTS = "sktransfer.json", "weights.safetensors"
+posix_only = pytest.mark.skipif(sys.platform == "win32", reason="POSIX modes and symlinks")
+
+
+@pytest.fixture(scope="module")
+def pipeline(crops):
+    X, y = crops[0][::3], crops[1][::3]
+    pipe = make_pipeline(
+        PretrainedFeatureExtractor(image_size=32), StandardScaler(), LogisticRegression()
+    )
+    return pipe.fit(X, y)
+
+
+@pytest.fixture(scope="module")
+def models(crops, pipeline):
+    X, y = crops[0][::3], crops[1][::3]
+    clf = FineTunedClassifier(image_size=32, max_epochs=1, batch_size=4, random_state=0)
+    return {"extractor": pipeline[0], "fine-tuned": clf.fit(X, y)}
+
+
+@pytest.fixture()
+def saved(pipeline, tmp_path):
+    path = tmp_path / "pipe.skt"
+    sktransfer.save(pipeline, path)
+    return path
+
+
+def _read(path):
+    with zipfile.ZipFile(path) as archive:
+        return json.loads(archive.read(META)), archive.read(WEIGHTS)
+
+
+def _forge(path, edit_meta=None, weights=None):
+    """Rewrite ``path`` with the description edited and checksums recomputed, as a forger can."""
+    meta, old_weights = _read(path)
+    if edit_meta is not None:
+        edit_meta(meta)
+    weights = old_weights if weights is None else weights
+    meta["weights_sha256"] = hashlib.sha256(weights).hexdigest()
+    body = {k: v for k, v in meta.items() if k != "metadata_sha256"}
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"))
+    meta["metadata_sha256"] = hashlib.sha256(text.encode()).hexdigest()
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr(META, json.dumps(meta))
+        archive.writestr(WEIGHTS, weights)
+
+
+def _set_param(meta, key, value):
+    """Set ``key`` in every parameter set of the description that has it."""
+    found = []
+
+    def walk(node):
+        if isinstance(node, dict):
+            if isinstance(node.get("params"), dict) and key in node["params"]:
+                node["params"][key] = value
+                found.append(node)
+            for child in node.values():
+                walk(child)
+        elif isinstance(node, list):
+            for child in node:
+                walk(child)
+
+    walk(meta)
+    assert found, f"no parameter {key} in the file"
+
+
+def _assert_clean(info, path):
+    """One ValueError naming the file, with no zipfile/json/safetensors exception chained."""
+    assert type(info.value) is ValueError
+    assert str(path) in str(info.value)
+    assert info.value.__cause__ is None and info.value.__suppress_context__
+
+
+# --- memory: a crafted file cannot expand
+def test_a_deflate_bomb_is_refused_before_it_is_expanded(saved):
+    meta, _ = _read(saved)
+    bomb = io.BytesIO()
+    with zipfile.ZipFile(bomb, "w") as archive:
+        archive.writestr(META, json.dumps(meta))
+        # 100 MB of zeros in about 100 kB
+        archive.writestr(WEIGHTS, bytes(100 * 1024**2), compress_type=zipfile.ZIP_DEFLATED)
+    saved.write_bytes(bomb.getvalue())
+    assert saved.stat().st_size < 1024**2
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValueError, match="is compressed") as info:
+            sktransfer.load(saved)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    _assert_clean(info, saved)
+    assert peak < 8 * 1024**2
+
+
+def _patch_central_sizes(data, name, size):
+    """Return the zip bytes with ``name``'s sizes in the central directory set to ``size``."""
+    at = data.index(b"PK\x01\x02")
+    while True:
+        name_len = struct.unpack_from("<H", data, at + 28)[0]
+        if data[at + 46 : at + 46 + name_len] == name.encode():
+            break
+        at = data.index(b"PK\x01\x02", at + 4)
+    patched = bytearray(data)
+    struct.pack_into("<II", patched, at + 20, size, size)  # compressed, uncompressed
+    return bytes(patched)
+
+
+def test_a_member_declaring_more_than_the_file_holds_is_refused(saved):
+    saved.write_bytes(_patch_central_sizes(saved.read_bytes(), WEIGHTS, 2**31))
+    with pytest.raises(ValueError, match=r"declares 2147483648 bytes; the whole file has") as info:
+        sktransfer.load(saved)
+    _assert_clean(info, saved)
+
+
+def test_members_above_the_cap_are_refused(saved, monkeypatch):
+    from sktransfer.persistence import _container
+
+    monkeypatch.setattr(_container, "MAX_WEIGHTS_BYTES", 1000)
+    with pytest.raises(ValueError, match="above the limit of 1000"):
+        sktransfer.load(saved)
+
+
+def test_deeply_nested_json_is_refused(saved):
+    with zipfile.ZipFile(saved, "w") as archive:
+        archive.writestr(META, "[" * 100_000 + "]" * 100_000)
+        archive.writestr(WEIGHTS, b"")
+    with pytest.raises(ValueError, match="not an sktransfer model file") as info:
+        sktransfer.load(saved)
+    _assert_clean(info, saved)
+
+
+# --- fuzz: truncations and flipped bytes
+def test_truncated_and_flipped_files_give_one_clean_value_error(tmp_path):
+    # A pipeline that rebuilds in milliseconds: the few flips zipfile ignores (a date)
+    # load, and each is checked to give the same model.
+    X, y = np.random.default_rng(0).normal(size=(40, 20)), np.arange(40) % 3
+    pipeline = make_pipeline(StandardScaler(), LogisticRegression()).fit(X, y)
+    expected = pipeline.predict_proba(X)
+    saved = tmp_path / "pipe.skt"
+    sktransfer.save(pipeline, saved)
+    data = saved.read_bytes()
+    with zipfile.ZipFile(saved) as archive:  # the description, the weights, the directory
+        meta_end, central = archive.getinfo(WEIGHTS).header_offset, archive.start_dir
+    rng = np.random.default_rng(0)
+    damaged = [data[: int(n)] for n in rng.integers(0, len(data), 150)]
+    for region in [(0, meta_end), (meta_end, central), (central, len(data))] * 50:
+        at = int(rng.integers(*region))
+        flipped = bytearray(data)
+        flipped[at] ^= 1 << int(rng.integers(8))
+        damaged.append(bytes(flipped))
+    target = tmp_path / "damaged.skt"
+    n_refused = 0
+    for content in damaged:
+        target.write_bytes(content)
+        try:
+            loaded = sktransfer.load(target)
+        except ValueError as exc:
+            assert type(exc) is ValueError and str(target) in str(exc)
+            assert exc.__cause__ is None and exc.__suppress_context__
+            n_refused += 1
+        else:  # a byte zipfile ignores (a date): the model must be the same
+            np.testing.assert_allclose(loaded.predict_proba(X), expected, atol=1e-6)
+    assert n_refused > 0.9 * len(damaged)
+
+
+# --- parameters are checked at load
+@pytest.mark.parametrize("kind", ["extractor", "fine-tuned"])
+def test_an_invalid_batch_size_fails_at_load(models, kind, tmp_path):
+    path = tmp_path / "m.skt"
+    sktransfer.save(models[kind], path)
+    _forge(path, lambda meta: _set_param(meta, "batch_size", 0))
+    with pytest.raises(ValueError, match="'batch_size' parameter") as info:
+        sktransfer.load(path)
+    _assert_clean(info, path)
+
+
+def test_an_oversized_image_size_is_refused_before_anything_is_built(models, tmp_path):
+    path = tmp_path / "m.skt"
+    sktransfer.save(models["extractor"], path)
+    _forge(path, lambda meta: _set_param(meta, "image_size", 3000))
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValueError, match="image_size"):
+            sktransfer.load(path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 64 * 1024**2
+
+
+@pytest.mark.parametrize("kind", ["extractor", "fine-tuned"])
+def test_num_workers_is_capped_at_the_cpus_and_batch_size_at_its_limit(models, kind, tmp_path):
+    path = tmp_path / "m.skt"
+    sktransfer.save(models[kind], path)
+    _forge(
+        path,
+        lambda meta: (_set_param(meta, "num_workers", 24), _set_param(meta, "batch_size", 10**6)),
+    )
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        loaded = sktransfer.load(path)
+    messages = [str(w.message) for w in record if w.category is UserWarning]
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    assert loaded.num_workers == min(24, cpus)
+    assert loaded.batch_size == 1024
+    assert any("saved with num_workers=24" in m for m in messages)
+    assert any("saved with batch_size=1000000" in m for m in messages)
+
+
+def test_a_saved_num_workers_within_the_cpus_is_kept(models, tmp_path):
+    path = tmp_path / "m.skt"
+    sktransfer.save(models["extractor"].set_params(num_workers=1), path)
+    models["extractor"].set_params(num_workers=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert sktransfer.load(path).num_workers == 1
+
+
+# --- what a crafted description may not do
+def test_a_pipeline_memory_is_not_stored_and_a_crafted_one_refused(crops, tmp_path):
+    X, y = crops[0][::3], crops[1][::3]
+    cache = tmp_path / "cache"
+    pipe = make_pipeline(StandardScaler(), LogisticRegression(), memory=str(cache))
+    pipe.fit(X.reshape(len(X), -1)[:, :20], y)
+    path = tmp_path / "p.skt"
+    sktransfer.save(pipe, path)
+    assert sktransfer.load(path).memory is None  # the cached steps there would be pickles
+    _forge(path, lambda meta: _set_param(meta, "memory", str(cache)))
+    with pytest.raises(ValueError, match="memory"):
+        sktransfer.load(path)
+
+
+@pytest.mark.parametrize("attr", ["transform", "__class__", "fit"])
+def test_a_fitted_attribute_may_not_shadow_a_method(saved, attr):
+    def edit(meta):
+        scaler = meta["model"]["children"]["1"]
+        scaler["state"][attr] = {"value": 1}
+
+    _forge(saved, edit)
+    with pytest.raises(ValueError, match=f"fitted attribute '{attr}'"):
+        sktransfer.load(saved)
+
+
+def test_tensors_no_part_uses_are_refused(saved):
+    import torch
+    from safetensors.torch import load, save
+
+    _, weights = _read(saved)
+    extra = save(load(weights) | {"payload": torch.zeros(1000)})
+    _forge(saved, weights=extra)
+    with pytest.raises(ValueError, match="tensors that no part uses"):
+        sktransfer.load(saved)
+
+
+def test_a_format_1_file_says_to_save_it_again(saved):
+    _forge(saved, lambda meta: meta.update(format_version=1, sktransfer_version="0.1.0"))
+    with pytest.raises(ValueError, match=r"written by an older sktransfer \(0.1.0\).*save it"):
+        sktransfer.load(saved)
+
+
+def test_a_subclass_is_not_saved_as_its_base(crops, tmp_path):
+    class MyExtractor(PretrainedFeatureExtractor):
+        pass
+
+    extractor = MyExtractor(image_size=32).fit(crops[0][:2])
+    with pytest.raises(TypeError, match="got MyExtractor. Use joblib.dump"):
+        sktransfer.save(extractor, tmp_path / "m.skt")
+    assert list(tmp_path.iterdir()) == []
+
+
+# --- how save writes
+def test_save_into_a_missing_folder_names_the_path_given(pipeline, tmp_path):
+    given = str(tmp_path / "no_such_folder" / "m.skt")
+    with pytest.raises(FileNotFoundError, match="no_such_folder") as info:
+        sktransfer.save(pipeline, given)
+    assert info.value.filename == given
+
+
+def test_save_onto_a_folder_names_it(pipeline, tmp_path):
+    with pytest.raises(IsADirectoryError) as info:
+        sktransfer.save(pipeline, tmp_path)
+    assert info.value.filename == str(tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+@posix_only
+def test_saved_files_follow_the_umask(pipeline, tmp_path):
+    old = os.umask(0o022)
+    try:
+        sktransfer.save(pipeline, tmp_path / "m.skt")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "m.skt").stat().st_mode) == 0o644
+
+
+@posix_only
+def test_save_through_a_symlink_writes_its_target(pipeline, tmp_path):
+    (tmp_path / "v1.skt").write_bytes(b"old")
+    link = tmp_path / "current.skt"
+    link.symlink_to(tmp_path / "v1.skt")
+    sktransfer.save(pipeline, link)
+    assert link.is_symlink() and os.readlink(link) == str(tmp_path / "v1.skt")
+    assert isinstance(sktransfer.load(tmp_path / "v1.skt"), type(pipeline))
