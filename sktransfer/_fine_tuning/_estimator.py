@@ -1,6 +1,6 @@
 """Parameter transfer: fine-tune a pretrained backbone as a scikit-learn classifier."""
 
-from dataclasses import asdict, replace
+from dataclasses import replace
 from numbers import Integral, Real
 
 import numpy as np
@@ -15,11 +15,12 @@ from sklearn.utils.validation import check_is_fitted, column_or_1d
 from skorch.dataset import Dataset
 
 from .._core.base import TransferEstimator
-from .._core.device import fallback_device, resolve_device, seed_everything
+from .._core.device import resolve_device, seed_everything
 from .._core.inference import run_batches
-from ..backbones import DEFAULT_BACKBONE, Preprocessing, load_backbone
+from ..backbones import DEFAULT_BACKBONE
 from ._cache import frozen_prefix_outputs
-from ._network import TransferNet, make_head
+from ._codec import from_safe_state, to_safe_state
+from ._network import TransferNet, make_head, to_device
 from ._skorch import OPTIMIZERS, build_net, release_training_state
 
 
@@ -251,7 +252,7 @@ class FineTunedClassifier(ClassifierMixin, TransferEstimator):
         split = self._validation_split(y_enc) if self.early_stopping else None
         seed_everything(self.random_state)
         head = make_head(self.head, self.dropout, backbone.num_features, len(encoder.classes_))
-        module = _to_device(TransferNet(backbone.net, head), device)
+        module = to_device(TransferNet(backbone.net, head), device)
         train, valid, n_cached = self._datasets(backbone, module, inputs, y_enc, split, device)
         weights = self._class_weights(encoder.classes_, y)
         n_classes = len(encoder.classes_)
@@ -390,59 +391,14 @@ class FineTunedClassifier(ClassifierMixin, TransferEstimator):
         if "net_" in state:  # skorch mapped a GPU-fitted net to this machine's device
             self.device_ = torch.device(self.net_.device)
 
-    # --- the safe format -------------------------------------------------------------------
+    # --- the safe format: see _codec.py --------------------------------------------------
     def _to_safe_state(self):
         check_is_fitted(self)
-        if callable(self.head):
-            raise TypeError("A callable head cannot be saved in the safe format; use joblib.")
-        value, described, param_tensors = self._backbone_param_to_safe()
-        record = self._backbone
-        if not isinstance(record.spec, str):
-            raise TypeError(
-                "The safe format rebuilds the network from its architecture's name; this "
-                f"backbone is a {type(record.spec).__name__} object. Use joblib.dump instead."
-            )
-        kind, classes = _classes_to_json(self.classes_)
-        state = {
-            "backbone_param": described,
-            "spec": record.spec,
-            "weights_label": None if record.weights is None else str(record.weights),
-            "preprocessing": asdict(record.preprocessing),
-            "classes_dtype": kind,
-            "classes": classes,
-            "n_frozen_": self.n_frozen_,
-            "n_cached_stages_": self.n_cached_stages_,
-        }
-        tensors = {f"backbone.{k}": v for k, v in param_tensors.items()}
-        for key, value in self.net_.module_.state_dict().items():
-            tensors[f"module.{key}"] = value.detach().cpu().contiguous()
-        params = self.get_params(deep=False) | {"backbone": value}
-        return params, state, tensors
+        return to_safe_state(self)
 
     @classmethod
     def _from_safe_state(cls, params, state, tensors):
-        estimator = cls(**params)
-        estimator.backbone = cls._backbone_param_from_safe(
-            params["backbone"], state["backbone_param"], _strip(tensors, "backbone.")
-        )
-        backbone = load_backbone(state["spec"], weights=None)  # the architecture
-        values = state["preprocessing"]
-        backbone.preprocessing = Preprocessing(
-            **{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
-        )
-        backbone.weights = state["weights_label"]
-        classes = _classes_from_json(state["classes_dtype"], state["classes"])
-        head = make_head(estimator.head, estimator.dropout, backbone.num_features, len(classes))
-        module = TransferNet(backbone.net, head)
-        module.load_state_dict(_strip(tensors, "module."), strict=True)
-        device = fallback_device(estimator.device)
-        module = _to_device(module.eval(), device)
-        estimator.net_ = build_net(estimator, module, device, len(classes))
-        estimator.net_.initialize()  # module_ is `module` itself
-        release_training_state(estimator.net_)
-        n_frozen = backbone.resolve_n_frozen(state["n_frozen_"])
-        estimator._set_fitted(backbone, classes, n_frozen, state["n_cached_stages_"], device)
-        return estimator
+        return from_safe_state(cls, params, state, tensors)
 
 
 def _check_targets(y, n_samples):
@@ -461,32 +417,3 @@ def _check_targets(y, n_samples):
             f"FineTunedClassifier needs at least 2 classes; y has one: {classes.tolist()[0]!r}."
         )
     return y
-
-
-def _to_device(module, device):
-    module = module.to(device)
-    if device.type == "cpu":
-        module = module.to(memory_format=torch.channels_last)
-    return module
-
-
-def _strip(tensors, prefix):
-    return {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
-
-
-def _classes_to_json(classes):
-    kind = classes.dtype.kind
-    if kind in "OUS" and all(isinstance(c, str) for c in classes):
-        return "str", [str(c) for c in classes]
-    if kind in "iu":
-        return "int", [int(c) for c in classes]
-    if kind == "b":
-        return "bool", [bool(c) for c in classes]
-    if kind == "f":
-        return "float", [float(c) for c in classes]
-    raise TypeError(f"classes of dtype {classes.dtype} cannot be saved in the safe format.")
-
-
-def _classes_from_json(kind, values):
-    dtype = {"str": object, "int": np.int64, "bool": bool, "float": np.float64}[kind]
-    return np.asarray(values, dtype=dtype)

@@ -3,6 +3,7 @@
 from contextlib import contextmanager
 from numbers import Integral
 
+import torch
 from torch import nn
 
 
@@ -70,4 +71,12 @@ def make_head(head, dropout, num_features, n_classes):
         raise TypeError(
             f"head(num_features, n_classes) must return a torch.nn.Module; got {type(module)}."
         )
+    return module
+
+
+def to_device(module, device):
+    """Move a module to ``device``, in the channels-last layout on a CPU."""
+    module = module.to(device)
+    if device.type == "cpu":
+        module = module.to(memory_format=torch.channels_last)
     return module

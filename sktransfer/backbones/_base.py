@@ -75,6 +75,14 @@ class Preprocessing:
                 raise ValueError(f"Preprocessing.{name} must be 3 numbers; got {value!r}.")
             object.__setattr__(self, name, value)
 
+    @classmethod
+    def from_json(cls, values):
+        """Rebuild from ``dataclasses.asdict`` output read back from JSON (validated)."""
+        fields = {"crop_size", "resize_size", "interpolation", "mean", "std"}
+        if not isinstance(values, dict) or set(values) != fields:
+            raise ValueError(f"Preprocessing needs exactly the fields {sorted(fields)}.")
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+
     def with_options(self, image_size=None):
         """Return a copy configured by an estimator's input parameters.
 
@@ -359,10 +367,7 @@ class Backbone:
         """Rebuild a backbone from :meth:`to_safe_state`'s output (checked, no pickle)."""
         from . import load_backbone
 
-        values = description["preprocessing"]
-        preprocessing = Preprocessing(
-            **{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
-        )
+        preprocessing = Preprocessing.from_json(description["preprocessing"])
         spec, weights = description["spec"], description["weights"]
         if description["stored"]:
             backbone = load_backbone(spec, weights=None)  # the architecture
