@@ -2,6 +2,8 @@
 
 import functools
 import inspect
+import re
+from pathlib import Path
 
 import pytest
 from sklearn.base import BaseEstimator
@@ -76,3 +78,15 @@ def test_expected_failures_name_checks_that_run(estimator):
 @parametrize_with_checks(_instances(), expected_failed_checks=expected_failed_checks, **_STRICT)
 def test_sklearn_compatible(estimator, check):
     check(estimator)
+
+
+def test_reasons_name_tests_that_exist():
+    """A reason that says which test covers a check names a test that is there."""
+    root = Path(__file__).parent.parent
+    named = 0
+    for reasons in EXPECTED_FAILED_CHECKS.values():
+        for reason in reasons.values():
+            for path, test in re.findall(r"(tests/\w+\.py)::(\w+)", reason):
+                assert re.search(rf"^def {test}\(", (root / path).read_text(), re.M), test
+                named += 1
+    assert named
