@@ -78,7 +78,7 @@ class Codec:
 
 
 class OwnCodec(Codec):
-    """An sktransfer estimator: it describes itself."""
+    """An sktransfer estimator: it describes itself (``_to_safe_state``/``_from_safe_state``)."""
 
     def __init__(self, name):
         self.name = name
@@ -88,27 +88,11 @@ class OwnCodec(Codec):
 
         return getattr(sktransfer, self.name)
 
-    def _methods(self, cls):
-        if hasattr(cls, "_to_safe_state"):
-            return cls
-        from . import _adapter  # TEMPORARY: until the estimators carry their codec
-
-        return _adapter.codec_for(cls)
-
-    def training_only_for(self, cls):
-        return getattr(self._methods(cls), "_safe_training_only", ())
-
     def encode(self, estimator, child):
-        methods = self._methods(type(estimator))
-        if methods is type(estimator):
-            return estimator._to_safe_state()
-        return methods.to_safe_state(estimator)
+        return estimator._to_safe_state()
 
     def decode(self, cls, params, state, tensors, child):
-        methods = self._methods(cls)
-        if methods is cls:
-            return cls._from_safe_state(params, state, tensors)
-        return methods.from_safe_state(cls, params, state, tensors)
+        return cls._from_safe_state(params, state, tensors)
 
 
 REGISTRY = {}
@@ -138,7 +122,7 @@ def _codec_for(estimator):
 
 def _training_only(codec, cls):
     if isinstance(codec, OwnCodec):
-        return codec.training_only_for(cls)
+        return getattr(cls, "_safe_training_only", ())
     return codec.training_only
 
 
