@@ -250,6 +250,7 @@ def test_non_array_containers_give_the_same_outputs(fitted, data):
         ("inf", "NaN or infinity"),
         ("empty", "X is empty"),
         ("flat", "got shape"),
+        ("one image", "looks like one colour image"),
         ("tabular", "tabular data, not images"),
     ],
 )
@@ -258,7 +259,12 @@ def test_bad_input_is_refused_by_every_method(fitted, data, bad, match):
     X = X / 255.0
     if bad in ("nan", "inf"):
         X[1, 2, 3, 0] = float(bad)
-    X = {"empty": X[:0], "flat": X[0].ravel(), "tabular": X.reshape(len(X), -1)}.get(bad, X)
+    X = {
+        "empty": X[:0],
+        "flat": X[0].ravel(),
+        "one image": X[0],  # without the batch axis
+        "tabular": X.reshape(len(X), -1),
+    }.get(bad, X)
     with pytest.raises(ValueError, match=match):
         clone(fitted).fit(X, y[: len(X)])
     for method in OUTPUT_METHODS:
