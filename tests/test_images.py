@@ -35,7 +35,7 @@ def test_path_containers(image_folder, wrap):
     paths, _ = load_image_folder(image_folder)
     images = check_images(wrap(list(paths)))
     assert images.kind == "paths" and len(images) == 24
-    assert images[0].mode == "RGB"
+    assert images[0].shape == (3, 96, 96) and images[0].dtype == torch.uint8
 
 
 def test_arrays_grayscale_float_and_pil(crops):
@@ -48,7 +48,8 @@ def test_arrays_grayscale_float_and_pil(crops):
     assert as_float.dtype == torch.float32 and as_float.max() <= 1
     mixed = [Image.fromarray(X[0]), Image.fromarray(X[1][:50]).convert("L")]
     images = check_images(mixed)
-    assert [im.size for im in (images[0], images[1])] == [(96, 96), (96, 50)]
+    assert [images[0].shape, images[1].shape] == [(3, 96, 96), (3, 50, 96)]
+    assert torch.equal(images[1][0], images[1][2])  # grey: three equal channels
     arrays = check_images([X[0], X[1][:40, :60]])
     assert arrays[1].shape == (3, 40, 60)
 
@@ -61,6 +62,8 @@ def test_arrays_grayscale_float_and_pil(crops):
         (np.zeros((4, 10)), ValueError, "tabular data, not images"),
         (np.zeros((2, 3, 8, 8), np.uint8), ValueError, "channels-first"),
         (np.zeros((2, 8, 8, 4), np.uint8), ValueError, "1 or 3 channels, not 4"),
+        (np.zeros((32, 48, 3), np.uint8), ValueError, r"one colour image.*X\[None\]"),
+        (np.zeros((32, 48, 4), np.uint8), ValueError, r"one colour image.*X\[None, \.\.\., :3\]"),
         (np.full((2, 8, 8, 3), np.nan), ValueError, "NaN or infinity"),
         (np.full((2, 8, 8, 3), 2.0), ValueError, r"values in \[0, 1\]"),
         (np.full((2, 8, 8), 300, np.int64), ValueError, r"values in \[0, 255\]"),
@@ -89,6 +92,12 @@ def test_corrupt_image_is_named_when_decoded(tmp_path):
     images = check_images([str(bad)])
     with pytest.raises(ValueError, match="Cannot read image .*broken.jpg"):
         images[0]
+    cut = tmp_path / "cut.jpg"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (64, 64, 3), np.uint8)).save(cut)
+    cut.write_bytes(cut.read_bytes()[:2000])  # the header opens, the pixels are missing
+    for images in (check_images([cut]), check_images([Image.open(cut)])):
+        with pytest.raises(ValueError, match="Cannot read image .*cut.jpg"):
+            images[0]
 
 
 @pytest.mark.parametrize("num_workers", [0, 1])
