@@ -243,9 +243,9 @@ def test_weights_reach_a_wrapped_pipeline_with_metadata_routing_on():
     X, y = stack(Xs, ys, Xt)
     domain = np.r_[np.ones(200, int), -np.ones(200, int)]
     inner = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
-    plain = KMM(inner).fit(X, y)
+    plain = KMM(inner, tol=1e-4).fit(X, y)  # a loose tol: quick, and converged
     with sklearn.config_context(enable_metadata_routing=True):
-        routed = KMM(inner).set_fit_request(sample_domain=True)
+        routed = KMM(inner, tol=1e-4).set_fit_request(sample_domain=True)
         routed = make_pipeline(StandardScaler(with_mean=False, with_std=False), routed)
         routed.fit(X, y, sample_domain=domain)
     np.testing.assert_allclose(routed.predict_proba(Xt), plain.predict_proba(Xt))
@@ -302,6 +302,28 @@ def test_fit_weights_without_an_estimator():
     assert model.score(Xt, yt) > LogisticRegression().fit(Xs, ys).score(Xt, yt) + 0.15
     with pytest.raises(sklearn.exceptions.NotFittedError):
         weighter.predict(Xt)
+
+
+def test_gamma_none_is_the_median_heuristic_in_every_kernel_method():
+    """gamma=None: 1 / the median squared distance between the rows of fit, in each method."""
+    from scipy.spatial.distance import pdist
+
+    Xs, ys, Xt, _ = covariate_shift(0, n=100)
+    X, y = stack(Xs, ys, Xt)
+    gamma = 1 / np.median(pdist(X, "sqeuclidean"))
+    kmm, kmm_given = KMM().fit(X, y), KMM(gamma=gamma).fit(X, y)
+    assert kmm.gamma_ == pytest.approx(gamma)
+    np.testing.assert_allclose(kmm.weights_, kmm_given.weights_)
+    assert KLIEP(random_state=0).fit(X, y).gamma_ == pytest.approx(gamma)
+    tca = TransferComponentAnalysis(n_components=2).fit(X, y)
+    tca_given = TransferComponentAnalysis(n_components=2, gamma=gamma).fit(X, y)
+    assert tca.gamma_ == pytest.approx(gamma)
+    np.testing.assert_allclose(tca.transform(Xt), tca_given.transform(Xt))
+    # more than 1000 rows: every third row of the 2400 (evenly spaced, no randomness)
+    Xs, ys, Xt, _ = covariate_shift(1, n=1200)
+    X, y = stack(Xs, ys, Xt)
+    kliep = KLIEP(n_centers=5, max_iter=2, random_state=0).fit(X, y)
+    assert kliep.gamma_ == pytest.approx(1 / np.median(pdist(X[::3], "sqeuclidean")))
 
 
 def test_kliep_chooses_the_kernel_width_by_likelihood():
@@ -442,9 +464,10 @@ def shifted():
             1e-8,
         ),
         # skada's mu weighs the discrepancy, ours (the paper's) the regulariser; skada also
-        # takes a symmetric eigensolver to a non-symmetric matrix, hence the tolerance
+        # takes a symmetric eigensolver to a non-symmetric matrix, hence the tolerance;
+        # its kernel has scikit-learn's default width, 1 / n_features
         (
-            lambda: TransferComponentAnalysis(n_components=3, mu=10),
+            lambda: TransferComponentAnalysis(n_components=3, mu=10, gamma=0.25),
             lambda sk, est: sk.TransferComponentAnalysis(est, n_components=3, mu=0.1),
             0.02,
         ),

@@ -7,13 +7,14 @@ import numpy as np
 from scipy.linalg import eigvalsh
 from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.metrics.pairwise import pairwise_kernels
+from sklearn.metrics.pairwise import rbf_kernel
 from sklearn.model_selection import KFold
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._base import _DomainAdaptation, _split_domains, default_estimator
+from ._kernels import kernel, kernel_width, median_heuristic
 
 
 class _Reweighting(_DomainAdaptation):
@@ -67,12 +68,6 @@ class _Reweighting(_DomainAdaptation):
             self.__dict__.pop(fitted, None)
         X = validate_data(self, X, dtype=np.float64)
         return self._weigh(X, _split_domains(y, sample_domain, len(X), stacklevel=3))
-
-    def _gamma(self, X):
-        if self.gamma is not None:
-            return self.gamma
-        var = X.var()
-        return 1.0 / (X.shape[1] * var) if var > 0 else 1.0
 
 
 def _project(v, upper, low, high):
@@ -142,7 +137,9 @@ class KMM(_Reweighting):
     kernel : str, default="rbf"
         A kernel of :func:`sklearn.metrics.pairwise.pairwise_kernels`.
     gamma : float, default=None
-        Kernel width; None means ``1 / (n_features * X.var())``.
+        Kernel width, for the kernels that take one. None means the median heuristic:
+        ``1 / median`` of the squared Euclidean distances between distinct rows of ``fit``
+        (source and target, at most 1000 evenly spaced rows).
     B : float, default=1000.0
         Upper bound of a weight.
     eps : float, default=None
@@ -157,6 +154,8 @@ class KMM(_Reweighting):
     ----------
     weights_ : ndarray of shape (n_source,)
         Weights of the source rows seen in ``fit``, mean 1.
+    gamma_ : float or None
+        The kernel width used (None for a kernel without one, such as ``"linear"``).
     n_iter_ : int
         Iterations the solver ran.
     estimator_ : estimator
@@ -213,10 +212,9 @@ class KMM(_Reweighting):
 
     def _source_weights(self, Xs, Xt):
         ns, nt = len(Xs), len(Xt)
-        params = {} if self.kernel == "linear" else {"gamma": self._gamma(np.vstack([Xs, Xt]))}
-        K = pairwise_kernels(Xs, Xs, metric=self.kernel, filter_params=True, **params)
-        kappa = pairwise_kernels(Xs, Xt, metric=self.kernel, filter_params=True, **params)
-        kappa = kappa.sum(axis=1) * ns / nt
+        self.gamma_ = kernel_width(self.gamma, self.kernel, np.vstack([Xs, Xt]))
+        K = kernel(Xs, Xs, self.kernel, self.gamma_)
+        kappa = kernel(Xs, Xt, self.kernel, self.gamma_).sum(axis=1) * ns / nt
         eps = (np.sqrt(ns) - 1) / np.sqrt(ns) if self.eps is None else self.eps
         weights, self.n_iter_ = _kmm_solve(
             K, kappa, self.B, ns * (1 - eps), ns * (1 + eps), self.max_iter, self.tol
@@ -284,8 +282,9 @@ class KLIEP(_RatioReweighting):
         does); None means ``LogisticRegression(max_iter=1000)``.
     gamma : float, list of float or None, default=None
         Width of the Gaussian kernels. A list: the one with the best held-out
-        likelihood of the target rows (``cv`` folds). None means
-        ``1 / (n_features * X.var())``.
+        likelihood of the target rows (``cv`` folds). None means the median heuristic:
+        ``1 / median`` of the squared Euclidean distances between distinct rows of ``fit``
+        (source and target, at most 1000 evenly spaced rows).
     cv : int, default=5
         Folds of the likelihood cross-validation when ``gamma`` is a list.
     n_centers : int, default=100
@@ -371,8 +370,8 @@ class KLIEP(_RatioReweighting):
     def _fit_ratio(self, Xs, Xt, gamma, rng):
         picked = rng.choice(len(Xt), min(self.n_centers, len(Xt)), replace=False)
         centers = Xt[picked]
-        A = pairwise_kernels(Xt, centers, metric="rbf", gamma=gamma)
-        b = pairwise_kernels(Xs, centers, metric="rbf", gamma=gamma).mean(axis=0)
+        A = rbf_kernel(Xt, centers, gamma=gamma)
+        b = rbf_kernel(Xs, centers, gamma=gamma).mean(axis=0)
         alpha, n_iter = _kliep_alpha(A, b, self.lr, self.max_iter, self.tol)
         return centers, alpha, n_iter
 
@@ -391,7 +390,7 @@ class KLIEP(_RatioReweighting):
             held_out = []
             for train, test in folds:
                 centers, alpha, _ = self._fit_ratio(Xs, Xt[train], gamma, rng)
-                ratio = pairwise_kernels(Xt[test], centers, metric="rbf", gamma=gamma) @ alpha
+                ratio = rbf_kernel(Xt[test], centers, gamma=gamma) @ alpha
                 held_out.append(np.log(np.maximum(ratio, 1e-12)).mean())
             likelihood.append(np.mean(held_out))
         self.cv_log_likelihood_ = np.asarray(likelihood)
@@ -401,14 +400,14 @@ class KLIEP(_RatioReweighting):
         rng = check_random_state(self.random_state)
         self.__dict__.pop("cv_log_likelihood_", None)
         if self.gamma is None:
-            self.gamma_ = self._gamma(np.vstack([Xs, Xt]))
+            self.gamma_ = median_heuristic(np.vstack([Xs, Xt]))
         else:
             self.gamma_ = self._select_gamma(Xs, Xt, rng)
         self.centers_, self.alpha_, self.n_iter_ = self._fit_ratio(Xs, Xt, self.gamma_, rng)
         return self._ratio(Xs)
 
     def _ratio(self, X):
-        return pairwise_kernels(X, self.centers_, metric="rbf", gamma=self.gamma_) @ self.alpha_
+        return rbf_kernel(X, self.centers_, gamma=self.gamma_) @ self.alpha_
 
 
 class DiscriminatorReweight(_RatioReweighting):

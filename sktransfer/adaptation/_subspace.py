@@ -6,12 +6,12 @@ import numpy as np
 from scipy.linalg import eigh
 from sklearn.covariance import empirical_covariance, ledoit_wolf, shrunk_covariance
 from sklearn.decomposition import PCA
-from sklearn.metrics.pairwise import pairwise_kernels
 from sklearn.utils import TransformerTags
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
 from ._base import _DomainAdaptation
+from ._kernels import kernel, kernel_width
 
 
 def _covariance(X, reg):
@@ -270,8 +270,9 @@ class TransferComponentAnalysis(_FeatureAdaptation):
     kernel : str, default="rbf"
         Any kernel of :func:`sklearn.metrics.pairwise.pairwise_kernels`.
     gamma : float, default=None
-        Kernel coefficient (rbf, poly, sigmoid, laplacian); None uses scikit-learn's
-        default ``1 / n_features``.
+        Kernel width, for the kernels that take one. None means the median heuristic:
+        ``1 / median`` of the squared Euclidean distances between distinct rows of ``fit``
+        (source and target, at most 1000 evenly spaced rows).
     n_components : int, default=None
         Dimension of the embedding; None means ``min(n_samples, n_features)``.
     mu : float, default=0.1
@@ -283,6 +284,8 @@ class TransferComponentAnalysis(_FeatureAdaptation):
         The fitted estimator.
     classes_ : ndarray of shape (n_classes,)
         Class labels.
+    gamma_ : float or None
+        The kernel width used (None for a kernel without one, such as ``"linear"``).
     components_ : ndarray of shape (n_fit_samples, n_components)
         The transfer components (coefficients of the kernel columns), unit norm.
     X_fit_ : ndarray of shape (n_fit_samples, n_features)
@@ -327,13 +330,13 @@ class TransferComponentAnalysis(_FeatureAdaptation):
         self.mu = mu
 
     def _kernel(self, A, B):
-        params = {} if self.gamma is None or self.kernel == "linear" else {"gamma": self.gamma}
-        return pairwise_kernels(A, B, metric=self.kernel, filter_params=True, **params)
+        return kernel(A, B, self.kernel, self.gamma_)
 
     def _fit_mapping(self, Xs, Xt):
         ns, nt = len(Xs), len(Xt)
         n = ns + nt
         self.X_fit_ = np.vstack([Xs, Xt])
+        self.gamma_ = kernel_width(self.gamma, self.kernel, self.X_fit_)
         K = self._kernel(self.X_fit_, self.X_fit_)
         e = np.r_[np.full(ns, 1 / ns), np.full(nt, -1 / nt)]
         L = np.outer(e, e)
