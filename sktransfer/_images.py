@@ -38,7 +38,6 @@ import os
 import re
 import warnings
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
@@ -56,6 +55,7 @@ IMG_EXTENSIONS = (
     ".tiff",
     ".webp",
     ".ppm",
+    ".pgm",
 )
 
 _HIGH_BIT_DEPTH_MODES = frozenset({"I;16", "I;16B", "I;16L", "I;16N", "I", "F"})
@@ -422,6 +422,66 @@ def _progress(progress, total, desc):
     return tqdm(total=total, desc=desc, unit="img")
 
 
+def _is_hidden(name):
+    """Hidden files and folders (``.ipynb_checkpoints``, macOS ``._*`` and ``__MACOSX``)."""
+    return name.startswith(".") or name == "__MACOSX"
+
+
+def find_image_files(folder, *, extensions=IMG_EXTENSIONS):
+    """List the image files under a folder and all its sub-folders.
+
+    The rules of torchvision's ``ImageFolder`` within one class, and of every command of
+    ``sktransfer``: sub-folders are searched too (symbolic links followed, loops cut);
+    hidden folders (any name starting with ``.``, e.g. ``.ipynb_checkpoints``, and
+    ``__MACOSX``) are not searched; hidden files (including macOS ``._*`` AppleDouble
+    files) and files with other extensions are skipped.
+
+    Parameters
+    ----------
+    folder : str or path
+        The folder.
+    extensions : tuple of str
+        File endings (case-insensitive) that count as images.
+
+    Returns
+    -------
+    paths : list of str
+        The image paths, sorted by folder then file name, as ``ImageFolder`` orders them.
+
+    Raises
+    ------
+    FileNotFoundError
+        ``folder`` does not exist or is not a folder.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from PIL import Image
+    >>> from sktransfer._images import find_image_files
+    >>> root = pathlib.Path(tempfile.mkdtemp())
+    >>> (root / "2024" / ".ipynb_checkpoints").mkdir(parents=True)
+    >>> for name in ("b.png", "2024/a.png", "2024/.ipynb_checkpoints/a.png", "._b.png"):
+    ...     Image.new("RGB", (8, 8)).save(root / name)
+    >>> [pathlib.Path(p).relative_to(root).as_posix() for p in find_image_files(root)]
+    ['b.png', '2024/a.png']
+    """
+    folder = os.path.expanduser(os.fspath(folder))
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f"Image folder not found: {folder}")
+    exts = tuple(e.lower() for e in extensions)
+    found, above = [], {folder: frozenset()}  # the real paths of each folder's ancestors
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
+        real = os.path.realpath(dirpath)
+        if real in above[dirpath]:  # a link back to a folder above: a loop
+            dirnames.clear()
+            continue
+        dirnames[:] = [d for d in dirnames if not _is_hidden(d)]
+        above.update({os.path.join(dirpath, d): above[dirpath] | {real} for d in dirnames})
+        names = [f for f in filenames if not _is_hidden(f) and f.lower().endswith(exts)]
+        found.append((dirpath, sorted(names)))
+    return [os.path.join(dirpath, name) for dirpath, names in sorted(found) for name in names]
+
+
 def load_image_folder(root, *, extensions=IMG_EXTENSIONS):
     """List the images of a folder with one sub-folder per class.
 
@@ -429,7 +489,12 @@ def load_image_folder(root, *, extensions=IMG_EXTENSIONS):
 
         root/daisy/001.jpg
         root/daisy/002.jpg
+        root/daisy/2024/003.jpg    (nested folders belong to their class)
         root/rose/001.jpg
+
+    The same samples in the same order as ``ImageFolder``, except that hidden folders
+    and files are skipped (see :func:`find_image_files`, which lists each class folder).
+    Files lying directly in ``root`` belong to no class and are ignored.
 
     Parameters
     ----------
@@ -441,16 +506,16 @@ def load_image_folder(root, *, extensions=IMG_EXTENSIONS):
     Returns
     -------
     paths : ndarray of str, shape (n_samples,)
-        Image paths, sorted by class then file name.
+        Image paths, sorted by class then path.
     labels : ndarray of str, shape (n_samples,)
-        The sub-folder name of each image.
+        The class sub-folder of each image.
 
     Raises
     ------
     FileNotFoundError
         ``root`` does not exist or is not a folder.
     ValueError
-        ``root`` has no class sub-folder holding an image.
+        ``root`` has no class sub-folder, or a class sub-folder holds no image.
 
     Examples
     --------
@@ -465,18 +530,29 @@ def load_image_folder(root, *, extensions=IMG_EXTENSIONS):
     >>> labels.tolist()
     ['cat', 'dog']
     """
-    root = Path(root)
-    if not root.is_dir():
+    root = os.path.expanduser(os.fspath(root))
+    if not os.path.isdir(root):
         raise FileNotFoundError(f"Image folder not found: {root}")
     exts = tuple(e.lower() for e in extensions)
+    layout = (
+        f"expected one sub-folder per class holding its images, {os.path.join(root, '')}"
+        f"<class>/<image> (as torchvision's ImageFolder), with image files "
+        f"({', '.join(exts)})"
+    )
+    with os.scandir(root) as entries:
+        classes = sorted(e.name for e in entries if e.is_dir() and not _is_hidden(e.name))
+    if not classes:
+        loose = find_image_files(root, extensions=exts)
+        what = f"{len(loose)} images but no class sub-folder" if loose else "no class sub-folder"
+        raise ValueError(f"No images found in {root}: it has {what}; {layout}.")
     paths, labels = [], []
-    for class_dir in sorted(p for p in root.iterdir() if p.is_dir()):
-        files = sorted(f for f in class_dir.iterdir() if f.is_file() and f.suffix.lower() in exts)
-        paths += [str(f) for f in files]
-        labels += [class_dir.name] * len(files)
-    if not paths:
-        raise ValueError(
-            f"No images found in {root}: expected one sub-folder per class holding "
-            f"image files ({', '.join(exts)})."
-        )
+    for name in classes:
+        files = find_image_files(os.path.join(root, name), extensions=exts)
+        if not files:
+            raise ValueError(
+                f"No images found in class folder {os.path.join(root, name)}; {layout}. "
+                "Remove the folder or add its images."
+            )
+        paths += files
+        labels += [name] * len(files)
     return np.asarray(paths, dtype=object), np.asarray(labels, dtype=object)

@@ -1,5 +1,7 @@
 """Image inputs: every accepted container, and a clear error for each bad one."""
 
+import os
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -8,7 +10,7 @@ import torch
 from PIL import Image
 
 from sktransfer import load_image_folder
-from sktransfer._images import check_images, iter_batches
+from sktransfer._images import check_images, find_image_files, iter_batches
 
 
 def test_load_image_folder(image_folder):
@@ -20,11 +22,79 @@ def test_load_image_folder(image_folder):
     assert list(paths) == sorted(paths)
 
 
+def _touch_images(root, names):
+    for name in names:
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (4, 4), (len(name), 0, 0)).save(root / name)
+
+
+def test_load_image_folder_lists_what_torchvision_image_folder_lists(tmp_path):
+    from torchvision.datasets import ImageFolder
+
+    _touch_images(
+        tmp_path,
+        [
+            "cat/b.png",
+            "cat/A.JPG",
+            "cat/indoor/c.jpg",
+            "cat/indoor/deep/d.png",
+            "cat/in-door/e.png",  # sorts between "cat/indoor" and "cat/indoor/deep"
+            "dog/2020/a.png",  # every image of "dog" is nested
+            "dog/2021/a.png",
+            "emu/a.jpeg",
+        ],
+    )
+    (tmp_path / "cat" / "notes.txt").write_text("not an image")
+    reference = ImageFolder(tmp_path)
+    paths, labels = load_image_folder(tmp_path)
+    classes, indices = np.unique(labels, return_inverse=True)
+    assert list(classes) == reference.classes == ["cat", "dog", "emu"]
+    assert list(zip(paths, indices, strict=True)) == reference.samples
+    assert len(paths) == 8
+    assert find_image_files(tmp_path / "cat") == [p for p, c in reference.samples if c == 0]
+
+
+def test_load_image_folder_skips_hidden_folders_and_files(tmp_path):
+    _touch_images(tmp_path, ["cat/a.png", "cat/sub/b.png", "dog/a.png"])
+    _touch_images(tmp_path, [".ipynb_checkpoints/a.png", "cat/.ipynb_checkpoints/a.png"])
+    _touch_images(tmp_path, ["dog/.hidden.png", "dog/sub/.x/a.png"])
+    for junk in ("cat/._a.png", "dog/sub/._b.jpg", "cat/.DS_Store", "__MACOSX/cat/._a.png"):
+        (tmp_path / junk).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / junk).write_bytes(b"\x00\x05\x16\x07 AppleDouble, not an image")
+    paths, labels = load_image_folder(tmp_path)
+    relative = [os.path.relpath(p, tmp_path).replace(os.sep, "/") for p in paths]
+    assert relative == ["cat/a.png", "cat/sub/b.png", "dog/a.png"]
+    assert labels.tolist() == ["cat", "cat", "dog"]
+    images = check_images(paths)
+    assert all(images[i].shape == (3, 4, 4) for i in range(len(images)))  # all decode
+
+
+def test_find_image_files_follows_links_but_not_loops(tmp_path):
+    _touch_images(tmp_path, ["photos/a.png", "elsewhere/b.png"])
+    try:
+        os.symlink(tmp_path / "elsewhere", tmp_path / "photos" / "linked")
+        os.symlink(tmp_path / "photos", tmp_path / "photos" / "loop")
+    except (OSError, NotImplementedError):
+        pytest.skip("symbolic links not available")
+    found = find_image_files(tmp_path / "photos")
+    relative = [os.path.relpath(p, tmp_path / "photos") for p in found]
+    assert relative == ["a.png", os.path.join("linked", "b.png")]  # "loop" is "photos" again
+
+
 def test_load_image_folder_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="Image folder not found: .*nowhere"):
         load_image_folder(tmp_path / "nowhere")
-    (tmp_path / "empty_class").mkdir()
-    with pytest.raises(ValueError, match="No images found in"):
+    with pytest.raises(FileNotFoundError, match="Image folder not found: .*nowhere"):
+        find_image_files(tmp_path / "nowhere")
+    with pytest.raises(ValueError, match="No images found in .*no class sub-folder"):
+        load_image_folder(tmp_path)
+    _touch_images(tmp_path, ["a.png", "b.jpg"])
+    with pytest.raises(ValueError, match=r"2 images but no class sub-folder.*<class>/<image>"):
+        load_image_folder(tmp_path)
+    _touch_images(tmp_path, ["cat/a.png"])
+    (tmp_path / "dog" / "sub").mkdir(parents=True)
+    (tmp_path / "dog" / "sub" / "notes.txt").write_text("no image here")
+    with pytest.raises(ValueError, match=r"No images found in class folder .*dog;"):
         load_image_folder(tmp_path)
 
 
