@@ -227,6 +227,7 @@ def test_num_workers_is_capped_at_the_cpus_and_batch_size_at_its_limit(models, k
         warnings.simplefilter("always")
         loaded = sktransfer.load(path)
     messages = [str(w.message) for w in record if w.category is UserWarning]
+    assert {w.filename for w in record if w.category is UserWarning} == {__file__}
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     assert loaded.num_workers == min(24, cpus)
     assert loaded.batch_size == 1024
@@ -241,6 +242,19 @@ def test_a_saved_num_workers_within_the_cpus_is_kept(models, tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert sktransfer.load(path).num_workers == 1
+
+
+def test_numpy_scalars_and_devices_are_stored_as_json(crops, tmp_path):
+    import torch
+
+    extractor = PretrainedFeatureExtractor(
+        image_size=np.int64(32), batch_size=np.int32(4), device=torch.device("cpu")
+    ).fit(crops[0][:2])
+    sktransfer.save(extractor, tmp_path / "e.skt")
+    params = _read(tmp_path / "e.skt")[0]["model"]["params"]
+    assert (params["image_size"], params["batch_size"], params["device"]) == (32, 4, "cpu")
+    loaded = sktransfer.load(tmp_path / "e.skt")
+    np.testing.assert_allclose(loaded.transform(crops[0][:2]), extractor.transform(crops[0][:2]))
 
 
 # --- what a crafted description may not do

@@ -12,6 +12,7 @@ validation of loaded parameters.
 import contextlib
 import hashlib
 import importlib
+import inspect
 import json
 import os
 import struct
@@ -385,14 +386,21 @@ def _limit_params(cls, params, path):
     ):
         value = params.get(key)
         if isinstance(value, int) and not isinstance(value, bool) and value > limit:
-            warnings.warn(
+            _warn(
                 f"{path}: {name} was saved with {key}={value}; loaded with {key}={limit} "
-                f"({why}). Set it with set_params to change it.",
-                UserWarning,
-                stacklevel=4,
+                f"({why}). Set it with set_params to change it."
             )
             params[key] = limit
     return params
+
+
+def _warn(message):
+    """Warn at the caller's line, outside this package (however deep the model is)."""
+    here, level = os.path.dirname(os.path.abspath(__file__)), 2
+    frame = inspect.currentframe().f_back
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(here):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, UserWarning, stacklevel=level)
 
 
 def _validate(estimator, path):
