@@ -65,7 +65,9 @@ class FineTunedClassifier(ClassifierMixin, TransferEstimator):
     augment : None, "default" or callable, default=None
         Training augmentation: None for none (the frozen prefix is then cached),
         ``"default"`` for random resized crops and horizontal flips, or a torchvision
-        transform applied to each decoded image before resizing and normalisation.
+        transform applied to each decoded image before resizing and normalisation. The
+        image reaches it as a ``(3, H, W)`` tensor (uint8, or float32 in [0, 1] for
+        high-bit-depth files), as torchvision's v2 transforms take it.
     image_size : int, default=None
         Side of the square crop the network sees; None uses the backbone's own.
     early_stopping : bool, default=False
