@@ -18,6 +18,7 @@ _LAZY = {
     "PretrainedFeatureExtractor": "._extractor",
     "FineTunedClassifier": "._fine_tuning",
     "load_image_folder": "._images",
+    "find_image_files": "._images",
     "Backbone": ".backbones",
     "load_backbone": ".backbones",
     "save": ".persistence",
