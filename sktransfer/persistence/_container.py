@@ -41,15 +41,6 @@ def max_num_workers():
     return os.cpu_count() or 1
 
 
-def max_image_size():
-    """Return the largest image size a loaded model may ask for (the backbones' limit)."""
-    try:
-        from ..backbones._base import MAX_IMAGE_SIZE
-    except ImportError:  # pragma: no cover - older backbones without the constant
-        return 2048
-    return MAX_IMAGE_SIZE
-
-
 class FormatError(ValueError):
     """A file refused with a complete message (turned into a plain ValueError by load)."""
 
@@ -65,11 +56,14 @@ class Codec:
     """
 
     name = None
-    training_only = ()  # parameters stored as None when they hold Python objects
     validate_before = True  # the parameters can be checked on ``cls(**params)`` first
 
     def load_class(self):
         raise NotImplementedError
+
+    def training_only(self, cls):
+        """Return the parameters stored as None when they hold Python objects."""
+        return ()
 
     def encode(self, estimator, child):
         raise NotImplementedError
@@ -88,6 +82,9 @@ class OwnCodec(Codec):
         import sktransfer
 
         return getattr(sktransfer, self.name)
+
+    def training_only(self, cls):
+        return getattr(cls, "_safe_training_only", ())
 
     def encode(self, estimator, child):
         return estimator._to_safe_state()
@@ -119,12 +116,6 @@ def _codec_for(estimator):
             f"{type(estimator).__name__}. Use joblib.dump for other objects."
         )
     return codec
-
-
-def _training_only(codec, cls):
-    if isinstance(codec, OwnCodec):
-        return getattr(cls, "_safe_training_only", ())
-    return codec.training_only
 
 
 # --- JSON values -----------------------------------------------------------------------------
@@ -198,7 +189,7 @@ def _encode(estimator, prefix, tensors_out):
     params, state, tensors = codec.encode(estimator, child)
     name = type(estimator).__name__
     encoded, dropped, bad = {}, [], []
-    training_only = _training_only(codec, type(estimator))
+    training_only = codec.training_only(type(estimator))
     for key, value in params.items():
         try:
             encoded[key] = encode_value(value)
@@ -373,12 +364,6 @@ def read(path):
 def _limit_params(cls, params, path):
     """Apply the container's limits to loaded parameters; return the parameters to use."""
     name = cls.__name__
-    size = params.get("image_size")
-    if isinstance(size, int) and size > max_image_size():
-        raise FormatError(
-            f"{path}: {name} has image_size={size}, above the limit of {max_image_size()} "
-            "pixels. Refusing to load it."
-        )
     params = dict(params)
     for key, limit, why in (
         ("num_workers", max_num_workers(), "the CPUs this process may use"),
