@@ -337,8 +337,7 @@ class FineTunedClassifier(ClassifierMixin, TransferEstimator):
     @property
     def backbone_(self):
         """The fine-tuned :class:`~sktransfer.Backbone`: a view of the trunk in ``net_``."""
-        if "_backbone" not in self.__dict__:
-            raise AttributeError("'FineTunedClassifier' has no attribute 'backbone_'")
+        check_is_fitted(self)  # NotFittedError is an AttributeError too
         return replace(self._backbone, net=self.net_.module_.trunk)
 
     # --- predict -------------------------------------------------------------------------
