@@ -326,6 +326,18 @@ def test_gamma_none_is_the_median_heuristic_in_every_kernel_method():
     assert kliep.gamma_ == pytest.approx(1 / np.median(pdist(X[::3], "sqeuclidean")))
 
 
+def test_tca_mu_weighs_the_mean_discrepancy_as_in_skada():
+    """A larger mu brings the domain means closer in the shared space."""
+    Xs, ys, Xt, _ = mean_shift(0, n=60)
+    X, y = stack(Xs, ys, Xt)
+    gaps = []
+    for mu in (0.01, 1.0, 100.0):
+        shared = TransferComponentAnalysis(n_components=2, mu=mu).fit_transform(X, y)
+        gap = np.linalg.norm(shared[:60].mean(axis=0) - shared[60:].mean(axis=0))
+        gaps.append(gap / shared.std(axis=0).mean())
+    assert gaps[0] > gaps[1] > gaps[2], gaps
+
+
 def test_kliep_chooses_the_kernel_width_by_likelihood():
     Xs, ys, Xt, _ = covariate_shift(0)
     X, y = stack(Xs, ys, Xt)
@@ -463,11 +475,10 @@ def shifted():
             lambda sk, est: sk.SubspaceAlignment(est, n_components=3),
             1e-8,
         ),
-        # skada's mu weighs the discrepancy, ours (the paper's) the regulariser; skada also
-        # takes a symmetric eigensolver to a non-symmetric matrix, hence the tolerance;
-        # its kernel has scikit-learn's default width, 1 / n_features
+        # skada takes a symmetric eigensolver to a non-symmetric matrix, hence the
+        # tolerance; its kernel has scikit-learn's default width, 1 / n_features
         (
-            lambda: TransferComponentAnalysis(n_components=3, mu=10, gamma=0.25),
+            lambda: TransferComponentAnalysis(n_components=3, mu=0.1, gamma=0.25),
             lambda sk, est: sk.TransferComponentAnalysis(est, n_components=3, mu=0.1),
             0.02,
         ),
@@ -481,6 +492,34 @@ def test_same_predictions_as_skada(shifted, ours, theirs, atol):
     model = theirs(skada, LogisticRegression(max_iter=1000)).fit(X, y, sample_domain=domain)
     b = model.predict_proba(Xt, sample_domain=-2 * np.ones(len(Xt), int))
     np.testing.assert_allclose(a, b, atol=atol)
+
+
+def test_tca_mu_means_what_skadas_mu_means():
+    """The same mu, the same target accuracy on a mean shift: low at 0.1, high at 10."""
+    skada = pytest.importorskip("skada")
+    accuracy = {}
+    for mu in (0.1, 10.0):  # skada's default, ours
+        for library in ("ours", "skada"):
+            scores = []
+            for seed in SEEDS:
+                Xs, ys, Xt, yt = mean_shift(seed, n=100)
+                X, y = stack(Xs, ys, Xt)
+                domain = np.r_[np.ones(100, int), -2 * np.ones(100, int)]
+                # skada's kernel has scikit-learn's default width, 1 / n_features
+                if library == "ours":
+                    model = TransferComponentAnalysis(n_components=2, gamma=0.5, mu=mu)
+                    predicted = model.fit(X, y, sample_domain=domain).predict(Xt)
+                else:
+                    model = skada.TransferComponentAnalysis(
+                        LogisticRegression(max_iter=1000), n_components=2, mu=mu
+                    )
+                    model.fit(X, y, sample_domain=domain)
+                    predicted = model.predict(Xt, sample_domain=-2 * np.ones(100, int))
+                scores.append(np.mean(predicted == yt))
+            accuracy[library, mu] = np.mean(scores)
+    for mu in (0.1, 10.0):
+        assert abs(accuracy["ours", mu] - accuracy["skada", mu]) <= 0.05, accuracy
+    assert accuracy["ours", 10.0] >= accuracy["ours", 0.1] + 0.2, accuracy
 
 
 def _kmm_objective(weights, X_source, X_target, gamma):

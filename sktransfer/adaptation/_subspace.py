@@ -275,8 +275,12 @@ class TransferComponentAnalysis(_FeatureAdaptation):
         (source and target, at most 1000 evenly spaced rows).
     n_components : int, default=None
         Dimension of the embedding; None means ``min(n_samples, n_features)``.
-    mu : float, default=0.1
-        Trade-off between variance kept and the mean discrepancy.
+    mu : float, default=10.0
+        Weight of the mean discrepancy between the domains against the variance kept, as
+        skada's ``mu``: the components maximise the variance ``W^T K H K W`` relative to
+        ``W^T (I + mu K L K) W``, so that a larger ``mu`` brings the domains' means closer;
+        0 keeps the variance alone (kernel PCA). Pan et al. weigh the regulariser
+        instead: their ``mu`` is ``1 / mu``.
 
     Attributes
     ----------
@@ -319,10 +323,10 @@ class TransferComponentAnalysis(_FeatureAdaptation):
         "kernel": [str],
         "gamma": [Interval(Real, 0, None, closed="neither"), None],
         "n_components": [Interval(Integral, 1, None, closed="left"), None],
-        "mu": [Interval(Real, 0, None, closed="neither")],
+        "mu": [Interval(Real, 0, None, closed="left")],
     }
 
-    def __init__(self, estimator=None, *, kernel="rbf", gamma=None, n_components=None, mu=0.1):
+    def __init__(self, estimator=None, *, kernel="rbf", gamma=None, n_components=None, mu=10.0):
         self.estimator = estimator
         self.kernel = kernel
         self.gamma = gamma
@@ -342,9 +346,9 @@ class TransferComponentAnalysis(_FeatureAdaptation):
         L = np.outer(e, e)
         H = np.eye(n) - np.full((n, n), 1 / n)
         k = min(self.n_components or Xs.shape[1], n)
-        # leading generalised eigenvectors of K H K w = lambda (K L K + mu I) w, i.e. of
-        # (K L K + mu I)^-1 K H K, by a symmetric solver: real and sorted
-        variance, discrepancy = K @ H @ K, K @ L @ K + self.mu * np.eye(n)
+        # leading generalised eigenvectors of K H K w = lambda (I + mu K L K) w, i.e. of
+        # (I + mu K L K)^-1 K H K, by a symmetric solver: real and sorted
+        variance, discrepancy = K @ H @ K, np.eye(n) + self.mu * (K @ L @ K)
         _, vectors = eigh(variance, discrepancy, subset_by_index=[n - k, n - 1])
         vectors = vectors[:, ::-1] / np.linalg.norm(vectors, axis=0)[::-1]
         # a sign per component, so that fits on the same data agree
