@@ -1,10 +1,12 @@
 """Domain adaptation: each method beats source-only on the shift it is built for."""
 
+import warnings
+
 import numpy as np
 import pytest
 import sklearn
 from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import GridSearchCV
+from sklearn.model_selection import GridSearchCV, ShuffleSplit, cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import LinearSVC
@@ -368,6 +370,23 @@ def test_minus_one_among_string_labels_is_the_placeholder():
     np.testing.assert_array_equal(split_domains(y).target, [False, False, True])
 
 
+def test_source_classes_and_minus_one_stacked_or_shuffled_pass_silently():
+    """The common usage: source labelled 0..K-1, target rows -1, in any order."""
+    rng = np.random.default_rng(0)
+    Xs, ys, Xt, yt = linear_map(0)
+    X = np.vstack([Xs, Xt])
+    y3 = np.r_[np.digitize(Xs[:, 0], [-0.5, 0.5]), -np.ones(200, int)]  # 3 classes
+    order = rng.permutation(400)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for y in (stack(Xs, ys, Xt)[1], y3):
+            np.testing.assert_array_equal(split_domains(y[order]).target, order >= 200)
+            CORAL().fit(X[order], y[order])
+            KMM(tol=1e-4).fit_weights(X[order], y[order])
+        y_eval = np.r_[ys, yt[:50], -np.ones(150, int)]  # a few labelled target rows
+        cross_val_score(CORAL(), X, y_eval, cv=ShuffleSplit(3, random_state=0))
+
+
 # --- bad input -------------------------------------------------------------------------------
 @pytest.fixture()
 def data():
@@ -411,6 +430,35 @@ def test_single_class(data):
     for method in ALL_METHODS:
         with pytest.raises(ValueError, match="at least 2 classes.*only one class: \\[0\\]"):
             method().fit(X, y)
+
+
+def test_labels_below_minus_one_make_minus_one_a_class(data):
+    """Without sample_domain, -1 beside other negative labels is refused, as skada does."""
+    Xs, _, Xt = data
+    X = np.vstack([Xs, Xt])
+    y = np.r_[np.tile([-2, -1, 0, 1, 2], 16)]
+    message = r"y has labels below -1 \(\[-2\]\) beside y = -1"
+    for method in ALL_METHODS + [TrAdaBoost]:
+        with pytest.raises(ValueError, match=message):
+            method().fit(X, y)
+    for call in (lambda: split_domains(y), lambda: KMM().fit_weights(X, y)):
+        with pytest.raises(ValueError, match=message):
+            call()
+    # the other side: sample_domain says which rows are target rows; without -1 in y there
+    # is no placeholder to mistake (every row is then source and target, with a warning)
+    domain = np.r_[np.ones(40, int), -np.ones(40, int)]
+    CORAL().fit(X, y, sample_domain=domain)
+    with pytest.warns(UserWarning, match="No target rows to adapt to"):
+        CORAL().fit(X, np.tile([-2, 0, 2, 4], 20))
+
+
+def test_labels_minus_one_and_one_say_that_minus_one_is_no_class(data):
+    Xs, _, _ = data
+    y = np.where(Xs[:, 0] > 0, 1, -1)
+    message = r"only one class: \[1\]\. Rows with y = -1 are unlabelled"
+    for method in ALL_METHODS + [TrAdaBoost]:
+        with pytest.raises(ValueError, match=message):
+            method().fit(Xs, y)
 
 
 def test_sample_domain_of_the_wrong_length(data):

@@ -73,7 +73,19 @@ def split_domains(y=None, sample_domain=None, *, n_samples=None):
     ValueError
         ``y`` or ``sample_domain`` of the wrong length, ``sample_domain`` with zeros,
         no source rows, no target rows; without ``sample_domain``, no labelled rows
-        ("No labelled source rows").
+        ("No labelled source rows") or numeric labels below ``-1`` beside ``-1``.
+
+    Notes
+    -----
+    ``-1`` marks a row without a label; it is never a class. Without ``sample_domain``
+    the labels also say which rows are target rows, so numeric classes must then be
+    non-negative, as skada requires: a ``y`` with ``-1`` and a label below it (``-2, -1,
+    0, 1, 2``) is refused, because there ``-1`` is one of the classes. Labels ``-1, 0, 1``
+    are read as two source classes beside unlabelled target rows: that is the usual
+    input, and no rule on ``y`` can tell it from three classes, so recode a class called
+    ``-1`` (with :class:`~sklearn.preprocessing.LabelEncoder`, say) before adapting.
+    Labels ``-1, 1`` alone leave one class and fail in ``fit`` with a message that says
+    so. The order of the rows never matters.
 
     Examples
     --------
@@ -110,6 +122,15 @@ def _split_domains(y, sample_domain, n_samples, stacklevel):
             )
             everything = np.ones(n_samples, dtype=bool)
             return Domains(everything, everything, labelled)
+        below = _labels_below_placeholder(y[labelled])
+        if below:
+            raise ValueError(
+                f"y has labels below -1 ({below[:5]}) beside y = -1, so -1 looks like one of "
+                "the classes; but without sample_domain, y = -1 marks the unlabelled target "
+                "rows, and the classes must be non-negative (as in skada). Recode the classes "
+                "(e.g. with sklearn.preprocessing.LabelEncoder) and give the target rows "
+                "y = -1."
+            )
         domains = Domains(labelled, ~labelled, labelled)
         # the labels are what makes a row a source row here: none, no source
         _require_labelled_source(domains)
@@ -139,6 +160,17 @@ def _split_domains(y, sample_domain, n_samples, stacklevel):
     return Domains(source, target, labelled)
 
 
+def _labels_below_placeholder(labels):
+    """Return the distinct numeric labels below ``-1`` (none for strings)."""
+    if labels.dtype.kind in "iuf":
+        below = labels[labels < UNLABELLED]
+    elif labels.dtype.kind == "O":
+        below = [v for v in labels if isinstance(v, Real) and v < UNLABELLED]
+    else:
+        return []
+    return np.unique(below).tolist()
+
+
 def _require_labelled_source(domains):
     """Raise the one error for source rows that all have ``y = -1``."""
     if not (domains.source & domains.labelled).any():
@@ -157,9 +189,15 @@ def check_labels(y, domains):
     check_classification_targets(y[domains.labelled])
     classes = np.unique(y[domains.labelled])
     if len(classes) < 2:
+        hint = ""
+        if not domains.labelled.all():
+            hint = (
+                " Rows with y = -1 are unlabelled, never a class: recode a class called -1 "
+                "(labels -1 and 1 as 0 and 1)."
+            )
         raise ValueError(
             "Need at least 2 classes among the labelled rows; got only one class: "
-            f"{classes.tolist()}."
+            f"{classes.tolist()}.{hint}"
         )
     return classes
 
