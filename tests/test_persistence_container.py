@@ -342,3 +342,24 @@ def test_save_through_a_symlink_writes_its_target(pipeline, tmp_path):
     sktransfer.save(pipeline, link)
     assert link.is_symlink() and os.readlink(link) == str(tmp_path / "v1.skt")
     assert isinstance(sktransfer.load(tmp_path / "v1.skt"), type(pipeline))
+
+
+def test_a_class_list_that_does_not_match_the_stored_head_is_refused_before_building(
+    models, tmp_path
+):
+    path = tmp_path / "m.skt"
+    sktransfer.save(models["fine-tuned"], path)
+
+    def many_classes(meta):
+        meta["model"]["state"]["classes"] = [f"c{i}" for i in range(200_000)]
+
+    _forge(path, many_classes)
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValueError, match="200000 classes") as info:
+            sktransfer.load(path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    _assert_clean(info, path)
+    assert peak < 256 * 1024**2  # a 200,000-class head alone would be about 1 GB

@@ -55,6 +55,7 @@ def from_safe_state(cls, params, state, tensors):
     backbone.preprocessing = Preprocessing.from_json(state["preprocessing"])
     backbone.weights = state["weights_label"]
     classes = _classes_from_json(state["classes_dtype"], state["classes"])
+    _check_head_shapes(estimator.head, len(classes), _strip(tensors, "module.head."))
     head = make_head(estimator.head, estimator.dropout, backbone.num_features, len(classes))
     module = TransferNet(backbone.net, head)
     module.load_state_dict(_strip(tensors, "module."), strict=True)
@@ -66,6 +67,21 @@ def from_safe_state(cls, params, state, tensors):
     n_frozen = backbone.resolve_n_frozen(state["n_frozen_"])
     estimator._set_fitted(backbone, classes, n_frozen, state["n_cached_stages_"], device)
     return estimator
+
+
+def _check_head_shapes(head, n_classes, head_tensors):
+    """Check the head's size against its stored tensors before building it.
+
+    A crafted file listing a million classes (or a huge hidden layer) must not make
+    loading allocate gigabytes before ``load_state_dict`` would notice.
+    """
+    matrices = [t for t in head_tensors.values() if t.ndim == 2]
+    if not matrices or matrices[-1].shape[0] != n_classes:
+        raise ValueError(
+            f"The stored head does not match the {n_classes} classes the file lists."
+        )
+    if head is not None and matrices[0].shape[0] != head:
+        raise ValueError(f"The stored head does not have head={head} hidden units.")
 
 
 def _strip(tensors, prefix):
