@@ -7,16 +7,23 @@
 ``sktransfer predict model.skt DIR_OR_FILES [-o predictions.csv]``
     Predicted class and class probabilities of each image.
 
-User mistakes (a missing folder, one class only, a corrupt image) print one line and exit
-with status 2, without a traceback.
+Exit status: 0 on success; 2 for a problem with the input or the output (a missing folder,
+one class only, a corrupt image, a folder that cannot be written, weights not cached), reported
+in one line that names it, without a traceback; 130 when interrupted (Ctrl-C); 1 for an
+unexpected error, also in one line (``SKTRANSFER_DEBUG=1`` shows its traceback instead). Every
+file is written whole or not at all.
 """
 
 import argparse
+import contextlib
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 EPILOG = "Weights are looked up offline first; set SKTRANSFER_OFFLINE=1 to never download."
+FEATURE_FORMATS = (".parquet", ".csv", ".npz")
+PREDICTION_FORMATS = (".csv", ".parquet")
 
 
 def _add_backbone_options(parser):
@@ -127,7 +134,10 @@ def build_parser():
         help="image files, or folders searched recursively for images",
     )
     predict.add_argument(
-        "-o", "--output", default=None, help="write a .csv (default: print to the terminal)"
+        "-o",
+        "--output",
+        default=None,
+        help="write a .csv or .parquet file, by its extension (default: print to the terminal)",
     )
     predict.add_argument("--batch-size", type=int, default=32, help="images per batch")
     return parser
@@ -150,52 +160,83 @@ def _n_frozen(value, fine_tune):
         raise ValueError(f"--n-frozen must be 'all' or an integer; got {value!r}") from None
 
 
-def _features_table(paths, labels, features):
+def _check_output(output, suffixes=None):
+    """Fail before any work on an output that cannot be written, naming it.
+
+    The folder is probed by creating (and removing) a temporary file in it, so that
+    permission bits, read-only mounts and the like show up now rather than after the work.
+    """
+    target = os.path.realpath(output)  # files are written through symbolic links
+    if os.path.isdir(target):
+        raise IsADirectoryError(f"Output {output} is a folder: give a file name in it")
+    suffix = Path(output).suffix.lower()
+    if suffixes and suffix not in suffixes:
+        raise ValueError(
+            f"Unknown output type {suffix or '(no extension)'!r} for {output}: "
+            f"use {', '.join(suffixes)}"
+        )
+    folder = os.path.dirname(target)
+    if not os.path.isdir(folder):
+        if os.path.exists(folder):
+            raise NotADirectoryError(f"Cannot write {output}: {folder} is not a folder")
+        raise FileNotFoundError(f"Output folder does not exist: {folder} (for {output})")
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise OSError(exc.errno, f"Cannot write {output}: {exc.strerror or exc}") from None
+
+
+@contextlib.contextmanager
+def _writing(output):
+    """Name ``output`` in any error while it is written (a full disk, a lost mount)."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.filename is not None and os.fspath(exc.filename) == os.fspath(output):
+            raise  # already names it
+        raise OSError(exc.errno, f"Cannot write {output}: {exc.strerror or exc}") from exc
+
+
+def _write_table(table, output):
+    """Write a table by the output's extension (.csv or .parquet), whole or not at all."""
+    from ._core.files import atomic_path
+
+    with _writing(output), atomic_path(output) as tmp:
+        if Path(output).suffix.lower() == ".parquet":
+            table.to_parquet(tmp, index=False)
+        else:
+            table.to_csv(tmp, index=False)
+
+
+def _write_features(paths, labels, features, output):
+    if Path(output).suffix.lower() == ".npz":
+        import numpy as np
+
+        from ._core.files import atomic_path
+
+        with _writing(output), atomic_path(output) as tmp:
+            # Fixed-width unicode, not object arrays: np.load reads them without pickle.
+            np.savez_compressed(
+                tmp,
+                path=np.asarray(paths, dtype=str),
+                label=np.asarray(labels, dtype=str),
+                X=features,
+            )
+        return
     import pandas as pd
 
     table = pd.DataFrame(features, columns=[f"f{i}" for i in range(features.shape[1])])
     table.insert(0, "label", labels)
     table.insert(0, "path", paths)
-    return table
-
-
-def _write_table(table, output):
-    """Write by extension, to a temporary name first: a failure leaves no partial file."""
-    suffix = Path(output).suffix.lower()
-    if suffix not in (".parquet", ".csv", ".npz"):
-        raise ValueError(f"Unknown output type {suffix!r}: use .parquet, .csv or .npz")
-    tmp = f"{output}.partial{suffix}"
-    try:
-        if suffix == ".parquet":
-            table.to_parquet(tmp, index=False)
-        elif suffix == ".csv":
-            table.to_csv(tmp, index=False)
-        else:
-            import numpy as np
-
-            features = table.drop(columns=["path", "label"]).to_numpy()
-            np.savez_compressed(tmp, path=table["path"], label=table["label"], X=features)
-        os.replace(tmp, output)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
-def _check_output(output, suffixes=None):
-    """Fail before any work on an output that cannot be written."""
-    suffix = Path(output).suffix.lower()
-    if suffixes and suffix not in suffixes:
-        raise ValueError(f"Unknown output type {suffix!r}: use {', '.join(suffixes)}")
-    folder = Path(output).resolve().parent
-    if not folder.is_dir():
-        raise FileNotFoundError(f"Output folder does not exist: {folder}")
+    _write_table(table, output)
 
 
 def cmd_extract(args):
     """Run ``sktransfer extract``."""
-    from . import PretrainedFeatureExtractor, load_image_folder
+    _check_output(args.output, FEATURE_FORMATS)
+    from . import PretrainedFeatureExtractor, load_image_folder  # torch: after the checks
 
-    _check_output(args.output, (".parquet", ".csv", ".npz"))
     paths, labels = load_image_folder(args.folder)
     extractor = PretrainedFeatureExtractor(
         args.backbone,
@@ -207,20 +248,19 @@ def cmd_extract(args):
         progress=True,
     )
     features = extractor.fit_transform(paths)
-    table = _features_table(paths, labels, features)
-    _write_table(table, args.output)
-    print(f"{len(table)} images x {features.shape[1]} features -> {args.output}")
+    _write_features(paths, labels, features, args.output)
+    print(f"{len(paths)} images x {features.shape[1]} features -> {args.output}")
 
 
 def cmd_fit(args):
     """Run ``sktransfer fit``."""
+    _check_output(args.output)
     import numpy as np
     from sklearn.base import clone
     from sklearn.model_selection import train_test_split
 
     from . import FineTunedClassifier, load_image_folder, save
 
-    _check_output(args.output)
     paths, labels = load_image_folder(args.folder)
     classes, counts = np.unique(labels, return_counts=True)
     if len(classes) < 2:
@@ -258,69 +298,128 @@ def cmd_fit(args):
         accuracy = held_out.score(test_x, test_y)
         print(f"held-out accuracy: {accuracy:.3f} ({len(test_x)} images)")
     model.fit(paths, labels)
-    save(model, args.output)
+    with _writing(args.output):
+        save(model, args.output)
     print(f"model trained on all {len(paths)} images saved to {args.output}")
 
 
+def _check_model_file(path):
+    if os.path.isdir(path):
+        raise IsADirectoryError(
+            f"Model {path} is a folder: give the model file written by 'sktransfer fit'"
+        )
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"Model file not found: {path}")
+    if not os.path.isfile(path):  # a pipe or a device: reading it could wait forever
+        raise OSError(f"Model {path} is not a regular file")
+    try:
+        with open(path, "rb"):
+            pass
+    except OSError as exc:
+        raise OSError(exc.errno, f"Cannot read model file {path}: {exc.strerror or exc}") from None
+
+
 def _collect_images(inputs):
-    from ._images import IMG_EXTENSIONS
+    from ._images import IMG_EXTENSIONS, find_image_files
 
     files = []
     for item in inputs:
-        path = Path(item)
-        if path.is_dir():
-            found = sorted(
-                p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMG_EXTENSIONS
-            )
+        if os.path.isdir(item):
+            found = find_image_files(item)
             if not found:
-                raise ValueError(f"No images found in {path}")
-            files += [str(p) for p in found]
-        elif path.is_file():
-            files.append(str(path))
+                raise ValueError(
+                    f"No images found in {item} (searched with its sub-folders for "
+                    f"{', '.join(IMG_EXTENSIONS)})"
+                )
+            files += found
+        elif os.path.isfile(item):
+            files.append(item)
         else:
-            raise FileNotFoundError(f"No such file or folder: {path}")
+            raise FileNotFoundError(f"No such image file or folder: {item}")
     return files
+
+
+def _set_batch_size(model, batch_size):
+    """Set the batch size of the model, or of each step of a pipeline that has one."""
+    names = [k for k in model.get_params() if k == "batch_size" or k.endswith("__batch_size")]
+    model.set_params(**dict.fromkeys(names, batch_size))
 
 
 def cmd_predict(args):
     """Run ``sktransfer predict``."""
+    _check_model_file(args.model)
+    if args.output:
+        _check_output(args.output, PREDICTION_FORMATS)
+    files = _collect_images(args.inputs)
     import pandas as pd
 
     from . import load
 
-    files = _collect_images(args.inputs)
-    if args.output:
-        _check_output(args.output)
     model = load(args.model)
-    if hasattr(model, "set_params") and "batch_size" in model.get_params():
-        model.set_params(batch_size=args.batch_size)
-    proba = model.predict_proba(files)
-    table = pd.DataFrame(proba, columns=[f"proba_{c}" for c in model.classes_])
-    table.insert(0, "prediction", model.classes_[proba.argmax(axis=1)])
+    if not hasattr(model, "predict"):
+        raise ValueError(
+            f"{args.model} holds a feature extractor ({type(model).__name__}), which gives "
+            "features, not classes: use 'sktransfer extract' for features, and a model "
+            "written by 'sktransfer fit' to predict"
+        )
+    _set_batch_size(model, args.batch_size)
+    if hasattr(model, "predict_proba"):
+        proba = model.predict_proba(files)
+        table = pd.DataFrame(proba, columns=[f"proba_{c}" for c in model.classes_])
+        table.insert(0, "prediction", model.classes_[proba.argmax(axis=1)])
+    else:
+        last = model.steps[-1][1] if hasattr(model, "steps") else model
+        print(
+            f"sktransfer predict: note: {type(last).__name__} gives no class probabilities; "
+            "writing the predictions only",
+            file=sys.stderr,
+        )
+        table = pd.DataFrame({"prediction": model.predict(files)})
     table.insert(0, "path", files)
     if args.output:
-        tmp = f"{args.output}.partial"
-        table.to_csv(tmp, index=False)
-        os.replace(tmp, args.output)
+        _write_table(table, args.output)
         print(f"{len(table)} predictions -> {args.output}")
     else:
         print(table.to_string(index=False))
 
 
+def _message(exc):
+    """One line for the terminal: the message, without '[Errno n]' or line breaks."""
+    if isinstance(exc, OSError) and exc.strerror:
+        text = f"{exc.strerror}: {exc.filename}" if exc.filename else exc.strerror
+    else:
+        text = str(exc) or type(exc).__name__
+    return " ".join(text.split())
+
+
 def main(argv=None):
-    """Entry point of the ``sktransfer`` console script."""
+    """Entry point of the ``sktransfer`` console script; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
     commands = {"extract": cmd_extract, "fit": cmd_fit, "predict": cmd_predict}
-    from .exceptions import WeightsUnavailableError
-
+    debug = os.environ.get("SKTRANSFER_DEBUG", "") not in ("", "0")
+    prefix = f"sktransfer {args.command}"
     try:
         commands[args.command](args)
-    except (ValueError, TypeError, FileNotFoundError, WeightsUnavailableError) as exc:
-        if os.environ.get("SKTRANSFER_DEBUG"):
+    except KeyboardInterrupt:
+        if debug:
             raise
-        print(f"sktransfer {args.command}: error: {exc}", file=sys.stderr)
+        print(f"{prefix}: interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, TypeError, OSError) as exc:  # OSError: files, permissions, weights
+        if debug:
+            raise
+        print(f"{prefix}: error: {_message(exc)}", file=sys.stderr)
         return 2
+    except Exception as exc:
+        if debug:
+            raise
+        print(
+            f"{prefix}: unexpected error: {type(exc).__name__}: {_message(exc)} "
+            "(SKTRANSFER_DEBUG=1 shows the traceback)",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 

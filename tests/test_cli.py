@@ -1,125 +1,386 @@
-"""The ``sktransfer`` console script, driven in a subprocess as a user runs it."""
+"""The ``sktransfer`` command line: outputs that read back, and one line for every failure.
 
+The commands run in-process through ``sktransfer.cli.main`` (its return value is the exit
+status); one test runs the installed console script in a subprocess, as a user does.
+"""
+
+import errno
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
+import zipfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
+import sktransfer
+from sktransfer.cli import main
+
 SCRIPT = shutil.which("sktransfer", path=str(Path(sys.executable).parent)) or shutil.which(
     "sktransfer"
 )
+ROOT = os.name == "posix" and os.geteuid() == 0  # permission bits do not stop root
 
 
-def run(*args, cwd=None):
-    env = {**os.environ, "SKTRANSFER_OFFLINE": "1", "PYTHONWARNINGS": "ignore"}
-    return subprocess.run(
-        [SCRIPT, *map(str, args)], capture_output=True, text=True, env=env, cwd=cwd, timeout=600
-    )
+def cli(capsys, *args):
+    """Run the command line in-process: (exit status, stdout, stderr)."""
+    try:
+        status = main([str(a) for a in args])
+    except KeyboardInterrupt:
+        pytest.fail("KeyboardInterrupt escaped the command line")
+    out, err = capsys.readouterr()
+    return status, out, err
 
 
-def test_console_script_is_installed():
+def error_line(err, command):
+    """The one line the command printed about its failure (besides any progress bar)."""
+    assert "Traceback" not in err
+    lines = [line for line in err.replace("\r", "\n").splitlines() if line.strip()]
+    reports = [line for line in lines if line.startswith(f"sktransfer {command}: ")]
+    assert len(reports) == 1, err
+    assert all(line.startswith("features") for line in lines if line not in reports), err
+    return reports[0]
+
+
+@pytest.fixture
+def out(tmp_path):
+    """An empty output folder: after a failure it must still be empty."""
+    folder = tmp_path / "out"
+    folder.mkdir()
+    return folder
+
+
+@pytest.fixture(scope="module")
+def saved_models(image_folder, tmp_path_factory):
+    """A classifier, a pipeline ending in LinearSVC and a bare extractor, saved as files."""
+    from sklearn.pipeline import make_pipeline
+    from sklearn.svm import LinearSVC
+
+    paths, labels = sktransfer.load_image_folder(image_folder)
+    folder = tmp_path_factory.mktemp("models")
+    models = {
+        "classifier": sktransfer.FineTunedClassifier(image_size=32, max_epochs=2),
+        "svc": make_pipeline(
+            sktransfer.PretrainedFeatureExtractor(image_size=32), LinearSVC(random_state=0)
+        ),
+        "extractor": sktransfer.PretrainedFeatureExtractor(image_size=32),
+    }
+    files = {}
+    for name, model in models.items():
+        files[name] = folder / f"{name}.skt"
+        sktransfer.save(model.fit(paths, labels), files[name])
+    return files
+
+
+def test_console_script_is_installed_and_exits_with_the_status(tmp_path):
     assert SCRIPT is not None, "the sktransfer console script is not on PATH"
+    env = {**os.environ, "SKTRANSFER_OFFLINE": "1", "PYTHONWARNINGS": "ignore"}
+
+    def run(*args):
+        return subprocess.run([SCRIPT, *map(str, args)], capture_output=True, text=True, env=env)
+
     result = run("--help")
     assert result.returncode == 0
     assert "extract" in result.stdout and "predict" in result.stdout
+    result = run("predict", tmp_path / "missing.skt", tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        f"sktransfer predict: error: Model file not found: {tmp_path / 'missing.skt'}"
+    )
 
 
-def test_extract_writes_features_with_path_and_label(image_folder, tmp_path):
-    out = tmp_path / "features.parquet"
-    result = run("extract", image_folder, "-o", out, "--image-size", "64")
-    assert result.returncode == 0, result.stderr
-    table = pd.read_parquet(out)
+def test_extract_writes_features_with_path_and_label(capsys, image_folder, out):
+    status, stdout, err = cli(
+        capsys, "extract", image_folder, "-o", out / "f.parquet", "--image-size", 64
+    )
+    assert status == 0, err
+    table = pd.read_parquet(out / "f.parquet")
     assert table.shape == (24, 2 + 1280)
     assert list(table.columns[:3]) == ["path", "label", "f0"]
     assert set(table["label"]) == {"china", "flower"}
-    assert "features" in result.stderr  # the progress bar
+    assert "features" in err  # the progress bar
+    assert f"24 images x 1280 features -> {out / 'f.parquet'}" in stdout
+    assert os.listdir(out) == ["f.parquet"]  # no temporary file left next to it
 
 
-def test_extract_csv_and_npz(image_folder, tmp_path):
-    assert (
-        run("extract", image_folder, "-o", tmp_path / "f.csv", "--image-size", "32").returncode
-        == 0
+def test_extract_csv_and_npz_read_back_without_pickle(capsys, image_folder, out):
+    for name in ("f.csv", "f.npz"):
+        status, _, err = cli(capsys, "extract", image_folder, "-o", out / name, "--image-size", 32)
+        assert status == 0, err
+    table = pd.read_csv(out / "f.csv")
+    assert table.shape == (24, 1282)
+    with np.load(out / "f.npz") as arrays:  # allow_pickle=False, numpy's default
+        assert arrays["X"].shape == (24, 1280)
+        assert arrays["path"].dtype.kind == arrays["label"].dtype.kind == "U"
+        assert arrays["path"].tolist() == table["path"].tolist()
+        assert arrays["label"].tolist() == table["label"].tolist()
+        np.testing.assert_allclose(arrays["X"], table.iloc[:, 2:].to_numpy(), rtol=1e-5)
+
+
+# Each mistake: the arguments ({folder}: the images, {out}: an empty folder, {file}: a
+# plain file, {model}: a saved classifier), and what the one line must say.
+MISTAKES = [
+    (("extract", "no/such/folder", "-o", "{out}/f.parquet"), "Image folder not found"),
+    (
+        ("extract", "{folder}", "-o", "{out}/f.xlsx"),
+        "Unknown output type '.xlsx' for {out}/f.xlsx",
+    ),
+    (("extract", "{folder}", "-o", "{out}/f.csv", "--backbone", "resnet1"), "Unknown backbone"),
+    (("extract", "{folder}", "-o", "{out}/no/f.csv"), "Output folder does not exist: {out}/no"),
+    (("extract", "{folder}", "-o", "{out}/f.csv", "--layer", "nope"), "Unknown layer 'nope'"),
+    (("extract", "{folder}", "-o", "{out}"), "Output {out} is a folder"),
+    (("extract", "{folder}", "-o", "{file}/f.csv"), "Cannot write {file}/f.csv: {file} is not"),
+    (("fit", "{folder}", "-o", "{out}"), "Output {out} is a folder"),
+    (("predict", "{out}", "{folder}"), "Model {out} is a folder"),
+    (("predict", "{out}/missing.skt", "{folder}"), "Model file not found: {out}/missing.skt"),
+    (
+        ("predict", "{model}", "{folder}", "-o", "{out}/p.txt"),
+        "output type '.txt' for {out}/p.txt",
+    ),
+    (("predict", "{model}", "{folder}", "-o", "{out}"), "Output {out} is a folder"),
+    (("predict", "{model}", "{out}/nothing.jpg"), "No such image file or folder: {out}/nothing"),
+    (("predict", "{model}", "{out}"), "No images found in {out}"),
+    # Weights not cached, offline (conftest): named at once, as timm would fetch them.
+    (("extract", "{folder}", "-o", "{out}/f.csv", "--backbone", "timm:resnet18"), "a1_in1k"),
+]
+
+
+@pytest.mark.parametrize("args, message", MISTAKES)
+def test_mistakes_give_one_line_exit_2_and_write_nothing(
+    capsys, image_folder, saved_models, out, tmp_path, args, message
+):
+    (tmp_path / "file").write_text("a file, not a folder")
+    values = {"folder": image_folder, "out": out, "file": tmp_path / "file"}
+    values["model"] = saved_models["classifier"]
+    status, _, err = cli(capsys, *(a.format(**values) for a in args))
+    assert status == 2
+    assert message.format(**values) in error_line(err, args[0])
+    assert not os.listdir(out)
+
+
+def test_read_only_output_folder_fails_before_any_work(capsys, image_folder, out, monkeypatch):
+    def read_only(*args, **kwargs):  # what a read-only mount answers, even to root
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(tempfile, "TemporaryFile", read_only)
+    status, _, err = cli(capsys, "extract", image_folder, "-o", out / "f.csv")
+    assert status == 2
+    assert error_line(err, "extract") == (
+        f"sktransfer extract: error: Cannot write {out / 'f.csv'}: Read-only file system"
     )
-    assert pd.read_csv(tmp_path / "f.csv").shape == (24, 1282)
-    assert (
-        run("extract", image_folder, "-o", tmp_path / "f.npz", "--image-size", "32").returncode
-        == 0
+    assert "features" not in err  # no image was processed
+
+
+@pytest.mark.skipif(ROOT or os.name != "posix", reason="permission bits do not stop root")
+def test_unwritable_output_folder_and_unreadable_model(capsys, image_folder, saved_models, out):
+    model = out / "model.skt"
+    shutil.copy(saved_models["classifier"], model)
+    model.chmod(0)
+    out.chmod(0o555)
+    try:
+        status, _, err = cli(capsys, "extract", image_folder, "-o", out / "f.csv")
+        assert status == 2 and "Permission denied" in error_line(err, "extract")
+        status, _, err = cli(capsys, "predict", model, image_folder)
+        assert status == 2 and "Cannot read model file" in error_line(err, "predict")
+    finally:
+        out.chmod(0o755)
+    assert os.listdir(out) == ["model.skt"]
+
+
+def _fail_while_writing(monkeypatch, output, exc):
+    """Make the writer of ``output``'s format write some bytes, then raise ``exc``."""
+    suffix = Path(output).suffix
+    if suffix == ".skt":  # the model file is a zip archive: fail after its first entry
+        original = zipfile.ZipFile.writestr
+
+        def writestr(archive, *args, **kwargs):
+            original(archive, *args, **kwargs)
+            raise exc
+
+        monkeypatch.setattr(zipfile.ZipFile, "writestr", writestr)
+        return
+
+    def writer(target, *args, **kwargs):
+        with open(target, "wb") as f:
+            f.write(b"the first bytes")
+        raise exc
+
+    if suffix == ".npz":
+        monkeypatch.setattr(np, "savez_compressed", writer)
+    else:
+        method = "to_parquet" if suffix == ".parquet" else "to_csv"
+        monkeypatch.setattr(pd.DataFrame, method, lambda self, target, *a, **k: writer(target))
+
+
+COMMANDS = [
+    ("extract", "{folder}", "-o", "{out}/f.csv", "--image-size", "32"),
+    ("extract", "{folder}", "-o", "{out}/f.parquet", "--image-size", "32"),
+    ("extract", "{folder}", "-o", "{out}/f.npz", "--image-size", "32"),
+    ("predict", "{model}", "{folder}", "-o", "{out}/p.csv"),
+    ("predict", "{model}", "{folder}", "-o", "{out}/p.parquet"),
+    ("fit", "{folder}", "-o", "{out}/m.skt", "--image-size", "32", "--epochs", "1",
+     "--test-size", "0"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("args", COMMANDS, ids=lambda a: a[0] + Path(a[a.index("-o") + 1]).suffix)
+def test_disk_full_while_writing_leaves_no_partial_file(
+    capsys, image_folder, saved_models, out, monkeypatch, args
+):
+    args = [a.format(folder=image_folder, out=out, model=saved_models["classifier"]) for a in args]
+    output = args[args.index("-o") + 1]
+    _fail_while_writing(monkeypatch, output, OSError(errno.ENOSPC, "No space left on device"))
+    status, _, err = cli(capsys, *args)
+    assert status == 2
+    assert error_line(err, args[0]) == (
+        f"sktransfer {args[0]}: error: Cannot write {output}: No space left on device"
     )
-    assert np.load(tmp_path / "f.npz", allow_pickle=True)["X"].shape == (24, 1280)
+    assert not os.listdir(out)
 
 
 @pytest.mark.parametrize(
-    "args, message",
-    [
-        (
-            ("extract", "no/such/folder", "-o", "f.parquet"),
-            "Image folder not found: no/such/folder",
-        ),
-        (("extract", "{folder}", "-o", "f.xlsx"), "Unknown output type '.xlsx'"),
-        (("extract", "{folder}", "-o", "f.csv", "--backbone", "resnet1"), "Unknown backbone"),
-        (("extract", "{folder}", "-o", "missing_dir/f.csv"), "Output folder does not exist"),
-        (("extract", "{folder}", "-o", "f.csv", "--layer", "nope"), "Unknown layer 'nope'"),
-    ],
+    "args", COMMANDS[::2], ids=lambda a: a[0] + Path(a[a.index("-o") + 1]).suffix
 )
-def test_user_mistakes_give_one_line_and_no_traceback(image_folder, tmp_path, args, message):
-    args = [a.format(folder=image_folder) for a in args]
-    result = run(*args, cwd=tmp_path)
-    assert result.returncode == 2
-    assert message in result.stderr
-    assert "Traceback" not in result.stderr
-    assert result.stderr.strip().count("\n") == 0  # one line
-    assert not list(tmp_path.glob("f.*"))  # nothing written
+def test_ctrl_c_while_writing_says_interrupted_and_leaves_nothing(
+    capsys, image_folder, saved_models, out, monkeypatch, args
+):
+    args = [a.format(folder=image_folder, out=out, model=saved_models["classifier"]) for a in args]
+    _fail_while_writing(monkeypatch, args[args.index("-o") + 1], KeyboardInterrupt())
+    status, _, err = cli(capsys, *args)
+    assert status == 130
+    assert error_line(err, args[0]) == f"sktransfer {args[0]}: interrupted"
+    assert not os.listdir(out)
 
 
-def test_corrupt_image_is_named(image_folder, tmp_path):
+def test_ctrl_c_during_the_work(capsys, image_folder, out, monkeypatch):
+    def interrupted(self, X, y=None):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(sktransfer.PretrainedFeatureExtractor, "fit_transform", interrupted)
+    status, _, err = cli(capsys, "extract", image_folder, "-o", out / "f.csv")
+    assert status == 130
+    assert error_line(err, "extract") == "sktransfer extract: interrupted"
+    assert not os.listdir(out)
+
+
+def test_decompression_bomb_is_named_in_one_line(capsys, image_folder, out, monkeypatch):
+    from PIL import Image
+
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # the 96x96 photos now exceed it
+    status, _, err = cli(capsys, "extract", image_folder, "-o", out / "f.csv")
+    assert status == 2
+    line = error_line(err, "extract")
+    assert str(image_folder / "china") in line and ".jpg" in line
+    assert not os.listdir(out)
+
+
+def test_corrupt_image_is_named(capsys, image_folder, tmp_path, out):
     folder = tmp_path / "photos"
     shutil.copytree(image_folder, folder)
     (folder / "china" / "broken.jpg").write_bytes(b"\xff\xd8 not really")
-    result = run("extract", folder, "-o", tmp_path / "f.parquet", "--image-size", "32")
-    assert result.returncode == 2
-    assert "broken.jpg" in result.stderr and "Traceback" not in result.stderr
-    assert not (tmp_path / "f.parquet").exists()
+    status, _, err = cli(capsys, "extract", folder, "-o", out / "f.parquet", "--image-size", 32)
+    assert status == 2
+    assert "broken.jpg" in error_line(err, "extract")
+    assert not os.listdir(out)
 
 
-def test_fit_then_predict(image_folder, tmp_path):
+def test_any_os_error_is_one_line_and_debug_shows_the_traceback(
+    capsys, image_folder, out, monkeypatch
+):
+    def unreadable(folder):
+        raise PermissionError(errno.EACCES, "Permission denied", str(folder))
+
+    monkeypatch.setattr(sktransfer, "load_image_folder", unreadable)
+    status, _, err = cli(capsys, "extract", image_folder, "-o", out / "f.csv")
+    assert status == 2
+    assert error_line(err, "extract") == (
+        f"sktransfer extract: error: Permission denied: {image_folder}"
+    )
+    monkeypatch.setenv("SKTRANSFER_DEBUG", "1")
+    with pytest.raises(PermissionError):
+        main(["extract", str(image_folder), "-o", str(out / "f.csv")])
+
+
+def test_unexpected_error_is_one_line_with_status_1(capsys, image_folder, out, monkeypatch):
+    def broken(self, X, y=None):
+        raise RuntimeError("something\nwent wrong")
+
+    monkeypatch.setattr(sktransfer.PretrainedFeatureExtractor, "fit_transform", broken)
+    status, _, err = cli(capsys, "extract", image_folder, "-o", out / "f.csv")
+    assert status == 1
+    line = error_line(err, "extract")
+    assert "RuntimeError: something went wrong" in line and "SKTRANSFER_DEBUG=1" in line
+
+
+def test_fit_then_predict_csv_and_parquet(capsys, image_folder, tmp_path):
     model = tmp_path / "model.skt"
-    result = run("fit", image_folder, "-o", model, "--image-size", "64", "--epochs", "5")
-    assert result.returncode == 0, result.stderr
-    accuracy = float(result.stdout.split("held-out accuracy: ")[1].split()[0])
+    status, stdout, err = cli(
+        capsys, "fit", image_folder, "-o", model, "--image-size", 64, "--epochs", 5
+    )
+    assert status == 0, err
+    accuracy = float(stdout.split("held-out accuracy: ")[1].split()[0])
     assert accuracy >= 0.8
-    assert model.exists()
-    out = tmp_path / "predictions.csv"
-    result = run("predict", model, image_folder / "china", image_folder / "flower", "-o", out)
-    assert result.returncode == 0, result.stderr
-    table = pd.read_csv(out)
+    inputs = [image_folder / "china", image_folder / "flower"]
+    for name in ("p.csv", "p.parquet"):
+        status, _, err = cli(capsys, "predict", model, *inputs, "-o", tmp_path / name)
+        assert status == 0, err
+    table = pd.read_csv(tmp_path / "p.csv")
     assert list(table.columns) == ["path", "prediction", "proba_china", "proba_flower"]
     truth = table["path"].str.contains("/china/").map({True: "china", False: "flower"})
     assert (table["prediction"] == truth).mean() >= 0.9
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "p.parquet"), table, rtol=1e-5)
 
 
-def test_fine_tune_option(image_folder, tmp_path):
-    result = run(
-        "fit", image_folder, "-o", tmp_path / "m.skt", "--fine-tune", "--n-frozen", "-1",
+def test_predict_with_a_feature_extractor_says_to_use_extract(
+    capsys, image_folder, saved_models, out
+):
+    status, _, err = cli(capsys, "predict", saved_models["extractor"], image_folder)
+    assert status == 2
+    line = error_line(err, "predict")
+    assert "holds a feature extractor" in line and "sktransfer extract" in line
+
+
+def test_predict_without_probabilities_writes_predictions_only(
+    capsys, image_folder, saved_models, out
+):
+    status, _, err = cli(capsys, "predict", saved_models["svc"], image_folder, "-o", out / "p.csv")
+    assert status == 0, err
+    assert "LinearSVC gives no class probabilities" in err
+    table = pd.read_csv(out / "p.csv")
+    assert list(table.columns) == ["path", "prediction"]
+    truth = table["path"].str.contains("/china/").map({True: "china", False: "flower"})
+    assert (table["prediction"] == truth).mean() >= 0.9  # its own training images
+
+
+def test_predict_skips_hidden_files_as_extract_does(capsys, image_folder, saved_models, tmp_path):
+    folder = tmp_path / "photos"
+    shutil.copytree(image_folder, folder)
+    (folder / "china" / "._000.jpg").write_bytes(b"macOS metadata, not an image")
+    (folder / ".ipynb_checkpoints").mkdir()
+    shutil.copy(folder / "china" / "000.jpg", folder / ".ipynb_checkpoints" / "000.jpg")
+    status, stdout, err = cli(capsys, "predict", saved_models["classifier"], folder)
+    assert status == 0, err
+    assert len(stdout.strip().splitlines()) == 1 + 24  # header and the 24 photos
+
+
+def test_fine_tune_option(capsys, image_folder, tmp_path):
+    status, _, err = cli(
+        capsys, "fit", image_folder, "-o", tmp_path / "m.skt", "--fine-tune", "--n-frozen", "-1",
         "--epochs", "1", "--image-size", "32", "--test-size", "0",
     )  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    import sktransfer
-
+    assert status == 0, err
     assert sktransfer.load(tmp_path / "m.skt").n_frozen_ == 8
 
 
-def test_fit_errors(tmp_path, image_folder):
+def test_fit_errors(capsys, tmp_path, image_folder):
     one_class = tmp_path / "one"
     shutil.copytree(image_folder / "china", one_class / "china")
-    result = run("fit", one_class, "-o", tmp_path / "m.skt")
-    assert result.returncode == 2 and "has one class ('china')" in result.stderr
-    assert "Traceback" not in result.stderr and not (tmp_path / "m.skt").exists()
-    result = run("fit", image_folder, "-o", tmp_path / "m.skt", "--n-frozen", "12")
-    assert result.returncode == 2 and "[-9, 9]" in result.stderr
-    result = run("predict", tmp_path / "missing.skt", image_folder)
-    assert result.returncode == 2 and "missing.skt" in result.stderr
+    status, _, err = cli(capsys, "fit", one_class, "-o", tmp_path / "m.skt")
+    assert status == 2 and "has one class ('china')" in error_line(err, "fit")
+    status, _, err = cli(capsys, "fit", image_folder, "-o", tmp_path / "m.skt", "--n-frozen", 12)
+    assert status == 2 and "[-9, 9]" in error_line(err, "fit")
+    assert not (tmp_path / "m.skt").exists()
