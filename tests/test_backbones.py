@@ -236,3 +236,20 @@ def test_fold_batchnorm_leaves_a_shared_conv_output_alone():
     x = torch.randn(2, 3, 16, 16)
     with torch.inference_mode():
         torch.testing.assert_close(folded(x), net(x))
+
+
+@pytest.mark.parametrize(
+    "name, crop, china_p",
+    [("efficientnet_lite1", 240, (0.45, 0.65)), ("efficientnet_lite2", 260, (0.25, 0.45))],
+)
+def test_larger_bundled_backbones_reproduce_imagenet_predictions(
+    name, crop, china_p, sample_photos
+):
+    backbone = load_backbone(name)  # offline: the weights ship in a package
+    pre = backbone.preprocessing
+    assert (pre.crop_size, pre.interpolation, pre.mean) == (crop, "bicubic", (0.5, 0.5, 0.5))
+    china, flower = (_imagenet_probs(backbone, photo) for photo in sample_photos)
+    assert china.argmax().item() == 698  # palace
+    assert china_p[0] < china[698].item() < china_p[1]
+    assert flower.argmax().item() == 599  # the flower photo's top-1 class on both
+    assert backbone.rebuildable and backbone.num_features == 1280

