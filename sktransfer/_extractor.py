@@ -13,6 +13,7 @@ from ._core.device import fallback_device, resolve_device
 from ._core.inference import probe, run_batches
 from .backbones import DEFAULT_BACKBONE, Backbone
 from .backbones._optimize import fold_batchnorm
+from .backbones._text import pool_tokens
 
 POOLINGS = ("avg", "max", "avgmax", "token")
 
@@ -25,8 +26,13 @@ def pool_features(out, pooling):
     """Pool a layer's output to ``(n_samples, n_features)``.
 
     Feature maps ``(n, C, H, W)`` are pooled over space, token sequences ``(n, L, C)``
-    over tokens (``"token"`` takes the first, class token); ``pooling=None`` flattens.
+    over tokens (``"token"`` takes the first, class token); ``pooling=None`` flattens. A
+    text stage's ``{"hidden", "mask"}`` output is pooled over its real (unpadded) tokens.
     """
+    if isinstance(out, dict):
+        if pooling is None:
+            raise ValueError("pooling=None cannot flatten texts of different lengths.")
+        return pool_tokens(out["hidden"], out["mask"], "mean" if pooling == "avg" else pooling)
     if isinstance(out, (tuple, list)):
         out = out[0]
     if out.ndim == 2 or pooling is None:
@@ -48,10 +54,12 @@ def pool_features(out, pooling):
 class PretrainedFeatureExtractor(
     ClassNamePrefixFeaturesOutMixin, TransformerMixin, TransferEstimator
 ):
-    """Extract features of images with a frozen pretrained network (feature transfer).
+    """Extract features of images or texts with a frozen pretrained network.
 
-    Put it in front of any scikit-learn estimator: the network's pooled activations
-    become an ordinary ``(n_samples, n_features)`` float32 matrix.
+    Feature transfer: put it in front of any scikit-learn estimator, and the network's
+    pooled activations become an ordinary ``(n_samples, n_features)`` float32 matrix. With
+    a text backbone (``"all-MiniLM-L6-v2"``, bundled, or ``"hf:<name>"``) the features are
+    the model's sentence embedding (its own pooling and normalisation).
 
     Parameters
     ----------
@@ -59,22 +67,27 @@ class PretrainedFeatureExtractor(
         The network. The default EfficientNet-Lite0 ships with its ImageNet weights and
         works offline. Also a torchvision model name (``"resnet18"``), ``"timm:<name>"``, a
         module of your own, or a fitted :class:`FineTunedClassifier` to reuse its
-        fine-tuned backbone. See :func:`sktransfer.load_backbone`.
+        fine-tuned backbone; for texts ``"all-MiniLM-L6-v2"`` (bundled, offline) or
+        ``"hf:<name or folder>"``. See :func:`sktransfer.load_backbone`.
     weights : str, path or None, default="DEFAULT"
         Pretrained weights: ``"DEFAULT"``, a torchvision enum name, a local checkpoint
         (``.pth``/``.safetensors``), or None for random initialisation.
     layer : str, default=None
         Extract this intermediate layer instead of the final features, e.g.
-        ``"blocks3"``; the valid names are ``backbone_.layer_names`` after ``fit``. The
+        ``"blocks3"`` (or ``"layer2"``, a text encoder's third layer, pooled over the
+        real tokens); the valid names are ``backbone_.layer_names`` after ``fit``. The
         network stops at that layer, so early layers are also cheaper.
     pooling : {"avg", "max", "avgmax", "token"} or None, default="avg"
         How a layer's feature map is reduced to a vector: average or maximum over space
         (or tokens), both concatenated, the first (class) token, or None to flatten.
     image_size : int, default=None
-        Side of the square crop fed to the network; None uses the backbone's own
-        (224 for the default).
+        Image backbones: side of the square crop fed to the network; None uses the
+        backbone's own (224 for the default).
+    max_length : int, default=None
+        Text backbones: tokens per text (longer texts are truncated, with a warning that
+        counts them); None uses the model's own (256 for all-MiniLM-L6-v2).
     batch_size : int, default=32
-        Images per forward pass.
+        Inputs per forward pass.
     device : str, default="auto"
         ``"auto"`` takes CUDA when present, else the CPU; or ``"cpu"``, ``"cuda"``,
         ``"cuda:1"``.
@@ -139,6 +152,7 @@ class PretrainedFeatureExtractor(
         layer=None,
         pooling="avg",
         image_size=None,
+        max_length=None,
         batch_size=32,
         device="auto",
         num_workers=0,
@@ -149,6 +163,7 @@ class PretrainedFeatureExtractor(
         self.layer = layer
         self.pooling = pooling
         self.image_size = image_size
+        self.max_length = max_length
         self.batch_size = batch_size
         self.device = device
         self.num_workers = num_workers
@@ -159,8 +174,9 @@ class PretrainedFeatureExtractor(
 
         Parameters
         ----------
-        X : image input
-            File paths, image arrays or PIL images (see :func:`sktransfer.load_image_folder`).
+        X : images or texts
+            Image file paths, image arrays or PIL images (see
+            :func:`sktransfer.load_image_folder`); or texts, for a text backbone.
         y : ignored
 
         Returns
@@ -193,12 +209,12 @@ class PretrainedFeatureExtractor(
         return _layer_output(self._net, self.layer_, x, self._pooling)
 
     def transform(self, X):
-        """Return the features of the images in ``X``.
+        """Return the features of the inputs in ``X``.
 
         Parameters
         ----------
-        X : image input
-            File paths, image arrays or PIL images.
+        X : images or texts
+            Image file paths, image arrays or PIL images; or texts, for a text backbone.
 
         Returns
         -------
@@ -281,7 +297,7 @@ def _inference_net(backbone, device, layer):
     net = backbone.net
     if layer is None:
         with torch.random.fork_rng(devices=[]):
-            net = fold_batchnorm(net, backbone.preprocessing.example_input(2).normal_())
+            net = fold_batchnorm(net, backbone.preprocessing.example_input(2, random=True))
     return net.to(device, memory_format=torch.channels_last)
 
 

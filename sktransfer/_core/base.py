@@ -28,6 +28,7 @@ class TransferEstimator(BaseEstimator):
         "backbone": [str, nn.Module, Backbone, BaseEstimator],
         "weights": [str, os.PathLike, None],
         "image_size": [Interval(Integral, 16, MAX_IMAGE_SIZE, closed="both"), None],
+        "max_length": [Interval(Integral, 2, None, closed="left"), None],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "device": [str, torch.device],
         "num_workers": [Interval(Integral, 0, None, closed="left")],
@@ -36,10 +37,14 @@ class TransferEstimator(BaseEstimator):
     def _load_backbone(self):
         """Load the backbone named by the parameters, its input pipeline configured."""
         backbone = load_backbone(self.backbone, self.weights)
-        backbone.preprocessing = backbone.preprocessing.with_options(image_size=self.image_size)
+        backbone.preprocessing = backbone.preprocessing.with_options(
+            image_size=self.image_size, max_length=self.max_length
+        )
         return backbone
 
-    def _batches(self, inputs, preprocessing, *, augment=None, progress=False, desc=None):
+    def _batches(
+        self, inputs, preprocessing, *, augment=None, progress=False, desc=None, uniform=False
+    ):
         return preprocessing.batches(
             inputs,
             self.batch_size,
@@ -47,6 +52,7 @@ class TransferEstimator(BaseEstimator):
             num_workers=self.num_workers,
             progress=progress,
             desc=desc,
+            uniform=uniform,
         )
 
     def __sklearn_clone__(self):

@@ -31,27 +31,76 @@ def _context(device):
     return torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp)
 
 
-def run_batches(fn, batches, n, device):
-    """Return ``fn(batch)`` for every batch, stacked as a float32 CPU tensor of ``n`` rows.
+def _as_float(out):
+    """Floating outputs as float32 (dicts of stage outputs keep their integer masks)."""
+    if isinstance(out, dict):
+        return {key: _as_float(value) for key, value in out.items()}
+    return out.float() if out.is_floating_point() else out
 
-    The result is allocated once (no concatenation copy) and outside inference mode, so
-    it can feed training (the frozen-prefix cache).
+
+def _allocate(result, n):
+    if isinstance(result, dict):
+        return {key: _allocate(value, n) for key, value in result.items()}
+    return torch.empty((n, *result.shape[1:]), dtype=result.dtype)
+
+
+def _put(out, rows, start):
+    if isinstance(out, dict):
+        for key in out:
+            _put(out[key], rows[key], start)
+    else:
+        out[start : start + len(rows)] = rows.cpu()
+
+
+def take_rows(out, indices):
+    """Rows ``indices`` of an output (a tensor, or a dict of tensors)."""
+    if isinstance(out, dict):
+        return {key: take_rows(value, indices) for key, value in out.items()}
+    return out[indices]
+
+
+def n_rows(out):
+    """Count the rows of an output (a tensor, or a dict of tensors)."""
+    return len(next(iter(out.values()))) if isinstance(out, dict) else len(out)
+
+
+def run_batches(fn, batches, n, device):
+    """Return ``fn(batch)`` for every batch, stacked as CPU tensors of ``n`` rows.
+
+    Floating outputs come back as float32; an output that is a dict (a text stage's
+    ``{"hidden", "mask"}``) comes back as a dict of stacked tensors. The result is
+    allocated once (no concatenation copy) and outside inference mode, so it can feed
+    training (the frozen-prefix cache). Batches that come in another order than the
+    inputs (texts sorted by length) say so with an ``order`` attribute, and the rows are
+    put back in the input order.
     """
     out, start = None, 0
     for batch in batches:
         with torch.inference_mode(), _context(device):
-            result = fn(to_device(batch, device)).float()
+            result = _as_float(fn(to_device(batch, device)))
             if out is None:
                 with torch.inference_mode(False):
-                    out = torch.empty((n, *result.shape[1:]), dtype=torch.float32)
-            out[start : start + len(result)] = result.cpu()
-        start += len(result)
+                    out = _allocate(result, n)
+            _put(out, result, start)
+        start += n_rows(result)
     if start != n:
         raise RuntimeError(f"Expected {n} rows from the batches, got {start}.")
-    return out
+    order = getattr(batches, "order", None)
+    if order is None:
+        return out
+    inverse = torch.empty(n, dtype=torch.long)
+    inverse[torch.as_tensor(order)] = torch.arange(n)
+    return take_rows(out, inverse)
 
 
 def probe(fn, preprocessing, device):
     """Run ``fn`` on one blank input and return its output (to learn shapes)."""
     with torch.inference_mode(), _context(device):
-        return fn(to_device(preprocessing.example_input(), device)).float()
+        return _as_float(fn(to_device(preprocessing.example_input(), device)))
+
+
+def nbytes(out):
+    """Bytes of an output (a tensor, or a dict of tensors)."""
+    if isinstance(out, dict):
+        return sum(nbytes(value) for value in out.values())
+    return out.numel() * out.element_size()

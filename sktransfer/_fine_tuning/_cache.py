@@ -8,8 +8,8 @@ whole network every epoch, up to float rounding.
 
 import torch
 
-from .._core.inference import probe, run_batches
-from ..backbones._optimize import fold_batchnorm
+from .._core.inference import nbytes, probe, run_batches
+from ..backbones._optimize import fold_batchnorm, has_batchnorm
 
 # On a CPU the cache pass runs a copy of the frozen stages with BatchNorm folded into the
 # convolutions (about 1.4x faster at 224 px) when it covers this many inputs: folding
@@ -29,7 +29,8 @@ def frozen_prefix_outputs(prefix, n_inputs, preprocessing, batches, device, max_
     preprocessing : input pipeline
         The backbone's, to probe the output size.
     batches : iterable
-        The inputs' batches, unaugmented and in order (consumed only if the cache fits).
+        The inputs' batches, unaugmented, all of one shape (consumed only if the cache
+        fits).
     device : torch.device
         Where the prefix runs.
     max_bytes : int
@@ -37,17 +38,17 @@ def frozen_prefix_outputs(prefix, n_inputs, preprocessing, batches, device, max_
 
     Returns
     -------
-    torch.Tensor or None
-        float32, on the CPU, ``n_inputs`` rows.
+    torch.Tensor, dict of torch.Tensor, or None
+        On the CPU, ``n_inputs`` rows, in the inputs' order.
     """
     prefix.eval()
     row = probe(prefix, preprocessing, device)
-    if row.numel() * row.element_size() * n_inputs > max_bytes:
+    if nbytes(row) * n_inputs > max_bytes:
         return None
-    if device.type == "cpu" and n_inputs >= FOLD_MIN_INPUTS:
+    if device.type == "cpu" and n_inputs >= FOLD_MIN_INPUTS and has_batchnorm(prefix):
         # a folded copy, checked against the original on random input drawn from a
         # forked RNG (the training's random stream stays that of the uncached path)
         with torch.random.fork_rng(devices=[]):
-            example = preprocessing.example_input(2).normal_()
+            example = preprocessing.example_input(2, random=True)
             prefix = fold_batchnorm(prefix, example).to(memory_format=torch.channels_last)
     return run_batches(prefix, batches, n_inputs, device)

@@ -11,7 +11,8 @@ from dataclasses import asdict
 import numpy as np
 
 from .._core.device import fallback_device
-from ..backbones import Preprocessing, load_backbone
+from ..backbones import load_backbone
+from ..backbones._base import preprocessing_from_json
 from ._network import TransferNet, make_head, to_device
 from ._skorch import build_net, release_training_state
 
@@ -52,7 +53,7 @@ def from_safe_state(cls, params, state, tensors):
         params["backbone"], state["backbone_param"], _strip(tensors, "backbone.")
     )
     backbone = load_backbone(state["spec"], weights=None)  # the architecture
-    backbone.preprocessing = Preprocessing.from_json(state["preprocessing"])
+    backbone.preprocessing = preprocessing_from_json(state["preprocessing"])
     backbone.weights = state["weights_label"]
     classes = _classes_from_json(state["classes_dtype"], state["classes"])
     _check_head_shapes(estimator.head, len(classes), _strip(tensors, "module.head."))
@@ -77,9 +78,7 @@ def _check_head_shapes(head, n_classes, head_tensors):
     """
     matrices = [t for t in head_tensors.values() if t.ndim == 2]
     if not matrices or matrices[-1].shape[0] != n_classes:
-        raise ValueError(
-            f"The stored head does not match the {n_classes} classes the file lists."
-        )
+        raise ValueError(f"The stored head does not match the {n_classes} classes the file lists.")
     if head is not None and matrices[0].shape[0] != head:
         raise ValueError(f"The stored head does not have head={head} hidden units.")
 

@@ -16,7 +16,7 @@ from skorch.dataset import Dataset
 
 from .._core.base import TransferEstimator
 from .._core.device import resolve_device, seed_everything
-from .._core.inference import run_batches
+from .._core.inference import run_batches, take_rows
 from ..backbones import DEFAULT_BACKBONE
 from ._cache import frozen_prefix_outputs
 from ._codec import from_safe_state, to_safe_state
@@ -37,7 +37,11 @@ class FineTunedClassifier(ClassifierMixin, TransferEstimator):
     Parameters
     ----------
     backbone : str, torch.nn.Module, Backbone or fitted estimator, default="efficientnet_lite0"
-        The pretrained network (see :func:`sktransfer.load_backbone`). A fitted
+        The pretrained network (see :func:`sktransfer.load_backbone`): an image network,
+        or a text encoder (``"all-MiniLM-L6-v2"``, bundled, or ``"hf:<name>"``), whose
+        layer groups are its embeddings and each encoder layer. Transformers want a small
+        learning rate for their body: with ``n_frozen`` other than ``"all"`` on text, set
+        ``backbone_lr`` between 1e-5 and 5e-5. A fitted
         FineTunedClassifier transfers its fine-tuned backbone to a new task; ``clone``
         (and so a grid search) keeps such a fitted source as it is.
     weights : str, path or None, default="DEFAULT"
@@ -53,7 +57,7 @@ class FineTunedClassifier(ClassifierMixin, TransferEstimator):
     max_epochs : int, default=10
         Training epochs.
     batch_size : int, default=32
-        Images per step.
+        Inputs per step.
     lr : float, default=1e-3
         Learning rate of the new head.
     backbone_lr : float, default=None
@@ -69,7 +73,11 @@ class FineTunedClassifier(ClassifierMixin, TransferEstimator):
         image reaches it as a ``(3, H, W)`` tensor (uint8, or float32 in [0, 1] for
         high-bit-depth files), as torchvision's v2 transforms take it.
     image_size : int, default=None
-        Side of the square crop the network sees; None uses the backbone's own.
+        Image backbones: side of the square crop the network sees; None uses the
+        backbone's own.
+    max_length : int, default=None
+        Text backbones: tokens per text (longer texts are truncated, with a warning that
+        counts them); None uses the model's own (256 for all-MiniLM-L6-v2).
     early_stopping : bool, default=False
         Hold out ``validation_fraction`` of the data (stratified, drawn with
         ``random_state``, not augmented) and stop when the validation loss has not
@@ -191,6 +199,7 @@ class FineTunedClassifier(ClassifierMixin, TransferEstimator):
         weight_decay=1e-4,
         augment=None,
         image_size=None,
+        max_length=None,
         early_stopping=False,
         validation_fraction=0.1,
         n_iter_no_change=3,
@@ -215,6 +224,7 @@ class FineTunedClassifier(ClassifierMixin, TransferEstimator):
         self.weight_decay = weight_decay
         self.augment = augment
         self.image_size = image_size
+        self.max_length = max_length
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change
@@ -227,12 +237,12 @@ class FineTunedClassifier(ClassifierMixin, TransferEstimator):
         self.cache_size = cache_size
 
     def fit(self, X, y):
-        """Fine-tune on inputs ``X`` (images) with labels ``y``.
+        """Fine-tune on inputs ``X`` (images or texts) with labels ``y``.
 
         Parameters
         ----------
-        X : image input
-            File paths, image arrays or PIL images.
+        X : images or texts
+            Image file paths, image arrays or PIL images; or texts, for a text backbone.
         y : array-like of shape (n_samples,)
             Class labels of any type.
 
@@ -293,7 +303,11 @@ class FineTunedClassifier(ClassifierMixin, TransferEstimator):
         cached = None
         if n_cached:
             batches = self._batches(
-                inputs, preprocessing, progress=self.verbose > 0, desc="frozen layers"
+                inputs,
+                preprocessing,
+                progress=self.verbose > 0,
+                desc="frozen layers",
+                uniform=True,
             )
             max_bytes = int(self.cache_size * 2**20)
             prefix = module.trunk[:n_cached]
@@ -305,7 +319,7 @@ class FineTunedClassifier(ClassifierMixin, TransferEstimator):
         def part(indices, augment):
             rows = targets if indices is None else targets[indices]
             if cached is not None:
-                return Dataset(cached if indices is None else cached[indices], rows)
+                return Dataset(cached if indices is None else take_rows(cached, indices), rows)
             subset = inputs if indices is None else inputs.take(indices)
             return preprocessing.dataset(subset, rows, augment=augment)
 
@@ -342,11 +356,11 @@ class FineTunedClassifier(ClassifierMixin, TransferEstimator):
 
     # --- predict -------------------------------------------------------------------------
     def predict_proba(self, X):
-        """Class probabilities of each image.
+        """Class probabilities of each input.
 
         Parameters
         ----------
-        X : image input
+        X : images or texts
 
         Returns
         -------
@@ -363,11 +377,11 @@ class FineTunedClassifier(ClassifierMixin, TransferEstimator):
         return proba / proba.sum(axis=1, keepdims=True)
 
     def predict(self, X):
-        """Predicted class of each image.
+        """Predicted class of each input.
 
         Parameters
         ----------
-        X : image input
+        X : images or texts
 
         Returns
         -------

@@ -22,7 +22,10 @@ class TransferNet(nn.Module):
         self.head = head
         self.start = 0
 
-    def forward(self, x):
+    def forward(self, x=None, **parts):
+        # skorch passes a dict batch (a text stage's {"hidden", "mask"}, or token ids) as
+        # keyword arguments: the stages take it as one dict
+        x = parts if x is None else x
         trunk = self.trunk[self.start :] if self.start else self.trunk
         return self.head(trunk(x))
 

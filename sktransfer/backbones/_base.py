@@ -83,11 +83,11 @@ class Preprocessing:
             raise ValueError(f"Preprocessing needs exactly the fields {sorted(fields)}.")
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
 
-    def with_options(self, image_size=None):
+    def with_options(self, image_size=None, max_length=None):
         """Return a copy configured by an estimator's input parameters.
 
         ``image_size`` crops to that side, resizing in the same proportion; None keeps
-        the backbone's own.
+        the backbone's own. ``max_length`` is for text backbones and is ignored here.
         """
         if image_size is None or image_size == self.crop_size:
             return self
@@ -104,16 +104,26 @@ class Preprocessing:
 
         return check_images(X)
 
-    def example_input(self, n=1):
-        """Return a batch of ``n`` blank inputs, as the network receives them (for probing)."""
-        return torch.zeros(n, 3, self.crop_size, self.crop_size)
+    def example_input(self, n=1, random=False):
+        """Return a batch of ``n`` blank (or random) inputs, as the network receives them."""
+        shape = (n, 3, self.crop_size, self.crop_size)
+        return torch.randn(shape) if random else torch.zeros(shape)
 
     def batches(
-        self, inputs, batch_size, *, augment=None, num_workers=0, progress=False, desc=None
+        self,
+        inputs,
+        batch_size,
+        *,
+        augment=None,
+        num_workers=0,
+        progress=False,
+        desc=None,
+        uniform=False,
     ):
         """Yield the network's input batches for checked ``inputs``, in order.
 
         ``augment`` is as in :meth:`train_transform` (None: the deterministic transform).
+        Image batches always have one shape (``uniform`` is for text).
         """
         from .._images import iter_batches
 
@@ -367,7 +377,7 @@ class Backbone:
         """Rebuild a backbone from :meth:`to_safe_state`'s output (checked, no pickle)."""
         from . import load_backbone
 
-        preprocessing = Preprocessing.from_json(description["preprocessing"])
+        preprocessing = preprocessing_from_json(description["preprocessing"])
         spec, weights = description["spec"], description["weights"]
         if description["stored"]:
             backbone = load_backbone(spec, weights=None)  # the architecture
@@ -388,8 +398,17 @@ class Backbone:
         return (
             f"Backbone(name={self.name!r}, weights={weights}, "
             f"num_features={self.num_features}, n_layer_groups={self.n_layer_groups}, "
-            f"crop_size={self.preprocessing.crop_size})"
+            f"preprocessing={self.preprocessing!r})"
         )
+
+
+def preprocessing_from_json(values):
+    """Rebuild any backbone's input pipeline from its JSON description (validated)."""
+    if isinstance(values, dict) and "spec" in values:
+        from ._text import TextPreprocessing
+
+        return TextPreprocessing.from_json(values)
+    return Preprocessing.from_json(values)
 
 
 def _device_of(module):

@@ -318,11 +318,17 @@ def known_names():
     """Every name :func:`load_backbone` accepts without the ``timm:`` prefix."""
     from torchvision import models
 
-    return [*BUNDLED, *models.list_models(module=models)]
+    from ._text import TEXT_BUNDLED
+
+    return [*BUNDLED, *TEXT_BUNDLED, *models.list_models(module=models)]
 
 
 def build(spec, weights):
     """Build a fresh Backbone from a string spec."""
+    from ._text import build_text, is_text_spec
+
+    if is_text_spec(spec):
+        return build_text(spec, weights)
     if spec in BUNDLED:
         return _bundled(spec, weights)
     if spec.startswith("timm:"):

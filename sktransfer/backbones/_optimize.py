@@ -16,6 +16,11 @@ def _bn_replacement(bn):
     return None
 
 
+def has_batchnorm(net):
+    """Whether ``net`` holds a BatchNorm layer that folding could remove."""
+    return any(isinstance(m, nn.BatchNorm2d) for m in net.modules())
+
+
 def fold_batchnorm(net, example, *, atol=1e-4):
     """Return a copy of ``net`` (eval mode) with each BatchNorm folded into its conv.
 
@@ -27,6 +32,8 @@ def fold_batchnorm(net, example, *, atol=1e-4):
     as it is. The folded copy is checked against the original on random input and
     ``net`` itself is returned if they disagree, so this never changes results.
     """
+    if not has_batchnorm(net):
+        return net
     fused = copy.deepcopy(net).eval()
     modules = dict(fused.named_modules())
     produced, consumers, pairs, keep = {}, {}, [], []

@@ -1,0 +1,199 @@
+"""Text as a second modality of the same estimators: the bundled sentence encoder, offline."""
+
+import io
+import warnings
+
+import joblib
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from sklearn.base import clone
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import cross_val_score
+from sklearn.pipeline import make_pipeline
+
+import sktransfer
+from sktransfer import FineTunedClassifier, PretrainedFeatureExtractor, load_backbone
+from sktransfer.exceptions import WeightsUnavailableError
+
+MODEL = "all-MiniLM-L6-v2"
+PINNED = ["The weather is lovely today.", "It's so sunny outside!", "He drove to the stadium."]
+
+
+def _topic_texts(n, seed=0):
+    """Short sentences about sport or cooking, from varied templates: a real 2-class task."""
+    rng = np.random.default_rng(seed)
+    sport = [
+        "The team won the match {} after extra time.",
+        "Our striker scored a {} goal in the second half.",
+        "The players trained {} before the cup final.",
+        "Fans filled the stadium for the {} derby.",
+        "The coach changed tactics at half time, {}.",
+    ]
+    food = [
+        "She baked a {} cake for the party.",
+        "The soup needs a {} pinch of salt.",
+        "We cooked pasta with a {} tomato sauce.",
+        "The chef sliced the onions {} and fried them.",
+        "Knead the dough {} and let it rise.",
+    ]
+    words = ["quickly", "slowly", "again", "late", "early", "twice", "happily", "carefully"]
+    X, y = [], []
+    for i in range(n):
+        topic = i % 2
+        template = (sport, food)[topic][rng.integers(5)]
+        X.append(template.format(words[rng.integers(len(words))]))
+        y.append(("sport", "food")[topic])
+    return X, np.asarray(y)
+
+
+@pytest.fixture(scope="module")
+def extractor():
+    return PretrainedFeatureExtractor(MODEL, batch_size=4).fit(PINNED)
+
+
+def test_bundled_encoder_gives_the_documented_similarities(extractor):
+    features = extractor.transform(PINNED)
+    assert features.shape == (3, 384) and features.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(features, axis=1), 1, atol=1e-5)
+    sims = features @ features.T
+    # the cosine similarities sentence-transformers documents for this model
+    assert sims[0, 1] == pytest.approx(0.6660, abs=5e-4)
+    assert sims[0, 2] == pytest.approx(0.1046, abs=5e-4)
+    assert sims[1, 2] == pytest.approx(0.1411, abs=5e-4)
+
+
+def test_embeddings_match_sentence_transformers(extractor):
+    sentence_transformers = pytest.importorskip("sentence_transformers")
+    from sktransfer.backbones._text import model_folder
+
+    texts, _ = _topic_texts(12)
+    texts[3] = "A much longer sentence, " * 6 + "so that batches need padding."
+    reference = sentence_transformers.SentenceTransformer(
+        str(model_folder(MODEL)), device="cpu"
+    ).encode(texts, batch_size=4)
+    ours = extractor.transform(texts)
+    cosine = (ours * reference).sum(1) / np.linalg.norm(ours, axis=1)
+    cosine /= np.linalg.norm(reference, axis=1)
+    assert cosine.min() >= 0.9999
+
+
+def test_every_container_and_any_order_give_the_same_rows(extractor):
+    texts, _ = _topic_texts(9)
+    texts[4] = "short"
+    reference = extractor.transform(texts)
+    for X in (np.asarray(texts, dtype=object), pd.Series(texts), pd.DataFrame({"t": texts})):
+        np.testing.assert_allclose(extractor.transform(X), reference, atol=1e-5)
+    order = np.random.default_rng(1).permutation(9)  # batches are sorted by length inside
+    np.testing.assert_allclose(
+        extractor.transform([texts[i] for i in order]), reference[order], atol=1e-5
+    )
+    one_by_one = clone(extractor).set_params(batch_size=1).fit(texts).transform(texts)
+    np.testing.assert_allclose(one_by_one, reference, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "X, error, match",
+    [
+        (["fine", "", "ok"], ValueError, "Text 1 is empty"),
+        (["fine", None], ValueError, "Text 1 is missing"),
+        (["fine", float("nan")], ValueError, "Text 1 is missing"),
+        (["fine", 3], TypeError, "Text 1 is a int, not a string"),
+        ("a single text", TypeError, "wrap a single text in a list"),
+        ([], ValueError, "No texts"),
+        (pd.DataFrame({"a": ["x"], "b": ["y"]}), ValueError, "exactly one column"),
+    ],
+)
+def test_bad_texts_are_named(extractor, X, error, match):
+    with pytest.raises(error, match=match):
+        extractor.transform(X)
+
+
+def test_truncation_is_reported_with_its_count():
+    texts = ["word " * 40, "short text", "word " * 50]
+    extractor = PretrainedFeatureExtractor(MODEL, max_length=16).fit(texts)
+    with pytest.warns(UserWarning, match=r"2 of 3 texts are longer than max_length=16"):
+        features = extractor.transform(texts)
+    assert features.shape == (3, 384)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        extractor.transform(["short text"])  # nothing truncated: no warning
+
+
+def test_intermediate_layer_is_pooled_over_real_tokens():
+    texts = ["a cat", "a cat sat on the mat and then slept for a very long time"]
+    extractor = PretrainedFeatureExtractor(MODEL, layer="layer1").fit(texts)
+    both = extractor.transform(texts)
+    alone = extractor.transform(texts[:1])  # no padding when alone
+    assert both.shape == (2, 384) == (2, extractor.n_features_out_)
+    np.testing.assert_allclose(both[:1], alone, atol=1e-5)  # padding does not leak in
+    assert extractor.backbone_.layer_names[:2] == ["embeddings", "embeddings.embeddings"]
+
+
+def test_feature_transfer_pipeline_beats_chance():
+    X, y = _topic_texts(40)
+    pipe = make_pipeline(PretrainedFeatureExtractor(MODEL), LogisticRegression(max_iter=1000))
+    assert cross_val_score(pipe, X, y, cv=4).mean() >= 0.9
+
+
+def test_pickle_is_small_and_reloads_the_bundled_weights(extractor):
+    buffer = io.BytesIO()
+    joblib.dump(extractor, buffer)
+    assert buffer.tell() < 20_000  # the 90 MB of weights rebuild from the package
+    buffer.seek(0)
+    loaded = joblib.load(buffer)
+    np.testing.assert_allclose(loaded.transform(PINNED), extractor.transform(PINNED), atol=1e-6)
+
+
+@pytest.fixture(scope="module")
+def topic_split():
+    X, y = _topic_texts(48)
+    return X[:32], y[:32], X[32:], y[32:]
+
+
+def test_fine_tuning_keeps_frozen_layers_bit_identical_and_beats_chance(topic_split):
+    X, y, X_test, y_test = topic_split
+    clf = FineTunedClassifier(MODEL, n_frozen=-2, max_epochs=3, batch_size=8, random_state=0)
+    clf.fit(X, y)
+    assert clf.n_layer_groups_ == 7 and clf.n_frozen_ == 5 and clf.n_cached_stages_ == 5
+    assert clf.score(X_test, y_test) >= 0.8
+    pretrained = load_backbone(MODEL).net.state_dict()
+    tuned = clf.backbone_.net.state_dict()
+    frozen = [k for k in tuned if k.split(".")[0] in ("embeddings", "layer0", "layer3")]
+    assert frozen and all(torch.equal(pretrained[k], tuned[k]) for k in frozen)
+    assert not torch.equal(pretrained["layer5.layer.output.dense.weight"],
+                           tuned["layer5.layer.output.dense.weight"])  # fmt: skip
+
+
+def test_cached_and_uncached_text_training_give_the_same_losses(topic_split):
+    X, y, X_test, _ = topic_split
+    params = {"n_frozen": -1, "max_epochs": 2, "batch_size": 8, "random_state": 0}
+    cached = FineTunedClassifier(MODEL, **params).fit(X, y)
+    uncached = FineTunedClassifier(MODEL, cache_size=0, **params).fit(X, y)
+    assert cached.n_cached_stages_ == 6 and uncached.n_cached_stages_ == 0
+    np.testing.assert_allclose(
+        cached.history_[:, "train_loss"], uncached.history_[:, "train_loss"], rtol=1e-4
+    )
+    np.testing.assert_allclose(
+        cached.predict_proba(X_test), uncached.predict_proba(X_test), atol=1e-4
+    )
+
+
+def test_safe_format_and_transfer_from_a_fitted_text_model(topic_split, tmp_path):
+    X, y, X_test, _ = topic_split
+    source = FineTunedClassifier(MODEL, n_frozen=-1, max_epochs=1, random_state=0).fit(X, y)
+    sktransfer.save(source, tmp_path / "text.skt")
+    loaded = sktransfer.load(tmp_path / "text.skt")
+    np.testing.assert_allclose(
+        loaded.predict_proba(X_test), source.predict_proba(X_test), atol=1e-5
+    )
+    features = PretrainedFeatureExtractor(backbone=loaded).fit(X).transform(X_test)
+    expected = PretrainedFeatureExtractor(backbone=source).fit(X).transform(X_test)
+    np.testing.assert_allclose(features, expected, atol=1e-5)
+    assert not np.allclose(features, PretrainedFeatureExtractor(MODEL).fit(X).transform(X_test))
+
+
+def test_uncached_hub_model_fails_offline_naming_the_place():
+    with pytest.raises(WeightsUnavailableError, match=r"'someone/unknown-encoder'.*hub cache"):
+        load_backbone("hf:someone/unknown-encoder")  # conftest sets offline mode
