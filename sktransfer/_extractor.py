@@ -2,6 +2,7 @@
 
 import copy
 import difflib
+import warnings
 
 import torch
 from sklearn.base import ClassNamePrefixFeaturesOutMixin, TransformerMixin
@@ -94,8 +95,11 @@ class PretrainedFeatureExtractor(
     num_workers : int, default=0
         Worker processes that decode images. With 0, one background thread decodes the
         next batch while the network runs.
-    progress : bool, default=False
-        Show a progress bar during ``transform``.
+    verbose : int, default=0
+        1 shows a progress bar during ``transform`` (``verbose`` as in
+        :class:`FineTunedClassifier` and scikit-learn).
+    progress : bool
+        Deprecated alias of ``verbose``: use ``verbose=1``. It will be removed in 0.4.
 
     Attributes
     ----------
@@ -140,7 +144,8 @@ class PretrainedFeatureExtractor(
         **TransferEstimator._parameter_constraints,
         "layer": [str, None],
         "pooling": [StrOptions(set(POOLINGS)), None],
-        "progress": ["boolean"],
+        "verbose": ["verbose"],
+        "progress": ["boolean", StrOptions({"deprecated"})],
     }
     _safe_training_only = ()
 
@@ -156,7 +161,8 @@ class PretrainedFeatureExtractor(
         batch_size=32,
         device="auto",
         num_workers=0,
-        progress=False,
+        verbose=0,
+        progress="deprecated",
     ):
         self.backbone = backbone
         self.weights = weights
@@ -167,6 +173,7 @@ class PretrainedFeatureExtractor(
         self.batch_size = batch_size
         self.device = device
         self.num_workers = num_workers
+        self.verbose = verbose
         self.progress = progress
 
     def fit(self, X, y=None):
@@ -184,6 +191,13 @@ class PretrainedFeatureExtractor(
         self : PretrainedFeatureExtractor
         """
         self._validate_params()
+        if self.progress != "deprecated":
+            warnings.warn(
+                "'progress' was renamed 'verbose' in 0.2 and will be removed in 0.4: use "
+                "verbose=1 for a progress bar.",
+                FutureWarning,
+                stacklevel=2,
+            )
         backbone = self._load_backbone()
         backbone.preprocessing.check(X)
         device = resolve_device(self.device)  # asking for a missing GPU is an error here
@@ -223,7 +237,8 @@ class PretrainedFeatureExtractor(
         check_is_fitted(self)
         preprocessing = self.backbone_.preprocessing
         inputs = preprocessing.check(X)
-        batches = self._batches(inputs, preprocessing, progress=self.progress, desc="features")
+        show = self.verbose > 0 or self.progress is True
+        batches = self._batches(inputs, preprocessing, progress=show, desc="features")
         return run_batches(self._features, batches, len(inputs), self.device_).numpy()
 
     @property

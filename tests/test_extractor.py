@@ -169,7 +169,12 @@ def test_corrupt_image_is_named_and_nothing_returned(extractor, tmp_path, image_
 
 
 def test_progress_bar(extractor, crops, capsys):
-    clone(extractor).set_params(progress=True).fit(crops[0]).transform(crops[0][:4])
+    clone(extractor).set_params(verbose=1).fit(crops[0]).transform(crops[0][:4])
+    assert "features" in capsys.readouterr().err
+    old = clone(extractor).set_params(progress=True)
+    with pytest.warns(FutureWarning, match="'progress' was renamed 'verbose'"):
+        old.fit(crops[0])
+    old.transform(crops[0][:4])  # the old name still works
     assert "features" in capsys.readouterr().err
 
 

@@ -95,7 +95,8 @@ class FineTunedClassifier(ClassifierMixin, TransferEstimator):
     random_state : int, RandomState or None, default=None
         Seeds head initialisation, shuffling and augmentation: a CPU fit is reproducible.
     verbose : int, default=0
-        1 prints skorch's table of epochs and a progress bar while caching.
+        1 prints skorch's table of epochs and shows progress bars while caching and
+        predicting.
     callbacks : list of skorch callbacks, default=None
         Passed to the skorch net, after the ones this estimator adds.
     num_workers : int, default=0
@@ -371,7 +372,7 @@ class FineTunedClassifier(ClassifierMixin, TransferEstimator):
         preprocessing = self._backbone.preprocessing
         inputs = preprocessing.check(X)
         module = self.net_.module_.eval()
-        batches = self._batches(inputs, preprocessing)
+        batches = self._batches(inputs, preprocessing, progress=self.verbose > 0, desc="predict")
         logits = run_batches(module, batches, len(inputs), self.device_)
         proba = logits.softmax(dim=1).numpy().astype(np.float64)
         return proba / proba.sum(axis=1, keepdims=True)
