@@ -245,7 +245,7 @@ def cmd_extract(args):
         image_size=args.image_size,
         batch_size=args.batch_size,
         device=args.device,
-        progress=True,
+        verbose=1,
     )
     features = extractor.fit_transform(paths)
     _write_features(paths, labels, features, args.output)
