@@ -1,0 +1,432 @@
+"""The activation cache: rows computed once per input and computation, shared and exact."""
+
+import multiprocessing
+import os
+import threading
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from sktransfer import PretrainedFeatureExtractor, load_backbone
+from sktransfer._core.activations import (
+    cache_info,
+    cached_rows,
+    clear_cache,
+    fingerprint,
+    input_keys,
+    make_namespace,
+    prefix_rows,
+)
+from sktransfer._images import check_images
+
+MB = 2**20
+
+
+@pytest.fixture(autouse=True)
+def _empty_store():
+    clear_cache()
+    yield
+    clear_cache()
+
+
+class Counting:
+    """A computation of rows from keys that records which positions it was asked for."""
+
+    def __init__(self, keys, width=4):
+        self.keys, self.width, self.asked = keys, width, []
+
+    def row(self, key):
+        seed = int(key[:12], 16)
+        return torch.randn(self.width, generator=torch.Generator().manual_seed(seed))
+
+    def __call__(self, indices):
+        self.asked += indices.tolist()
+        return torch.stack([self.row(self.keys[i]) for i in indices])
+
+    def expected(self, keys):
+        return torch.stack([self.row(key) for key in keys])
+
+
+def bits(tensor):
+    """The tensor's exact bit pattern (equal floats with other bits, e.g. -0.0, differ)."""
+    return tensor.contiguous().view(torch.int32)
+
+
+def text_keys(n, prefix="text"):
+    return input_keys([f"{prefix} {i}" for i in range(n)])
+
+
+# --- keys ------------------------------------------------------------------------------------
+def test_equal_arrays_give_equal_keys_and_any_difference_a_new_key():
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    key = fingerprint(a, "arrays")
+    assert fingerprint(a.copy(), "arrays") == key
+    assert fingerprint(np.asfortranarray(a), "arrays") == key  # same pixels, other memory
+    one_pixel = a.copy()
+    one_pixel[3, 4, 1] ^= 1
+    assert fingerprint(one_pixel, "arrays") != key
+    assert fingerprint(a.reshape(16, 48), "arrays") != key  # same bytes, another shape
+    assert fingerprint((a / 255).astype(np.float32), "arrays") != key  # another dtype
+    # rows of one stacked array are keyed like the same images given one by one
+    stack = np.stack([a, one_pixel])
+    assert input_keys(check_images(stack)) == input_keys(check_images([a, one_pixel]))
+
+
+def test_equal_pil_images_give_equal_keys_and_orientation_or_palette_matter():
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 256, (12, 10, 3), dtype=np.uint8)
+    image = Image.fromarray(pixels)
+    key = fingerprint(image, "pil")
+    assert fingerprint(Image.fromarray(pixels.copy()), "pil") == key
+    assert fingerprint(image.convert("L"), "pil") != key
+    turned = Image.fromarray(pixels)
+    turned.getexif()[0x0112] = 6  # decoded upright, i.e. rotated: other pixels
+    assert fingerprint(turned, "pil") != key
+    indices = Image.fromarray(pixels[..., 0] % 4).convert("P")
+    repainted = indices.copy()
+    repainted.putpalette([255 - v for v in indices.getpalette()])
+    assert fingerprint(repainted, "pil") != fingerprint(indices, "pil")
+
+
+def test_text_keys_follow_the_text_exactly():
+    keys = input_keys(["a cat", "a cat", "a  cat", "A cat", "un chat é", "un chat é"])
+    assert keys[0] == keys[1] and keys[4] == keys[5]
+    assert len(set(keys)) == 4
+    # a text and a file path with the same characters are different inputs
+    assert fingerprint("a cat", "texts") != fingerprint(__file__, "paths")
+    with pytest.raises(TypeError, match="texts"):
+        input_keys(["a cat", 3])
+
+
+def _save(path, pixels):
+    Image.fromarray(pixels).save(path)
+
+
+def test_a_rewritten_file_gets_a_new_key_and_its_row_is_computed_again(tmp_path):
+    rng = np.random.default_rng(0)
+    paths = [str(tmp_path / f"{i}.png") for i in range(4)]
+    for path in paths:
+        _save(path, rng.integers(0, 256, (20, 20, 3), dtype=np.uint8))
+    ns = make_namespace("files")
+    keys = input_keys(check_images(paths))
+    compute = Counting(keys)
+    cached_rows(ns, keys, compute, max_bytes=MB)
+
+    _save(paths[1], rng.integers(0, 256, (24, 24, 3), dtype=np.uint8))  # new size
+    same_size = tmp_path / "3.png"
+    stat = os.stat(same_size)
+    data = same_size.read_bytes()
+    same_size.write_bytes(data[:-1] + bytes([data[-1]]))  # same bytes, rewritten
+    os.utime(same_size, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+
+    new_keys = input_keys(check_images(paths))
+    assert new_keys[0] == keys[0] and new_keys[2] == keys[2]
+    assert new_keys[1] != keys[1] and new_keys[3] != keys[3]
+    compute.keys, compute.asked = new_keys, []
+    cached_rows(ns, new_keys, compute, max_bytes=MB)
+    assert compute.asked == [1, 3]
+
+
+def test_a_file_deleted_after_checking_is_named():
+    with pytest.raises(FileNotFoundError, match="no_such_image.png"):
+        fingerprint("no_such_image.png", "paths")
+
+
+# --- the store -------------------------------------------------------------------------------
+def test_only_missing_rows_are_computed_and_each_key_once():
+    keys = text_keys(10)
+    ns = make_namespace("reuse")
+    compute = Counting(keys)
+    first = cached_rows(ns, keys[:6], compute, max_bytes=MB)
+    assert compute.asked == [0, 1, 2, 3, 4, 5]
+    wanted = [keys[i] for i in (8, 2, 9, 2, 5, 8)]  # folds overlap; repeats come once
+    compute.keys, compute.asked = wanted, []
+    rows = cached_rows(ns, wanted, compute, max_bytes=MB)
+    assert compute.asked == [0, 2]  # the first places of the two new keys
+    assert torch.equal(bits(rows), bits(compute.expected(wanted)))
+    assert torch.equal(bits(rows[1]), bits(first[2]))
+    compute.asked = []
+    cached_rows(ns, wanted, compute, max_bytes=MB)
+    assert compute.asked == []
+
+
+def test_another_namespace_computes_again():
+    backbone = load_backbone(torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.Flatten()))
+    keys = text_keys(3)
+    compute = Counting(keys)
+    before = make_namespace(backbone.weights_digest(), "layer=None")
+    cached_rows(before, keys, compute, max_bytes=MB)
+    with torch.no_grad():
+        next(backbone.net.parameters())[0, 0, 0, 0] += 1e-3  # new weights, same shapes
+    after = make_namespace(backbone.weights_digest(), "layer=None")
+    assert after != before
+    compute.asked = []
+    cached_rows(after, keys, compute, max_bytes=MB)
+    assert compute.asked == [0, 1, 2]
+    compute.asked = []
+    cached_rows(
+        make_namespace(backbone.weights_digest(), "layer='blocks3'"), keys, compute, max_bytes=MB
+    )
+    assert compute.asked == [0, 1, 2]
+
+
+def test_cached_rows_are_bit_identical_to_an_uncached_extractor(sample_photos, tmp_path):
+    X = np.stack(
+        [
+            photo[i * 40 : i * 40 + 48, i * 50 : i * 50 + 48]
+            for photo in sample_photos
+            for i in range(4)
+        ]
+    )
+    extractor = PretrainedFeatureExtractor(image_size=32, batch_size=4).fit(X)
+    plain = extractor.transform(X)
+    keys = input_keys(check_images(X))
+    ns = make_namespace(extractor.backbone_.weights_digest(), "final features")
+
+    def compute(indices):
+        return torch.from_numpy(extractor.transform(X[indices]))
+
+    def fail(indices):
+        raise AssertionError(f"computed {indices} again")
+
+    first = cached_rows(ns, keys, compute, max_bytes=MB, memory=tmp_path).numpy()
+    assert first.dtype == np.float32 and first.tobytes() == plain.tobytes()
+    again = cached_rows(ns, keys[2:7], fail, max_bytes=MB).numpy()
+    assert again.tobytes() == plain[2:7].tobytes()
+    clear_cache()  # another process: only the folder has them
+    from_disk = cached_rows(ns, keys, fail, max_bytes=0, memory=tmp_path).numpy()
+    assert from_disk.tobytes() == plain.tobytes()
+
+
+def computed(ns, wanted, max_bytes):
+    """Call cached_rows and return the positions whose rows it computed."""
+    compute = Counting(wanted)
+    cached_rows(ns, wanted, compute, max_bytes=max_bytes)
+    return compute.asked
+
+
+def test_the_store_is_bounded_and_evicts_the_least_recently_used_rows():
+    keys = text_keys(6)
+    ns = make_namespace("lru")  # rows of 4 float32: 16 bytes each
+    assert computed(ns, keys[:3], max_bytes=48) == [0, 1, 2]
+    assert computed(ns, keys[:1], max_bytes=48) == []  # keys[0] used again: keys[1] oldest
+    assert computed(ns, keys[3:4], max_bytes=48) == [0]
+    assert cache_info() == {"rows": 3, "nbytes": 48, "namespaces": 1}
+    assert computed(ns, keys[:4], max_bytes=48) == [1]
+    assert computed(ns, keys[4:5], max_bytes=20) == [0]  # a smaller bound applies at once
+    assert cache_info()["nbytes"] == 16
+    computed(ns, keys[5:], max_bytes=8)  # a row over the bound is not stored
+    assert cache_info()["nbytes"] == 0
+
+
+def test_max_bytes_zero_without_memory_computes_everything_every_time():
+    keys = text_keys(3)
+    compute = Counting(keys)
+    for _ in range(2):
+        cached_rows(make_namespace("off"), keys, compute, max_bytes=0)
+    assert compute.asked == [0, 1, 2, 0, 1, 2]
+    assert cache_info()["rows"] == 0
+    with pytest.raises(ValueError, match="max_bytes"):
+        cached_rows(make_namespace("off"), keys, compute, max_bytes=-1)
+
+
+def test_threads_share_one_consistent_store():
+    keys = text_keys(40)
+    ns = make_namespace("threads")
+    reference = Counting(keys).expected(keys)
+    errors = []
+
+    def work(offset):
+        try:
+            for step in range(30):
+                start = (offset * 7 + step * 3) % 30
+                wanted = keys[start : start + 10]
+                rows = cached_rows(ns, wanted, Counting(wanted), max_bytes=16 * 25)
+                assert torch.equal(bits(rows), bits(reference[start : start + 10]))
+        except BaseException as exc:  # reported in the main thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+    info = cache_info()
+    assert info["nbytes"] == 16 * info["rows"] <= 16 * 25
+
+
+def test_rows_of_one_namespace_keep_one_layout():
+    keys = text_keys(3)
+    ns = make_namespace("layout")
+    cached_rows(ns, keys[:2], Counting(keys, width=4), max_bytes=MB)
+    with pytest.raises(ValueError, match="namespace must name everything"):
+        cached_rows(ns, keys, Counting(keys, width=5), max_bytes=MB)
+    with pytest.raises(ValueError, match="2 rows"):
+        cached_rows(make_namespace("short"), keys[:2], lambda i: torch.zeros(1, 4), max_bytes=MB)
+
+
+def test_rows_with_several_parts_keep_their_dtypes(tmp_path):
+    keys = text_keys(5)
+
+    def compute(indices):
+        hidden = torch.randn(len(indices), 3, 2)
+        mask = torch.tensor([[1, 1, i % 2] for i in indices], dtype=torch.int64)
+        return {"mask": mask, "hidden": hidden}
+
+    ns = make_namespace("text stage")
+    first = cached_rows(ns, keys[:3], compute, max_bytes=0, memory=tmp_path)
+    rows = cached_rows(ns, keys, compute, max_bytes=MB, memory=tmp_path)
+    assert rows["mask"].dtype == torch.int64 and rows["hidden"].dtype == torch.float32
+    assert torch.equal(bits(rows["hidden"][:3]), bits(first["hidden"]))
+    assert torch.equal(rows["mask"][:3], first["mask"])
+
+
+# --- the memory folder -----------------------------------------------------------------------
+def _files(folder):
+    return sorted(os.path.join(root, name) for root, _, names in os.walk(folder) for name in names)
+
+
+def test_an_unreadable_file_is_computed_again_and_rewritten(tmp_path):
+    keys = text_keys(4)
+    ns = make_namespace("corrupt")
+    compute = Counting(keys)
+    expected = cached_rows(ns, keys, compute, max_bytes=0, memory=tmp_path)
+    files = _files(tmp_path)
+    assert len(files) == 4 and all(f.endswith(".safetensors") for f in files)
+    with open(files[0], "r+b") as f:
+        f.truncate(20)
+    with open(files[1], "wb") as f:
+        f.write(b"not safetensors")
+    compute.asked = []
+    rows = cached_rows(ns, keys, compute, max_bytes=0, memory=tmp_path)
+    assert len(compute.asked) == 2
+    assert torch.equal(bits(rows), bits(expected))
+    compute.asked = []
+    cached_rows(ns, keys, compute, max_bytes=0, memory=tmp_path)
+    assert compute.asked == []
+
+
+def test_memory_takes_a_folder_or_a_joblib_memory_and_names_a_bad_one(tmp_path):
+    import joblib
+
+    keys = text_keys(2)
+    compute = Counting(keys)
+    ns = make_namespace("joblib")
+    cached_rows(ns, keys, compute, max_bytes=0, memory=joblib.Memory(tmp_path, verbose=0))
+    cached_rows(ns, keys, compute, max_bytes=0, memory=str(tmp_path))
+    assert compute.asked == [0, 1]
+    cached_rows(ns, keys, compute, max_bytes=0, memory=joblib.Memory(None))  # no folder
+    assert compute.asked == [0, 1, 0, 1]
+    a_file = tmp_path / "a_file"
+    a_file.write_text("")
+    with pytest.raises(NotADirectoryError, match="a_file"):
+        cached_rows(ns, keys, compute, max_bytes=0, memory=a_file)
+    with pytest.raises(TypeError, match="memory must be"):
+        cached_rows(ns, keys, compute, max_bytes=0, memory=3)
+
+
+def test_rows_kept_in_memory_reach_a_folder_given_later(tmp_path):
+    keys = text_keys(3)
+    ns = make_namespace("later")
+    compute = Counting(keys)
+    cached_rows(ns, keys, compute, max_bytes=MB)
+    cached_rows(ns, keys, compute, max_bytes=MB, memory=tmp_path)
+    clear_cache()
+    cached_rows(ns, keys, compute, max_bytes=0, memory=tmp_path)
+    assert compute.asked == [0, 1, 2]
+
+
+N_CONCURRENT = 150
+
+
+def _write_rows(folder, barrier):
+    keys = text_keys(N_CONCURRENT)
+    barrier.wait()
+    ns = make_namespace("concurrent")
+    cached_rows(ns, keys, Counting(keys, width=512), max_bytes=0, memory=folder)
+
+
+def test_two_processes_writing_the_same_rows_leave_readable_identical_files(tmp_path):
+    context = multiprocessing.get_context("spawn")
+    barrier = context.Barrier(2)
+    workers = [
+        context.Process(target=_write_rows, args=(str(tmp_path), barrier)) for _ in range(2)
+    ]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=300)
+    assert [worker.exitcode for worker in workers] == [0, 0]
+    files = _files(tmp_path)
+    assert len(files) == N_CONCURRENT  # no temporary file left behind
+    keys = text_keys(N_CONCURRENT)
+
+    def fail(indices):
+        raise AssertionError(f"rows {indices.tolist()} were not readable")
+
+    rows = cached_rows(make_namespace("concurrent"), keys, fail, max_bytes=0, memory=tmp_path)
+    assert torch.equal(bits(rows), bits(Counting(keys, width=512).expected(keys)))
+
+
+# --- prefixes of a staged network ------------------------------------------------------------
+class Stages:
+    """A 4-stage network over one input vector per key; records the stages it runs."""
+
+    def __init__(self, keys):
+        self.keys = keys
+        torch.manual_seed(0)
+        self.trunk = torch.nn.Sequential(
+            *[torch.nn.Sequential(torch.nn.Linear(8, 8), torch.nn.Tanh()) for _ in range(4)]
+        ).requires_grad_(False)
+        self.inputs = Counting(keys, width=8)
+        self.runs = []
+
+    def __call__(self, start, stop, rows, indices):
+        self.runs.append((start, stop, indices.tolist()))
+        x = self.inputs.expected([self.keys[i] for i in indices]) if rows is None else rows
+        return self.trunk[start:stop](x)
+
+    def namespaces(self, stop, kept):
+        return [make_namespace("stages", i + 1) if i in kept else None for i in range(stop)]
+
+    def expected(self, stop):
+        return self.trunk[:stop](self.inputs.expected(self.keys))
+
+
+def test_a_deep_prefix_leaves_the_named_shallower_outputs_behind():
+    keys = text_keys(6)
+    net = Stages(keys)
+    rows = prefix_rows(net.namespaces(4, kept={1, 2, 3}), keys, net, max_bytes=MB)
+    assert torch.equal(bits(rows), bits(net.expected(4)))
+    assert [run[:2] for run in net.runs] == [(0, 2), (2, 3), (3, 4)]
+    net.runs = []
+    rows = prefix_rows(net.namespaces(3, kept={1, 2}), keys, net, max_bytes=MB)
+    assert net.runs == [] and torch.equal(bits(rows), bits(net.expected(3)))
+
+
+def test_a_deeper_prefix_continues_from_the_deepest_stage_cached_for_each_input():
+    keys = text_keys(6)
+    net = Stages(keys)
+    prefix_rows(net.namespaces(2, kept={1}), keys[:4], net, max_bytes=MB)
+    net.runs = []
+    rows = prefix_rows(net.namespaces(4, kept={1, 3}), keys, net, max_bytes=MB)
+    # the first four inputs continue from stage 2; the two new ones run from the input
+    assert sorted(net.runs) == [(0, 2, [4, 5]), (2, 4, [0, 1, 2, 3, 4, 5])]
+    assert torch.allclose(rows, net.expected(4), atol=1e-6, rtol=0)
+    net.runs = []
+    prefix_rows(net.namespaces(4, kept={1, 3}), keys, net, max_bytes=MB)
+    assert net.runs == []
+
+
+def test_prefix_rows_without_any_cache_runs_all_stages_at_once():
+    keys = text_keys(3)
+    net = Stages(keys)
+    for _ in range(2):
+        prefix_rows(net.namespaces(4, kept={1, 3}), keys, net, max_bytes=0)
+    assert net.runs == [(0, 4, [0, 1, 2])] * 2
+    with pytest.raises(ValueError, match="cannot be None"):
+        prefix_rows(net.namespaces(4, kept={1}), keys, net, max_bytes=MB)
