@@ -1,4 +1,4 @@
-"""The ``sktransfer`` command line: features, training and predictions for image folders.
+"""The ``sktransfer`` command line: features, training and predictions for images or texts.
 
 ``sktransfer extract DIR -o features.parquet``
     Features of every image, with file path and label columns.
@@ -6,6 +6,10 @@
     Train a classifier, print its held-out accuracy, save it in the safe format.
 ``sktransfer predict model.skt DIR_OR_FILES [-o predictions.csv]``
     Predicted class and class probabilities of each image.
+
+Texts come in a ``.csv`` or ``.parquet`` table instead of a folder: ``--text-column`` names
+the column of texts (default ``text``) and ``--label-column`` the labels (default
+``label``); the default backbone is then the bundled ``all-MiniLM-L6-v2``.
 
 Exit status: 0 on success; 2 for a problem with the input or the output (a missing folder,
 one class only, a corrupt image, a folder that cannot be written, weights not cached), reported
@@ -23,15 +27,18 @@ from pathlib import Path
 
 EPILOG = "Weights are looked up offline first; set SKTRANSFER_OFFLINE=1 to never download."
 FEATURE_FORMATS = (".parquet", ".csv", ".npz")
+TABLE_FORMATS = (".csv", ".parquet")
+DEFAULT_BACKBONES = {"images": "efficientnet_lite0", "texts": "all-MiniLM-L6-v2"}
 PREDICTION_FORMATS = (".csv", ".parquet")
 
 
 def _add_backbone_options(parser):
     parser.add_argument(
         "--backbone",
-        default="efficientnet_lite0",
+        default=None,
         help="network: 'efficientnet_lite0' (bundled, offline), a torchvision name such as "
-        "'resnet18', or 'timm:<name>' (default: %(default)s)",
+        "'resnet18', or 'timm:<name>'; for texts 'all-MiniLM-L6-v2' (bundled) or "
+        "'hf:<name>' (default: efficientnet_lite0 for images, all-MiniLM-L6-v2 for texts)",
     )
     parser.add_argument(
         "--weights",
@@ -46,10 +53,30 @@ def _add_backbone_options(parser):
         help="side of the square crop the network sees (default: the backbone's own)",
     )
     parser.add_argument(
-        "--batch-size", type=int, default=32, help="images per batch (default: %(default)s)"
+        "--max-length",
+        type=int,
+        default=None,
+        help="texts: tokens per text, longer ones are truncated (default: the model's own)",
     )
     parser.add_argument(
+        "--batch-size", type=int, default=32, help="inputs per batch (default: %(default)s)"
+    )
+    _add_table_options(parser)
+    parser.add_argument(
         "--device", default="auto", help="'auto' (GPU if present), 'cpu' or 'cuda'"
+    )
+
+
+def _add_table_options(parser):
+    parser.add_argument(
+        "--text-column",
+        default="text",
+        help="texts: the column of a .csv/.parquet input holding them (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--label-column",
+        default="label",
+        help="texts: the column holding the labels (default: %(default)s)",
     )
 
 
@@ -70,7 +97,11 @@ def build_parser():
         "class) into a table with 'path' and 'label' columns followed by the features.",
         epilog=EPILOG,
     )
-    extract.add_argument("folder", metavar="DIR", help="image folder, one sub-folder per class")
+    extract.add_argument(
+        "folder",
+        metavar="DIR_OR_TABLE",
+        help="image folder, one sub-folder per class, or a .csv/.parquet table of texts",
+    )
     extract.add_argument(
         "-o",
         "--output",
@@ -91,7 +122,11 @@ def build_parser():
         "trained on frozen pretrained features; --fine-tune also trains the top layers.",
         epilog=EPILOG,
     )
-    fit.add_argument("folder", metavar="DIR", help="image folder, one sub-folder per class")
+    fit.add_argument(
+        "folder",
+        metavar="DIR_OR_TABLE",
+        help="image folder, one sub-folder per class, or a .csv/.parquet table of texts",
+    )
     fit.add_argument("-o", "--output", required=True, help="model file to write, e.g. model.skt")
     fit.add_argument(
         "--fine-tune",
@@ -131,7 +166,8 @@ def build_parser():
         "inputs",
         nargs="+",
         metavar="DIR_OR_FILES",
-        help="image files, or folders searched recursively for images",
+        help="image files, or folders searched recursively for images, or one .csv/.parquet "
+        "table of texts",
     )
     predict.add_argument(
         "-o",
@@ -139,7 +175,8 @@ def build_parser():
         default=None,
         help="write a .csv or .parquet file, by its extension (default: print to the terminal)",
     )
-    predict.add_argument("--batch-size", type=int, default=32, help="images per batch")
+    predict.add_argument("--batch-size", type=int, default=32, help="inputs per batch")
+    _add_table_options(predict)
     return parser
 
 
@@ -209,7 +246,7 @@ def _write_table(table, output):
             table.to_csv(tmp, index=False)
 
 
-def _write_features(paths, labels, features, output):
+def _write_features(paths, labels, features, output, id_name="path"):
     if Path(output).suffix.lower() == ".npz":
         import numpy as np
 
@@ -217,39 +254,77 @@ def _write_features(paths, labels, features, output):
 
         with _writing(output), atomic_path(output) as tmp:
             # Fixed-width unicode, not object arrays: np.load reads them without pickle.
-            np.savez_compressed(
-                tmp,
-                path=np.asarray(paths, dtype=str),
-                label=np.asarray(labels, dtype=str),
-                X=features,
-            )
+            ids = {id_name: np.asarray(paths, dtype=str)}
+            np.savez_compressed(tmp, **ids, label=np.asarray(labels, dtype=str), X=features)
         return
     import pandas as pd
 
     table = pd.DataFrame(features, columns=[f"f{i}" for i in range(features.shape[1])])
     table.insert(0, "label", labels)
-    table.insert(0, "path", paths)
+    table.insert(0, id_name, paths)
     _write_table(table, output)
+
+
+def _is_table(path):
+    return Path(path).suffix.lower() in TABLE_FORMATS and os.path.isfile(path)
+
+
+def _read_texts(path, text_column, label_column, need_labels):
+    """Texts (and labels) from a .csv/.parquet table: ``(texts, labels or None)``."""
+    import pandas as pd
+
+    try:
+        table = pd.read_parquet(path) if path.lower().endswith(".parquet") else pd.read_csv(path)
+    except (ValueError, OSError, UnicodeDecodeError, pd.errors.ParserError) as exc:
+        raise ValueError(f"Cannot read the table {path}: {exc}") from None
+    columns = list(map(str, table.columns))
+    for column, needed in ((text_column, True), (label_column, need_labels)):
+        if needed and column not in columns:
+            raise ValueError(
+                f"{path} has no column {column!r} (its columns: {', '.join(columns)}); "
+                "name the right one with --text-column / --label-column"
+            )
+    labels = table[label_column].to_numpy() if label_column in columns else None
+    return table[text_column].to_numpy(dtype=object), labels
+
+
+def _read_inputs(args, need_labels):
+    """Images of a folder, or texts of a table: ``(X, labels, ids, kind)``."""
+    if _is_table(args.folder):
+        import numpy as np
+
+        texts, labels = _read_texts(args.folder, args.text_column, args.label_column, need_labels)
+        ids = np.arange(len(texts))
+        return texts, labels, ids, "texts"
+    from . import load_image_folder  # torch: after the checks
+
+    paths, labels = load_image_folder(args.folder)
+    return paths, labels, paths, "images"
 
 
 def cmd_extract(args):
     """Run ``sktransfer extract``."""
     _check_output(args.output, FEATURE_FORMATS)
-    from . import PretrainedFeatureExtractor, load_image_folder  # torch: after the checks
+    X, labels, ids, kind = _read_inputs(args, need_labels=False)
+    from . import PretrainedFeatureExtractor
 
-    paths, labels = load_image_folder(args.folder)
     extractor = PretrainedFeatureExtractor(
-        args.backbone,
+        args.backbone or DEFAULT_BACKBONES[kind],
         weights=args.weights,
         layer=args.layer,
         image_size=args.image_size,
+        max_length=args.max_length,
         batch_size=args.batch_size,
         device=args.device,
         verbose=1,
     )
-    features = extractor.fit_transform(paths)
-    _write_features(paths, labels, features, args.output)
-    print(f"{len(paths)} images x {features.shape[1]} features -> {args.output}")
+    features = extractor.fit_transform(X)
+    if labels is None:
+        labels = [""] * len(ids)
+    _write_features(
+        ids, labels, features, args.output, id_name="path" if kind == "images" else "row"
+    )
+    print(f"{len(ids)} {kind} x {features.shape[1]} features -> {args.output}")
 
 
 def cmd_fit(args):
@@ -259,36 +334,38 @@ def cmd_fit(args):
     from sklearn.base import clone
     from sklearn.model_selection import train_test_split
 
-    from . import FineTunedClassifier, load_image_folder, save
+    paths, labels, _, kind = _read_inputs(args, need_labels=True)
+    from . import FineTunedClassifier, save
 
-    paths, labels = load_image_folder(args.folder)
     classes, counts = np.unique(labels, return_counts=True)
     if len(classes) < 2:
+        where = "sub-folders of images" if kind == "images" else "labels"
         raise ValueError(
             f"{args.folder} has one class ({classes[0]!r}); a classifier needs at least two "
-            "sub-folders of images."
+            f"{where}."
         )
     model = FineTunedClassifier(
-        args.backbone,
+        args.backbone or DEFAULT_BACKBONES[kind],
         weights=args.weights,
         n_frozen=_n_frozen(args.n_frozen, args.fine_tune),
         max_epochs=args.epochs,
         lr=args.lr,
         augment="default" if args.augment else None,
         image_size=args.image_size,
+        max_length=args.max_length,
         batch_size=args.batch_size,
         device=args.device,
         random_state=args.random_state,
         verbose=0,
     )
     print(
-        f"{len(paths)} images, {len(classes)} classes: "
+        f"{len(paths)} {kind}, {len(classes)} classes: "
         + ", ".join(f"{c} ({n})" for c, n in zip(classes, counts, strict=True))
     )
     if args.test_size > 0:
         if counts.min() < 2:
             raise ValueError(
-                f"Class {classes[counts.argmin()]!r} has a single image: too few to hold some "
+                f"Class {classes[counts.argmin()]!r} has a single example: too few to hold some "
                 "out; add images or pass --test-size 0."
             )
         train_x, test_x, train_y, test_y = train_test_split(
@@ -296,11 +373,11 @@ def cmd_fit(args):
         )
         held_out = clone(model).fit(train_x, train_y)
         accuracy = held_out.score(test_x, test_y)
-        print(f"held-out accuracy: {accuracy:.3f} ({len(test_x)} images)")
+        print(f"held-out accuracy: {accuracy:.3f} ({len(test_x)} {kind})")
     model.fit(paths, labels)
     with _writing(args.output):
         save(model, args.output)
-    print(f"model trained on all {len(paths)} images saved to {args.output}")
+    print(f"model trained on all {len(paths)} {kind} saved to {args.output}")
 
 
 def _check_model_file(path):
@@ -350,7 +427,12 @@ def cmd_predict(args):
     _check_model_file(args.model)
     if args.output:
         _check_output(args.output, PREDICTION_FORMATS)
-    files = _collect_images(args.inputs)
+    if len(args.inputs) == 1 and _is_table(args.inputs[0]):
+        files, _ = _read_texts(args.inputs[0], args.text_column, args.label_column, False)
+        id_name, ids = "row", list(range(len(files)))
+    else:
+        files = _collect_images(args.inputs)
+        id_name, ids = "path", files
     import pandas as pd
 
     from . import load
@@ -375,7 +457,7 @@ def cmd_predict(args):
             file=sys.stderr,
         )
         table = pd.DataFrame({"prediction": model.predict(files)})
-    table.insert(0, "path", files)
+    table.insert(0, id_name, ids)
     if args.output:
         _write_table(table, args.output)
         print(f"{len(table)} predictions -> {args.output}")

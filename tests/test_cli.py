@@ -384,3 +384,43 @@ def test_fit_errors(capsys, tmp_path, image_folder):
     status, _, err = cli(capsys, "fit", image_folder, "-o", tmp_path / "m.skt", "--n-frozen", 12)
     assert status == 2 and "[-9, 9]" in error_line(err, "fit")
     assert not (tmp_path / "m.skt").exists()
+
+
+def _text_table(path, n=24):
+    import pandas as pd
+
+    topics = {
+        "sport": ["The team won the match.", "A late goal decided the final.", "Fans sang."],
+        "food": ["She baked bread.", "The soup needs salt.", "We cooked pasta tonight."],
+    }
+    rows = [(topics[k][i % 3] + f" ({i})", k) for i in range(n) for k in topics][:n]
+    pd.DataFrame(rows, columns=["sentence", "topic"]).to_csv(path, index=False)
+    return path
+
+
+def test_texts_from_a_table_extract_fit_and_predict(tmp_path, capsys):
+    import pandas as pd
+
+    table = _text_table(tmp_path / "texts.csv")
+    columns = ["--text-column", "sentence", "--label-column", "topic"]
+    features = tmp_path / "features.parquet"
+    assert main(["extract", str(table), "-o", str(features), *columns]) == 0
+    read = pd.read_parquet(features)
+    assert list(read.columns[:3]) == ["row", "label", "f0"] and read.shape == (24, 2 + 384)
+    model = tmp_path / "model.skt"
+    code = main(["fit", str(table), "-o", str(model), "--epochs", "3", "--lr", "0.01", *columns])
+    assert code == 0 and "24 texts, 2 classes" in capsys.readouterr().out
+    out = tmp_path / "predictions.csv"
+    assert main(["predict", str(model), str(table), "-o", str(out), *columns]) == 0
+    predictions = pd.read_csv(out)
+    assert list(predictions.columns) == ["row", "prediction", "proba_food", "proba_sport"]
+    truth = pd.read_csv(table)["topic"]
+    assert (predictions["prediction"] == truth).mean() >= 0.9
+
+
+def test_a_missing_text_column_names_the_columns(tmp_path, capsys):
+    table = _text_table(tmp_path / "texts.csv")
+    assert main(["extract", str(table), "-o", str(tmp_path / "f.csv")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "has no column 'text' (its columns: sentence, topic)" in err
+    assert not list(tmp_path.glob("f.csv*"))
