@@ -272,7 +272,13 @@ def _check_paths(paths):
     missing = [p for p in paths if not os.path.isfile(p)]
     if missing:
         more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
-        raise FileNotFoundError(f"Image file not found: {missing[0]}{more}.")
+        hint = ""
+        if all(isinstance(p, str) and not p.lower().endswith(IMG_EXTENSIONS) for p in missing):
+            hint = (
+                " If these are texts, not file paths, use a text backbone such as "
+                "'all-MiniLM-L6-v2'."
+            )
+        raise FileNotFoundError(f"Image file not found: {missing[0]}{more}.{hint}")
     return np.asarray([os.fspath(p) for p in paths], dtype=object)
 
 
@@ -317,6 +323,11 @@ def check_images(X, *, draft_size=None):
         ) from None
     if not items:
         raise ValueError("No images: X is empty (0 samples).")
+    return _check_list(items, draft_size)
+
+
+def _check_list(items, draft_size):
+    """Validate a list of paths, PIL images or arrays (one kind)."""
     first = items[0]
     if isinstance(first, np.ndarray) and first.ndim == 1 and first.size == 1:
         items = [row[0] for row in items]  # a (n, 1) column of paths

@@ -197,3 +197,8 @@ def test_safe_format_and_transfer_from_a_fitted_text_model(topic_split, tmp_path
 def test_uncached_hub_model_fails_offline_naming_the_place():
     with pytest.raises(WeightsUnavailableError, match=r"'someone/unknown-encoder'.*hub cache"):
         load_backbone("hf:someone/unknown-encoder")  # conftest sets offline mode
+
+
+def test_texts_given_to_an_image_backbone_get_a_hint():
+    with pytest.raises(FileNotFoundError, match="use a text backbone such as 'all-MiniLM-L6-v2'"):
+        PretrainedFeatureExtractor().fit(PINNED)
