@@ -111,6 +111,14 @@ def build_parser():
     extract.add_argument(
         "--layer", default=None, help="an intermediate layer, e.g. 'blocks3' (default: final)"
     )
+    extract.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        default=None,
+        help="images: run on the Dask cluster of this scheduler (e.g. tcp://host:8786); -o "
+        "is then a folder of Parquet partitions, each written when done, and the same "
+        "command run again resumes an interrupted job (needs sktransfer[dask])",
+    )
     _add_backbone_options(extract)
 
     fit = sub.add_parser(
@@ -304,6 +312,8 @@ def _read_inputs(args, need_labels):
 
 def cmd_extract(args):
     """Run ``sktransfer extract``."""
+    if args.scheduler is not None:
+        return _extract_on_cluster(args)
     _check_output(args.output, FEATURE_FORMATS)
     X, labels, ids, kind = _read_inputs(args, need_labels=False)
     from . import PretrainedFeatureExtractor
@@ -325,6 +335,69 @@ def cmd_extract(args):
         ids, labels, features, args.output, id_name="path" if kind == "images" else "row"
     )
     print(f"{len(ids)} {kind} x {features.shape[1]} features -> {args.output}")
+
+
+def _check_output_folder(output):
+    """Fail before any work on an output folder that cannot be made or written, naming it."""
+    suffix = Path(output).suffix.lower()
+    if suffix in (".csv", ".npz"):
+        raise ValueError(
+            f"With --scheduler, -o names a folder of Parquet partitions; {output} looks like a "
+            f"{suffix} file: give a folder name"
+        )
+    target = os.path.realpath(output)
+    if os.path.exists(target) and not os.path.isdir(target):
+        raise NotADirectoryError(
+            f"Output {output} is a file: with --scheduler, -o names a folder of Parquet partitions"
+        )
+    parent = target if os.path.isdir(target) else os.path.dirname(target)
+    if not os.path.isdir(parent):
+        raise FileNotFoundError(f"Output folder does not exist: {parent} (for {output})")
+    try:
+        with tempfile.TemporaryFile(dir=parent):
+            pass
+    except OSError as exc:
+        raise OSError(exc.errno, f"Cannot write {output}: {exc.strerror or exc}") from None
+
+
+def _extract_on_cluster(args):
+    """Run ``sktransfer extract --scheduler``: Parquet partitions written by a Dask cluster."""
+    _check_output_folder(args.output)
+    if _is_table(args.folder):
+        raise ValueError("--scheduler extracts the images of a folder; extract texts without it")
+    from .distributed import INSTALL_HINT, extract_features
+
+    try:
+        from distributed import Client
+    except ImportError:
+        raise ValueError(f"--scheduler needs Dask: {INSTALL_HINT}") from None
+    from . import PretrainedFeatureExtractor, load_image_folder
+
+    paths, labels = load_image_folder(args.folder)
+    # The workers' working folder is not ours: they get absolute paths (and so does the table).
+    paths = [os.path.abspath(p) for p in paths]
+    extractor = PretrainedFeatureExtractor(
+        args.backbone or DEFAULT_BACKBONES["images"],
+        weights=args.weights,
+        layer=args.layer,
+        image_size=args.image_size,
+        batch_size=args.batch_size,
+        device=args.device,
+    )
+    try:
+        client = Client(args.scheduler)
+    except (OSError, ValueError, TypeError) as exc:  # TimeoutError is an OSError
+        raise OSError(
+            f"Cannot reach the Dask scheduler at {args.scheduler}: {_message(exc)}"
+        ) from None
+    with client:
+        summary = extract_features(
+            paths, extractor, client=client, output=args.output, labels=labels, progress=True
+        )
+    print(
+        f"{summary.n_images} images x {summary.n_features} features -> {args.output} "
+        f"({summary.n_partitions} Parquet partitions, {summary.n_skipped} already there)"
+    )
 
 
 def cmd_fit(args):
