@@ -9,6 +9,7 @@ sequential search does.
 
 import json
 import os
+import pickle
 import signal
 import sys
 import time
@@ -165,11 +166,17 @@ def test_dataset_equals_in_process_extraction_with_one_network_per_worker(
 
 
 def test_a_dask_series_of_paths_keeps_its_partitions(client, photos, tmp_path):
-    paths, _, expected = photos
+    paths, labels, expected = photos
     series = dd.from_pandas(pd.Series(paths, dtype=object), npartitions=3)
     summary = extract_features(series, extractor(), client=client, output=tmp_path / "f")
     assert summary.n_partitions == 3 and summary.n_images == 24
     assert_same_features(read_dataset(tmp_path / "f"), paths, expected)
+
+    # a Dask DataFrame brings its labels along
+    table = dd.from_pandas(pd.DataFrame({"path": paths, "label": labels}), npartitions=2)
+    frame = extract_features(table, extractor(), client=client).compute()
+    assert frame["label"].tolist() == list(labels)
+    assert_same_features(frame, paths, expected)
 
 
 def test_a_rerun_skips_the_partitions_already_written(client, photos, tmp_path):
@@ -324,6 +331,8 @@ def test_searches_on_the_dask_workers_score_as_the_sequential_search(client, cro
 
     X, y = crops
     for search in searches().values():
+        # what joblib sends for each fit: parameters, no weights
+        assert len(pickle.dumps(clone(search.estimator))) < 20_000
         sequential = clone(search).fit(X, y).cv_results_
         with joblib.parallel_config(backend="dask"):
             on_dask = clone(search).fit(X, y).cv_results_
