@@ -1,0 +1,657 @@
+"""Score candidate backbones and layers on labelled inputs: one forward pass per backbone.
+
+A candidate is a backbone (its final features), a ``(backbone, layer)`` pair or a
+:class:`~sktransfer.PretrainedFeatureExtractor`. Candidates that share a network (same
+backbone, weights and input size) are scored from one pass over the inputs: a forward
+hook on each wanted layer keeps its pooled output, and the pass stops after the deepest
+one. The scores then come from these matrices alone, on the full set and on random
+half-samples that are the same for every candidate, so that their spread says how far a
+ranking can be trusted.
+"""
+
+import difflib
+import time
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.base import clone
+from sklearn.utils import check_random_state
+from sklearn.utils.multiclass import type_of_target
+
+from .._core.device import resolve_device
+from .._core.inference import run_batches
+from .._extractor import PretrainedFeatureExtractor, _check_layer, _Stop, pool_features
+from ..backbones import DEFAULT_BACKBONE, Backbone, load_backbone
+from ._scores import _class_indicators, h_score, leep, logme
+
+SCORES = {"logme": logme, "hscore": h_score, "leep": leep}
+
+# Below these sizes a ranking is warned about whatever the resamples say: with fewer
+# images per class the scores of close candidates swap from one sample to the next.
+MIN_PER_CLASS = 10
+MIN_REGRESSION_SAMPLES = 30
+# A ranking is also warned about when its first candidate comes first in fewer than
+# this share of the resamples.
+MIN_P_BEST = 0.5
+
+AUTO = "auto"
+
+
+class UnstableRankingWarning(UserWarning):
+    """The ranking of candidates could change with another sample of the same size.
+
+    Raised when there are too few labelled inputs, or when the first candidate is first
+    in fewer than half of the resamples. The ``score_std`` and ``p_best``
+    columns of the ranking say by how much.
+    """
+
+
+@dataclass
+class _Candidate:
+    """One (network, layer, pooling) to score; ``position`` is its index in the user's list."""
+
+    position: int
+    spec: object
+    weights: object
+    layer: object
+    pooling: object
+    image_size: object
+    extractor: object = None  # the PretrainedFeatureExtractor it came from, if any
+    borrowed: bool = False  # spec is a loaded Backbone to use as it is (best_layer)
+
+    def group_key(self):
+        """Candidates with the same key share one forward pass."""
+        spec = self.spec if isinstance(self.spec, str) else id(self.spec)
+        weights = self.weights if self.weights is None else str(self.weights)
+        return spec, weights, self.image_size
+
+    def with_layer(self, layer):
+        return _Candidate(
+            self.position,
+            self.spec,
+            self.weights,
+            layer,
+            self.pooling,
+            self.image_size,
+            self.extractor,
+            self.borrowed,
+        )
+
+    def make_extractor(self, **settings):
+        """Return an unfitted extractor that computes this candidate's features."""
+        if self.extractor is not None:
+            return clone(self.extractor).set_params(layer=self.layer)
+        return PretrainedFeatureExtractor(
+            self.spec,
+            weights=self.weights,
+            layer=self.layer,
+            pooling=self.pooling,
+            image_size=self.image_size,
+            **settings,
+        )
+
+
+def default_layers(backbone):
+    """Return the layers :func:`best_layer` compares by default: each layer group, the end.
+
+    The last layer group is replaced by the final features (``None``), which pool it.
+
+    Parameters
+    ----------
+    backbone : Backbone
+        A loaded backbone.
+
+    Returns
+    -------
+    list of str or None
+        Layer names from the input to the output, then None.
+
+    Examples
+    --------
+    >>> from sktransfer import load_backbone
+    >>> from sktransfer.selection import default_layers
+    >>> default_layers(load_backbone())
+    ['stem', 'blocks0', 'blocks1', 'blocks2', 'blocks3', 'blocks4', 'blocks5', 'blocks6', None]
+    """
+    names = [name for name, _ in backbone.layer_groups]
+    return [*names[:-1], None]
+
+
+def _parse(candidates, pooling, image_size):
+    """Turn the user's candidates into :class:`_Candidate` records (layers may be "auto")."""
+    if candidates is None:
+        return [_Candidate(0, DEFAULT_BACKBONE, "DEFAULT", AUTO, pooling, image_size)]
+    if isinstance(candidates, (str, PretrainedFeatureExtractor)) or not isinstance(
+        candidates, (list, tuple)
+    ):
+        raise TypeError(
+            "candidates must be a list of backbones, (backbone, layer) pairs or "
+            f"PretrainedFeatureExtractor instances; got {type(candidates).__name__}."
+        )
+    if not candidates:
+        raise ValueError("candidates is empty: give at least one backbone to score.")
+    parsed = []
+    for i, item in enumerate(candidates):
+        if isinstance(item, PretrainedFeatureExtractor):
+            params = item.get_params(deep=False)
+            parsed.append(
+                _Candidate(
+                    i,
+                    params["backbone"],
+                    params["weights"],
+                    params["layer"],
+                    params["pooling"],
+                    params["image_size"],
+                    item,
+                )
+            )
+            continue
+        if isinstance(item, tuple):
+            if len(item) != 2:
+                raise ValueError(
+                    f"Candidate {i} must be a (backbone, layer) pair; got a tuple of "
+                    f"{len(item)} items."
+                )
+            spec, layers = item
+        else:
+            spec, layers = item, None
+        if not isinstance(layers, list):
+            layers = [layers]
+        for layer in layers:
+            if layer is not None and not isinstance(layer, str):
+                raise TypeError(f"Candidate {i}: a layer is a name (str) or None; got {layer!r}.")
+            parsed.append(_Candidate(i, spec, "DEFAULT", layer, pooling, image_size))
+    return parsed
+
+
+def _resolve_scoring(scoring):
+    if callable(scoring):
+        return scoring, False
+    if scoring in SCORES:
+        return SCORES[scoring], scoring == "leep"
+    close = difflib.get_close_matches(str(scoring), SCORES, n=1)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    raise ValueError(
+        f"Unknown scoring {scoring!r}.{hint} Use one of {sorted(SCORES)} or a callable "
+        "score(features, y) -> float (higher is better)."
+    )
+
+
+def _check_target(y, n, scoring):
+    """Check ``y`` against ``n`` inputs before any forward pass; return it and its kind."""
+    y = np.asarray(y)
+    if y.ndim == 0 or len(y) != n:
+        got = "a scalar" if y.ndim == 0 else f"{len(y)} labels"
+        raise ValueError(f"X has {n} inputs but y has {got}: give one label per input.")
+    kind = type_of_target(y, input_name="y")
+    classification = kind in ("binary", "multiclass")
+    if scoring in ("hscore", "leep") or (scoring == "logme" and not kind.startswith("cont")):
+        _class_indicators(y, n)  # at least 2 classes, labels not continuous
+    return y, classification
+
+
+def _resamples(y, classification, n_resamples, random_state):
+    """Half-samples drawn without replacement (within each class for class labels).
+
+    Half of the inputs, never one twice: a bootstrap resample repeats about a third of
+    them, and repeated inputs raise LogME's evidence, the more so the more features a
+    candidate has, which biases the comparison. For a score that averages over inputs,
+    the spread over half-samples matches the spread of the full-sample score.
+    """
+    rng = check_random_state(random_state)
+    if classification:
+        groups = [np.flatnonzero(y == label) for label in np.unique(y)]
+    else:
+        groups = [np.arange(len(y))]
+    return [
+        np.sort(
+            np.concatenate(
+                [rng.choice(g, max(1, (len(g) + 1) // 2), replace=False) for g in groups]
+            )
+        )
+        for _ in range(n_resamples)
+    ]
+
+
+def _collect(backbone, inputs, requests, *, head, batch_size, device, num_workers, verbose):
+    """Features for every ``(layer, pooling)`` in ``requests``, from one pass over ``inputs``.
+
+    ``layer=None`` is the backbone's final features, as :class:`PretrainedFeatureExtractor`
+    gives them; ``head=True`` adds the source head's probabilities (key ``"head"``).
+    Returns ``({request: float32 array}, seconds)``.
+    """
+    net = backbone.net.eval().requires_grad_(False)
+    net = net.to(device, memory_format=torch.channels_last)
+    source_head = backbone.head.eval().to(device) if head else None
+    hooked = list(dict.fromkeys(layer for layer, _ in requests if layer is not None))
+    repooled = any(layer is None and pooling != "avg" for layer, pooling in requests)
+    run_to_end = head or any(layer is None for layer, _ in requests)
+    captured = {}
+
+    def keep(name):
+        def hook(module, args, output):
+            captured.setdefault(name, output)  # a module called twice: its first call
+            if not run_to_end and all(layer in captured for layer in hooked):
+                raise _Stop  # every wanted layer has run: skip the rest of the network
+
+        return hook
+
+    def keep_input(module, args):
+        captured.setdefault(None, args[0])  # the last stage's input: the final feature map
+
+    handles = [net.get_submodule(layer).register_forward_hook(keep(layer)) for layer in hooked]
+    if repooled:
+        last = list(net.children())[-1]
+        handles.append(last.register_forward_pre_hook(keep_input))
+    widths = []
+
+    def forward(x):
+        captured.clear()
+        final = None
+        try:
+            final = net(x)
+        except _Stop:
+            pass
+        parts = []
+        for layer, pooling in requests:
+            if layer is None and pooling == "avg":
+                parts.append(final)
+            else:
+                parts.append(pool_features(captured[layer], pooling))
+        if head:
+            parts.append(torch.softmax(source_head(final).float(), dim=1))
+        parts = [part.flatten(1).float() for part in parts]
+        widths[:] = [part.shape[1] for part in parts]
+        return torch.cat(parts, dim=1)
+
+    start = time.perf_counter()
+    try:
+        batches = backbone.preprocessing.batches(
+            inputs, batch_size, num_workers=num_workers, progress=verbose > 0, desc="scoring"
+        )
+        out = run_batches(forward, batches, len(inputs), device).numpy()
+    finally:
+        for handle in handles:
+            handle.remove()
+    seconds = time.perf_counter() - start
+    keys = [*requests, "head"] if head else list(requests)
+    split = np.split(out, np.cumsum(widths)[:-1], axis=1)
+    return dict(zip(keys, split, strict=True)), seconds
+
+
+def _score(scorer, features, y, resamples):
+    start = time.perf_counter()
+    score = float(scorer(features, y))
+    spread = np.array([scorer(features[idx], y[idx]) for idx in resamples], dtype=float)
+    return score, spread, time.perf_counter() - start
+
+
+def _score_backbone(backbone, name, inputs, y, members, *, scorer, head, resamples, settings):
+    """Rows of the ranking for the candidates ``members``, which all use ``backbone``."""
+    for member in members:
+        _check_layer(backbone, member.layer)
+        if head and member.layer is not None:
+            raise ValueError(
+                f"scoring='leep' scores a backbone through its source head, so it compares "
+                f"backbones, not layers; candidate {member.position} asks for layer "
+                f"{member.layer!r}. Use scoring='logme' or 'hscore' to compare layers."
+            )
+    if head and backbone.head is None:
+        raise ValueError(
+            f"scoring='leep' needs the classifier head of the backbone's source task, and "
+            f"{name!r} has none (a module of your own or a fine-tuned trunk). Use "
+            "scoring='logme' or 'hscore'."
+        )
+    requests = list(dict.fromkeys((m.layer, m.pooling) for m in members))
+    features, forward_seconds = _collect(backbone, inputs, requests, head=head, **settings)
+    rows = []
+    for member in members:
+        scored = features["head"] if head else features[(member.layer, member.pooling)]
+        score, spread, seconds = _score(scorer, scored, y, resamples)
+        rows.append(
+            {
+                "backbone": name,
+                "weights": member.weights if member.weights is None else str(member.weights),
+                "layer": member.layer,
+                "pooling": member.pooling,
+                "score": score,
+                "n_features": scored.shape[1],
+                "seconds": seconds + forward_seconds / len(members),
+                "candidate": member.position,
+                "_spread": spread,
+                "_candidate": member,
+            }
+        )
+    return rows
+
+
+def _rank(
+    X,
+    y,
+    parsed,
+    *,
+    scoring,
+    batch_size,
+    device,
+    num_workers,
+    n_resamples,
+    random_state,
+    verbose,
+):
+    """Rank the parsed candidates; return the frame and each row's :class:`_Candidate`."""
+    scorer, head = _resolve_scoring(scoring)
+    settings = {
+        "batch_size": batch_size,
+        "device": resolve_device(device),
+        "num_workers": num_workers,
+        "verbose": verbose,
+    }
+    groups = {}
+    for candidate in parsed:
+        groups.setdefault(candidate.group_key(), []).append(candidate)
+    rows, checked = [], None
+    for members in groups.values():
+        first = members[0]
+        if first.borrowed:
+            backbone = first.spec  # a loaded backbone (best_layer): used as it is
+        else:
+            backbone = load_backbone(first.spec, first.weights)
+        backbone.preprocessing = backbone.preprocessing.with_options(image_size=first.image_size)
+        name = first.spec if isinstance(first.spec, str) else backbone.name
+        inputs = backbone.preprocessing.check(X)
+        if checked is None:  # y is checked once, before the first forward pass
+            checked = _check_target(y, len(inputs), scoring)
+            resamples = _resamples(*checked, n_resamples, random_state)
+        expanded = []
+        for member in members:
+            if member.layer == AUTO:
+                expanded += [member.with_layer(layer) for layer in default_layers(backbone)]
+            else:
+                expanded.append(member)
+        rows += _score_backbone(
+            backbone,
+            name,
+            inputs,
+            checked[0],
+            expanded,
+            scorer=scorer,
+            head=head,
+            resamples=resamples,
+            settings=settings,
+        )
+        del backbone
+    ranked = [row.pop("_candidate") for row in rows]
+    frame = _frame(rows, n_resamples)
+    _warn_if_unstable(frame, *checked, n_resamples)
+    return frame, [ranked[i] for i in frame.pop("_order")]
+
+
+def _frame(rows, n_resamples):
+    spreads = np.array([row.pop("_spread") for row in rows]).reshape(len(rows), n_resamples)
+    frame = pd.DataFrame(rows)
+    for column in ("weights", "layer", "pooling"):  # None stays None, not NaN
+        frame[column] = pd.Series([row[column] for row in rows], dtype=object)
+    if n_resamples:
+        frame["score_std"] = spreads.std(axis=1, ddof=1) if n_resamples > 1 else 0.0
+        winners = np.where(np.isnan(spreads), -np.inf, spreads).argmax(axis=0)
+        frame["p_best"] = np.bincount(winners, minlength=len(rows)) / n_resamples
+    else:
+        frame["score_std"] = frame["p_best"] = np.nan
+    frame["_order"] = np.arange(len(frame))
+    columns = [
+        "backbone",
+        "weights",
+        "layer",
+        "pooling",
+        "score",
+        "score_std",
+        "p_best",
+        "n_features",
+        "seconds",
+        "candidate",
+        "_order",
+    ]
+    frame = frame[columns].sort_values("score", ascending=False, kind="stable")
+    return frame.reset_index(drop=True)
+
+
+def _warn_if_unstable(frame, y, classification, n_resamples):
+    if classification:
+        labels, counts = np.unique(y, return_counts=True)
+        if counts.min() < MIN_PER_CLASS:
+            label = labels.tolist()[counts.argmin()]
+            warnings.warn(
+                f"Class {label!r} has only {counts.min()} labelled inputs "
+                f"(fewer than {MIN_PER_CLASS}): scores from so few rank candidates "
+                "unreliably. Look at score_std and p_best, or label more.",
+                UnstableRankingWarning,
+                stacklevel=3,
+            )
+            return
+    elif len(y) < MIN_REGRESSION_SAMPLES:
+        warnings.warn(
+            f"Only {len(y)} labelled inputs (fewer than {MIN_REGRESSION_SAMPLES}): scores "
+            "from so few rank candidates unreliably. Look at score_std and p_best.",
+            UnstableRankingWarning,
+            stacklevel=3,
+        )
+        return
+    if n_resamples and len(frame) > 1 and frame.p_best.iloc[0] < MIN_P_BEST:
+        runner = frame.p_best.iloc[1:].idxmax()
+        warnings.warn(
+            f"The ranking is not stable: the first candidate ({_describe(frame, 0)}) is "
+            f"first in only {frame.p_best.iloc[0]:.0%} of {n_resamples} half-samples, "
+            f"{_describe(frame, runner)} in {frame.p_best.iloc[runner]:.0%}. "
+            "Their scores differ by less than their spread: label more inputs, or treat "
+            "them as equally good.",
+            UnstableRankingWarning,
+            stacklevel=3,
+        )
+
+
+def _describe(frame, i):
+    layer = frame.layer.iloc[i]
+    where = "final features" if layer is None else f"layer {layer!r}"
+    return f"{frame.backbone.iloc[i]}, {where}"
+
+
+def rank_candidates(
+    X,
+    y,
+    candidates=None,
+    *,
+    scoring="logme",
+    pooling="avg",
+    image_size=None,
+    batch_size=32,
+    device="auto",
+    num_workers=0,
+    n_resamples=10,
+    random_state=None,
+    verbose=0,
+):
+    """Score candidate backbones and layers on labelled inputs, best first.
+
+    Each candidate's features are computed once (one forward pass per backbone, however
+    many of its layers are candidates) and scored by a transferability score, which
+    predicts how well the candidate will do after training without training anything.
+
+    Parameters
+    ----------
+    X : images or texts
+        The labelled inputs (file paths, image arrays or PIL images; or texts), as
+        :class:`~sktransfer.PretrainedFeatureExtractor` takes them.
+    y : array-like of shape (n_samples,)
+        Their labels (real-valued targets are accepted by ``scoring="logme"``).
+    candidates : list, default=None
+        What to compare. Each item is a backbone spec as :func:`~sktransfer.load_backbone`
+        takes it (its final features), a ``(spec, layer)`` pair (``layer`` a name from
+        ``backbone.layer_names``, None for the final features, a list of these, or
+        ``"auto"`` for every layer group), or a :class:`~sktransfer.PretrainedFeatureExtractor`
+        (its backbone, weights, layer, pooling and image size). None compares the layer
+        groups of the default backbone.
+    scoring : {"logme", "hscore", "leep"} or callable, default="logme"
+        The score: :func:`logme`, :func:`h_score` (with shrinkage) or :func:`leep`
+        (backbones with a source head only, final features only), or a function
+        ``score(features, y) -> float``, higher being better. No score is best on every
+        task; see the user guide.
+    pooling : {"avg", "max", "avgmax", "token"} or None, default="avg"
+        How a layer's output becomes a vector, for the candidates that are not extractors.
+    image_size : int, default=None
+        Input size for the candidates that are not extractors (None: each backbone's own).
+    batch_size : int, default=32
+        Inputs per forward pass.
+    device : str, default="auto"
+        Where the networks run (``"auto"``: CUDA when present).
+    num_workers : int, default=0
+        Worker processes that decode the inputs.
+    n_resamples : int, default=10
+        Random halves of the inputs (drawn within each class without replacement, the
+        same for every candidate) on which each score is computed again, for
+        ``score_std`` and ``p_best``. 0 skips them.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the resamples.
+    verbose : int, default=0
+        1 shows a progress bar for each forward pass.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per candidate (a layer list expands to one row per layer), best first,
+        with the columns ``backbone`` (its name), ``weights``, ``layer`` (None: final
+        features), ``pooling``, ``score``, ``score_std`` (its standard deviation over the
+        half-samples, which for a score that averages over inputs estimates that of the
+        full-sample score), ``p_best`` (the share of half-samples in which it scores
+        best),
+        ``n_features``, ``seconds`` (its share of its backbone's forward pass plus its
+        scoring; the column sums to the time spent) and ``candidate`` (its index in
+        ``candidates``).
+
+    Warns
+    -----
+    UnstableRankingWarning
+        With fewer than 10 inputs in a class (30 for real-valued targets), or when the
+        first candidate is first in fewer than half of the half-samples.
+
+    See Also
+    --------
+    best_layer : The best layer of one backbone.
+    BackboneSelector : The best candidate as a pipeline step.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sktransfer.selection import rank_candidates
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.integers(0, 256, (20, 32, 32, 3), dtype=np.uint8)
+    >>> y = np.repeat([0, 1], 10)
+    >>> frame = rank_candidates(X, y, [("efficientnet_lite0", ["blocks3", None])],
+    ...                         image_size=32, n_resamples=0)
+    >>> frame.columns.to_list()[:5]
+    ['backbone', 'weights', 'layer', 'pooling', 'score']
+    >>> len(frame)
+    2
+    """
+    frame, _ = _rank(
+        X,
+        y,
+        _parse(candidates, pooling, image_size),
+        scoring=scoring,
+        batch_size=batch_size,
+        device=device,
+        num_workers=num_workers,
+        n_resamples=n_resamples,
+        random_state=random_state,
+        verbose=verbose,
+    )
+    return frame
+
+
+def best_layer(
+    backbone,
+    X,
+    y,
+    *,
+    layers=None,
+    scoring="logme",
+    pooling="avg",
+    batch_size=32,
+    device="auto",
+    num_workers=0,
+    n_resamples=10,
+    random_state=None,
+    verbose=0,
+):
+    """Find the layer of ``backbone`` whose features score best on ``(X, y)``.
+
+    One forward pass computes every layer's pooled output.
+
+    Parameters
+    ----------
+    backbone : Backbone or spec
+        A loaded :class:`~sktransfer.Backbone` (used as it is, its input pipeline
+        included; it is put in eval mode on ``device``), or any spec
+        :func:`~sktransfer.load_backbone` takes.
+    X : images or texts
+        The labelled inputs.
+    y : array-like of shape (n_samples,)
+        Their labels.
+    layers : list of str or None, default=None
+        The layers to compare (None in the list: the final features). None compares every
+        layer group and the final features.
+    scoring, pooling, batch_size, device, num_workers, n_resamples, random_state, verbose
+        As in :func:`rank_candidates` (``"leep"`` scores only the final features, so it
+        cannot compare layers).
+
+    Returns
+    -------
+    layer : str or None
+        The best layer (None: the final features), as
+        :class:`~sktransfer.PretrainedFeatureExtractor`'s ``layer`` takes it.
+    scores : pandas.DataFrame
+        The ranking, as :func:`rank_candidates` returns it.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sktransfer import load_backbone
+    >>> from sktransfer.selection import best_layer
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.integers(0, 256, (20, 32, 32, 3), dtype=np.uint8)
+    >>> y = np.repeat([0, 1], 10)
+    >>> layer, scores = best_layer(load_backbone(), X, y, layers=["blocks2", "blocks4"],
+    ...                            n_resamples=0)
+    >>> layer in ("blocks2", "blocks4")
+    True
+    """
+    if scoring == "leep":
+        raise ValueError(
+            "scoring='leep' scores only the final features (through the source head), so "
+            "it cannot compare layers; use 'logme' or 'hscore'."
+        )
+    if not isinstance(backbone, Backbone):
+        backbone = load_backbone(backbone)
+    if layers is not None:
+        layers = list(layers)
+        if not layers:
+            raise ValueError("layers is empty: give at least one layer name (or None).")
+    parsed = [
+        _Candidate(0, backbone, backbone.weights, layer, pooling, None, borrowed=True)
+        for layer in (layers if layers is not None else [AUTO])
+    ]
+    frame, _ = _rank(
+        X,
+        y,
+        parsed,
+        scoring=scoring,
+        batch_size=batch_size,
+        device=device,
+        num_workers=num_workers,
+        n_resamples=n_resamples,
+        random_state=random_state,
+        verbose=verbose,
+    )
+    return frame.layer.iloc[0], frame
