@@ -121,6 +121,11 @@ _CLASSIFIER_CHECKS = {
     "check_class_weight_classifiers": f"{_TABULAR}; class_weight='balanced' weighs the loss: "
     "tests/test_finetune.py::test_integer_labels_class_weight_and_mlp_head",
 }
+_SELECTOR_CHECKS = {
+    "check_fit2d_1sample": "expects an error that names one tabular sample; the selector "
+    "refuses tabular data first, and one image too, since scoring needs two classes "
+    "(tests/test_selection.py::test_selector_needs_labels_of_two_classes)",
+}
 _MINUS_ONE_CLASS = {
     "check_classifiers_classes": "its last problem has the classes -1 and 1; y = -1 marks "
     "unlabelled target rows in domain adaptation (skada's convention), so -1 cannot be a "
@@ -141,10 +146,12 @@ def _settings():
         TrAdaBoost,
         TransferComponentAnalysis,
     )
+    from ..selection import BackboneSelector
 
     init_params = {
         PretrainedFeatureExtractor: {"image_size": 32, "batch_size": 8},
         FineTunedClassifier: {"image_size": 32, "batch_size": 8, "max_epochs": 1},
+        BackboneSelector: {"image_size": 32, "batch_size": 8, "n_resamples": 0},
     }
     adaptation = (
         CORAL,
@@ -161,6 +168,7 @@ def _settings():
         # subset invariance check on it (tests/test_contract.py runs both).
         FineTunedClassifier: _IMAGE_CHECKS | _CLASSIFIER_CHECKS,
         **dict.fromkeys(adaptation, _MINUS_ONE_CLASS),
+        BackboneSelector: _IMAGE_CHECKS | _TRANSFORMER_CHECKS | _SELECTOR_CHECKS,
     }
     return init_params, expected_failed
 
