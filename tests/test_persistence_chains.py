@@ -24,11 +24,12 @@ import joblib
 import numpy as np
 import pytest
 import torch
-from _chain_helpers import outputs
 from torch import nn
 
 import sktransfer
 from sktransfer import FineTunedClassifier, PretrainedFeatureExtractor, load_backbone
+
+from _chain_helpers import outputs
 
 HELPER = Path(__file__).with_name("_chain_helpers.py")
 
