@@ -650,6 +650,53 @@ def _threads(device):
             torch.set_num_threads(previous)
 
 
+# glibc's mallopt parameters
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+_GLIBC_MMAP_THRESHOLD = 128 * 1024  # its fixed value once a trim threshold is set
+
+
+@contextlib.contextmanager
+def _allocator_keeps_memory():
+    """Let the C allocator keep freed memory while a partition runs (restored afterwards).
+
+    Dask starts its worker processes with ``MALLOC_TRIM_THRESHOLD_=65536``, so that they
+    give freed memory back to the system at once. For a network's activations, allocated
+    and freed again at every batch, that means fresh pages at every batch: the forward pass
+    ran about 30% slower than in a plain process. While a partition runs, the allocator
+    keeps what it frees (as it does by default); afterwards Dask's setting applies again.
+    Only where that setting is in force, and only with glibc.
+    """
+    trim = os.environ.get("MALLOC_TRIM_THRESHOLD_")
+    mallopt = _mallopt() if trim is not None else None
+    if mallopt is None:
+        yield
+        return
+    mallopt(_M_TRIM_THRESHOLD, 256 * 2**20)
+    mallopt(_M_MMAP_THRESHOLD, 32 * 2**20)
+    try:
+        yield
+    finally:
+        mallopt(_M_MMAP_THRESHOLD, _GLIBC_MMAP_THRESHOLD)
+        with contextlib.suppress(ValueError):
+            mallopt(_M_TRIM_THRESHOLD, int(trim))
+
+
+@functools.cache
+def _mallopt():
+    """Return glibc's ``mallopt``, or None elsewhere."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+        libc.gnu_get_libc_version  # noqa: B018  (glibc only: musl's mallopt does nothing)
+    except (OSError, AttributeError):
+        return None
+    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    return mallopt
+
+
 def _probe(payload, model_key):
     """Build (and keep) the extractor on a worker; return its number of features."""
     return _MODELS.get(model_key, payload).n_features_out_
@@ -680,7 +727,7 @@ def _extract_partition(payload, model_key, index, n_partitions, part, *, output,
             return {"index": index, "n_images": pq.read_metadata(final).num_rows, "n_errors": 0}
     paths, read_paths, labels, start = _unpack(part)
     extractor = _MODELS.get(model_key, payload)
-    with _MODELS.run_lock, _threads(extractor.device_):
+    with _MODELS.run_lock, _threads(extractor.device_), _allocator_keeps_memory():
         features, keep, failed = _features(extractor, read_paths, errors)
     table = _table(
         _schema(*columns), paths[keep], None if labels is None else labels[keep], features
