@@ -1,7 +1,7 @@
 """
-===================================================
+======================================================
 Text classification with a pretrained sentence encoder
-===================================================
+======================================================
 
 The estimators that transfer image networks take text the same way: name a sentence
 encoder as the backbone and pass a list of strings. ``all-MiniLM-L6-v2`` ships with the
