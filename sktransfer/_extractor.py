@@ -2,19 +2,27 @@
 
 import copy
 import difflib
+import os
+import sys
 import warnings
+from functools import partial
+from numbers import Real
 
+import numpy as np
 import torch
 from sklearn.base import ClassNamePrefixFeaturesOutMixin, TransformerMixin
-from sklearn.utils._param_validation import StrOptions
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
+from ._core.activations import cached_rows, input_keys, make_namespace
 from ._core.base import TransferEstimator
-from ._core.device import fallback_device, resolve_device
+from ._core.device import fallback_device, resolve_device, use_amp
 from ._core.inference import probe, run_batches
 from .backbones import DEFAULT_BACKBONE, Backbone
 from .backbones._optimize import fold_batchnorm
 from .backbones._text import pool_tokens
+
+CPU = torch.device("cpu")
 
 POOLINGS = ("avg", "max", "avgmax", "token")
 
@@ -100,6 +108,15 @@ class PretrainedFeatureExtractor(
         :class:`FineTunedClassifier` and scikit-learn).
     progress : bool
         Deprecated alias of ``verbose``: use ``verbose=1``. It will be removed in 0.4.
+    shared_cache_size : float, default=1024
+        Megabytes of features kept in this process, shared by every extractor in it:
+        the folds, candidates and refit of a grid search compute each input's features
+        once. Least recently used features go first; 0 turns the sharing off. See Notes.
+    memory : str, path-like, joblib.Memory or None, default=None
+        A folder (or a :class:`joblib.Memory`) where features are also kept on disk, for
+        other processes (a search with ``n_jobs``, a later session), as
+        :class:`~sklearn.pipeline.Pipeline`'s ``memory`` keeps fitted transformers. None
+        keeps nothing on disk. Delete the folder to free the space.
 
     Attributes
     ----------
@@ -125,6 +142,15 @@ class PretrainedFeatureExtractor(
     (checked to give the same features); the next batch is decoded while the network
     runs.
 
+    Features are shared between transforms (``shared_cache_size``, ``memory``), keyed by
+    each input's content (a file's path, size and modification time, so a rewritten file
+    is computed again; an array's, a PIL image's or a text's bytes) and by what computes
+    them (the weights as they were at ``fit``, the input pipeline, ``layer`` and
+    ``pooling``, the device): after changing ``backbone_``'s weights in place, call ``fit``
+    again. A stored row is the one computed first, perhaps in another batch: it may
+    differ from a fresh one in the last bits, as results on different hardware do. A
+    text's truncation warning is given when its features are computed.
+
     A pickle or a :func:`sktransfer.save` file leaves the weights out only when they can
     be rebuilt bit for bit from a named source (pretrained weights, unchanged): it is then
     kilobytes and the weights reload from their source. Random weights (``weights=None``),
@@ -146,8 +172,10 @@ class PretrainedFeatureExtractor(
         "pooling": [StrOptions(set(POOLINGS)), None],
         "verbose": ["verbose"],
         "progress": ["boolean", StrOptions({"deprecated"})],
+        "shared_cache_size": [Interval(Real, 0, None, closed="left")],
+        "memory": [None, str, os.PathLike, HasMethods(["cache"])],
     }
-    _safe_training_only = ()
+    _safe_training_only = ("memory",)
 
     def __init__(
         self,
@@ -163,6 +191,8 @@ class PretrainedFeatureExtractor(
         num_workers=0,
         verbose=0,
         progress="deprecated",
+        shared_cache_size=1024,
+        memory=None,
     ):
         self.backbone = backbone
         self.weights = weights
@@ -175,6 +205,8 @@ class PretrainedFeatureExtractor(
         self.num_workers = num_workers
         self.verbose = verbose
         self.progress = progress
+        self.shared_cache_size = shared_cache_size
+        self.memory = memory
 
     def fit(self, X, y=None):
         """Load the backbone; ``X`` is only validated (nothing is learned from it).
@@ -211,16 +243,29 @@ class PretrainedFeatureExtractor(
         self.device_ = device
         self.layer_ = layer
         self._pooling = pooling
-        self._net = _inference_net(backbone, device, layer)
-        out = probe(self._features, backbone.preprocessing, device)
-        self.n_features_out_ = int(out.shape[1])
+        backbone.net.eval().requires_grad_(False)
+        self._net = None  # built by the first transform that computes features
+        self._weights_digest = backbone.weights_digest()  # names the features it computes
+        shapes = partial(self._features, net=backbone.net)  # on the CPU, as loaded
+        self.n_features_out_ = int(probe(shapes, backbone.preprocessing, CPU).shape[1])
 
-    def _features(self, x):
+    def _features(self, x, net=None):
+        net = self._inference_net() if net is None else net
         if self.layer_ is None and self._pooling == "avg":
-            return self._net(x)
+            return net(x)
         if self.layer_ is None:  # re-pool the last feature map (the input of the pool stage)
-            return pool_features(self._net[:-1](x), self._pooling)
-        return _layer_output(self._net, self.layer_, x, self._pooling)
+            return pool_features(net[:-1](x), self._pooling)
+        return _layer_output(net, self.layer_, x, self._pooling)
+
+    def _inference_net(self):
+        """Return the network as inference runs it, built on first use.
+
+        Not in ``fit``: the fits of a search whose features are all in the shared cache
+        never build it (folding BatchNorm costs about as much as a few dozen images).
+        """
+        if self._net is None:
+            self._net = _inference_net(self.backbone_, self.device_, self.layer_)
+        return self._net
 
     def transform(self, X):
         """Return the features of the inputs in ``X``.
@@ -238,8 +283,33 @@ class PretrainedFeatureExtractor(
         preprocessing = self.backbone_.preprocessing
         inputs = preprocessing.check(X)
         show = self.verbose > 0 or self.progress is True
-        batches = self._batches(inputs, preprocessing, progress=show, desc="features")
-        return run_batches(self._features, batches, len(inputs), self.device_).numpy()
+        computed = []
+
+        def compute(indices):
+            computed.append(len(indices))
+            whole = len(indices) == len(inputs)  # indices are increasing: all, in order
+            subset = inputs if whole else inputs.take(indices)
+            batches = self._batches(subset, preprocessing, progress=show, desc="features")
+            return run_batches(self._features, batches, len(subset), self.device_)
+
+        if not self.shared_cache_size and self.memory is None:
+            return compute(np.arange(len(inputs))).numpy()
+        namespace = make_namespace(
+            "features",
+            self._weights_digest,
+            repr(preprocessing),
+            f"layer={self.layer_!r}",
+            f"pooling={self._pooling!r}",
+            self.device_.type,
+            use_amp(self.device_),
+        )
+        max_bytes = int(self.shared_cache_size * 2**20)
+        keys = input_keys(inputs)
+        rows = cached_rows(namespace, keys, compute, max_bytes=max_bytes, memory=self.memory)
+        if show and sum(computed) < len(inputs):
+            stored = len(inputs) - sum(computed)
+            print(f"features: {stored} of {len(inputs)} from the shared cache", file=sys.stderr)
+        return rows.numpy()
 
     @property
     def _n_features_out(self):
@@ -255,6 +325,7 @@ class PretrainedFeatureExtractor(
     def __getstate__(self):
         state = dict(super().__getstate__())  # a copy: never change the live object
         state.pop("_net", None)
+        state.pop("_weights_digest", None)
         state.pop("device_", None)
         return state
 

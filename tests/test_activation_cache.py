@@ -1,4 +1,8 @@
-"""The activation cache: rows computed once per input and computation, shared and exact."""
+"""The activation cache: rows computed once per input and computation, shared and exact.
+
+The estimators are reached as ``sktransfer.<name>`` (loaded on first use): the processes
+that the concurrency test spawns import this module, and should start fast.
+"""
 
 import multiprocessing
 import os
@@ -9,7 +13,7 @@ import pytest
 import torch
 from PIL import Image
 
-from sktransfer import PretrainedFeatureExtractor, load_backbone
+import sktransfer
 from sktransfer._core.activations import (
     cache_info,
     cached_rows,
@@ -17,9 +21,9 @@ from sktransfer._core.activations import (
     fingerprint,
     input_keys,
     make_namespace,
+    module_digest,
     prefix_rows,
 )
-from sktransfer._images import check_images
 
 MB = 2**20
 
@@ -54,6 +58,12 @@ def bits(tensor):
     return tensor.contiguous().view(torch.int32)
 
 
+def image_keys(X):
+    from sktransfer._images import check_images
+
+    return input_keys(check_images(X))
+
+
 def text_keys(n, prefix="text"):
     return input_keys([f"{prefix} {i}" for i in range(n)])
 
@@ -72,7 +82,7 @@ def test_equal_arrays_give_equal_keys_and_any_difference_a_new_key():
     assert fingerprint((a / 255).astype(np.float32), "arrays") != key  # another dtype
     # rows of one stacked array are keyed like the same images given one by one
     stack = np.stack([a, one_pixel])
-    assert input_keys(check_images(stack)) == input_keys(check_images([a, one_pixel]))
+    assert image_keys(stack) == image_keys([a, one_pixel])
 
 
 def test_equal_pil_images_give_equal_keys_and_orientation_or_palette_matter():
@@ -111,7 +121,7 @@ def test_a_rewritten_file_gets_a_new_key_and_its_row_is_computed_again(tmp_path)
     for path in paths:
         _save(path, rng.integers(0, 256, (20, 20, 3), dtype=np.uint8))
     ns = make_namespace("files")
-    keys = input_keys(check_images(paths))
+    keys = image_keys(paths)
     compute = Counting(keys)
     cached_rows(ns, keys, compute, max_bytes=MB)
 
@@ -122,7 +132,7 @@ def test_a_rewritten_file_gets_a_new_key_and_its_row_is_computed_again(tmp_path)
     same_size.write_bytes(data[:-1] + bytes([data[-1]]))  # same bytes, rewritten
     os.utime(same_size, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
 
-    new_keys = input_keys(check_images(paths))
+    new_keys = image_keys(paths)
     assert new_keys[0] == keys[0] and new_keys[2] == keys[2]
     assert new_keys[1] != keys[1] and new_keys[3] != keys[3]
     compute.keys, compute.asked = new_keys, []
@@ -154,7 +164,9 @@ def test_only_missing_rows_are_computed_and_each_key_once():
 
 
 def test_another_namespace_computes_again():
-    backbone = load_backbone(torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.Flatten()))
+    backbone = sktransfer.load_backbone(
+        torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.Flatten())
+    )
     keys = text_keys(3)
     compute = Counting(keys)
     before = make_namespace(backbone.weights_digest(), "layer=None")
@@ -173,6 +185,22 @@ def test_another_namespace_computes_again():
     assert compute.asked == [0, 1, 2]
 
 
+def test_a_stage_digest_follows_its_weights_and_buffers():
+    def stage():
+        torch.manual_seed(0)
+        return torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4))
+
+    a, b = stage(), stage()
+    assert module_digest(a) == module_digest(b)
+    assert module_digest(a) == module_digest(a.to(memory_format=torch.channels_last))
+    b[1].running_mean[0] += 1e-6  # a buffer, not a parameter
+    assert module_digest(a) != module_digest(b)
+    b = stage()
+    with torch.no_grad():
+        b[0].weight[0, 0, 0, 0] = -b[0].weight[0, 0, 0, 0]
+    assert module_digest(a) != module_digest(b)
+
+
 def test_cached_rows_are_bit_identical_to_an_uncached_extractor(sample_photos, tmp_path):
     X = np.stack(
         [
@@ -181,9 +209,9 @@ def test_cached_rows_are_bit_identical_to_an_uncached_extractor(sample_photos, t
             for i in range(4)
         ]
     )
-    extractor = PretrainedFeatureExtractor(image_size=32, batch_size=4).fit(X)
+    extractor = sktransfer.PretrainedFeatureExtractor(image_size=32, batch_size=4).fit(X)
     plain = extractor.transform(X)
-    keys = input_keys(check_images(X))
+    keys = image_keys(X)
     ns = make_namespace(extractor.backbone_.weights_digest(), "final features")
 
     def compute(indices):
@@ -430,3 +458,160 @@ def test_prefix_rows_without_any_cache_runs_all_stages_at_once():
     assert net.runs == [(0, 4, [0, 1, 2])] * 2
     with pytest.raises(ValueError, match="cannot be None"):
         prefix_rows(net.namespaces(4, kept={1}), keys, net, max_bytes=MB)
+
+
+# --- the estimators share it -----------------------------------------------------------------
+FAST = {"image_size": 32, "batch_size": 8}
+
+
+@pytest.fixture
+def computed_rows(monkeypatch):
+    """Count the rows each estimator computes: the extractor's, and each stage run's."""
+    import sktransfer._extractor as extractor_module
+    import sktransfer._fine_tuning._cache as prefix_cache
+
+    counts = {"features": 0, "stages": []}
+    run_batches, run_stages = extractor_module.run_batches, prefix_cache._StageRunner.__call__
+
+    def counting_batches(fn, batches, n, device):
+        counts["features"] += n
+        return run_batches(fn, batches, n, device)
+
+    def counting_stages(self, start, stop, rows, indices):
+        counts["stages"].append((start, stop, len(indices)))
+        return run_stages(self, start, stop, rows, indices)
+
+    monkeypatch.setattr(extractor_module, "run_batches", counting_batches)
+    monkeypatch.setattr(prefix_cache._StageRunner, "__call__", counting_stages)
+    return counts
+
+
+def test_a_pipeline_search_computes_each_image_once(crops, computed_rows):
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import GridSearchCV
+    from sklearn.pipeline import Pipeline
+
+    X, y = crops
+    searches = {}
+    for size in (0, 64):
+        pipe = Pipeline(
+            [
+                (
+                    "features",
+                    sktransfer.PretrainedFeatureExtractor(shared_cache_size=size, **FAST),
+                ),
+                ("clf", LogisticRegression(max_iter=500)),
+            ]
+        )
+        computed_rows["features"] = 0
+        grid = {"clf__C": [0.1, 1.0]}
+        searches[size] = GridSearchCV(pipe, grid, cv=3, scoring="neg_log_loss").fit(X, y)
+        searches[size].n_rows = computed_rows["features"]
+    assert searches[0].n_rows == 2 * 3 * len(X) + len(X)  # every fold, candidate and refit
+    assert searches[64].n_rows == len(X)
+    assert searches[64].best_params_ == searches[0].best_params_
+    np.testing.assert_allclose(
+        searches[64].cv_results_["mean_test_score"],
+        searches[0].cv_results_["mean_test_score"],
+        rtol=1e-5,
+    )
+
+
+def test_a_rewritten_image_file_gets_new_features(tmp_path, crops, computed_rows):
+    X, _ = crops
+    paths = [str(tmp_path / f"{i}.png") for i in range(4)]
+    for path, image in zip(paths, X, strict=False):
+        Image.fromarray(image).save(path)
+    extractor = sktransfer.PretrainedFeatureExtractor(**FAST).fit(paths)
+    before = extractor.transform(paths)
+    Image.fromarray(X[10]).save(paths[2])  # another photo under the same name
+    after = extractor.transform(paths)
+    assert computed_rows["features"] == 4 + 1
+    fresh = (
+        sktransfer.PretrainedFeatureExtractor(shared_cache_size=0, **FAST)
+        .fit(paths)
+        .transform(paths)
+    )
+    np.testing.assert_allclose(after, fresh, atol=1e-5)
+    assert np.array_equal(after[[0, 1, 3]], before[[0, 1, 3]])
+    assert not np.allclose(after[2], before[2])
+
+
+def test_the_memory_folder_serves_another_process(tmp_path, crops, computed_rows):
+    X, _ = crops
+    extractor = sktransfer.PretrainedFeatureExtractor(memory=tmp_path, **FAST).fit(X)
+    features = extractor.transform(X)
+    clear_cache()  # what a new process starts with
+    again = sktransfer.PretrainedFeatureExtractor(
+        memory=str(tmp_path), shared_cache_size=0, **FAST
+    )
+    assert again.fit(X).transform(X).tobytes() == features.tobytes()
+    assert computed_rows["features"] == len(X)
+
+
+def test_the_cache_parameters_are_validated(crops):
+    X, _ = crops
+    with pytest.raises(ValueError, match="'shared_cache_size' parameter"):
+        sktransfer.PretrainedFeatureExtractor(shared_cache_size=-1, **FAST).fit(X)
+    with pytest.raises(ValueError, match="'memory' parameter"):
+        sktransfer.FineTunedClassifier(memory=3, **FAST).fit(X, crops[1])
+
+
+def stage_chain(runs, n):
+    """Check that ``runs`` cover consecutive stages for ``n`` rows; return (first, stop)."""
+    assert runs and all(count == n for _, _, count in runs)
+    assert all(a[1] == b[0] for a, b in zip(runs, runs[1:], strict=False))
+    return runs[0][0], runs[-1][1]
+
+
+def test_fine_tuning_continues_from_the_stage_outputs_another_fit_left(crops, computed_rows):
+    X, y = crops
+    params = {"max_epochs": 1, "random_state": 0, **FAST}
+    shallow = sktransfer.FineTunedClassifier(n_frozen=-2, **params).fit(X, y)  # stages 0..6 frozen
+    assert stage_chain(computed_rows["stages"], len(X)) == (0, 7)
+    computed_rows["stages"] = []
+    deep = sktransfer.FineTunedClassifier(n_frozen="all", **params).fit(X, y)  # all 10
+    assert stage_chain(computed_rows["stages"], len(X)) == (7, 10)
+    computed_rows["stages"] = []
+    middle = sktransfer.FineTunedClassifier(n_frozen=-1, **params).fit(X, y)  # stages 0..7: stored
+    assert computed_rows["stages"] == []
+    for clf in (shallow, deep, middle):  # prediction starts from the stored outputs too
+        uncached = sktransfer.FineTunedClassifier(
+            n_frozen=clf.n_frozen, shared_cache_size=0, **params
+        )
+        expected = uncached.fit(X, y).predict_proba(X)
+        computed_rows["stages"] = []
+        np.testing.assert_allclose(clf.predict_proba(X), expected, atol=1e-5)
+        assert computed_rows["stages"] == []
+
+
+def test_a_fine_tuning_search_runs_the_frozen_stages_once_per_image(crops, computed_rows):
+    from sklearn.model_selection import GridSearchCV
+
+    X, y = crops
+    grid = {"n_frozen": ["all", -1], "lr": [1e-3, 3e-4]}
+    searches = {}
+    for size in (0, 64):
+        clf = sktransfer.FineTunedClassifier(
+            max_epochs=1, random_state=0, shared_cache_size=size, **FAST
+        )
+        computed_rows["stages"] = []
+        searches[size] = GridSearchCV(clf, grid, cv=3, scoring="neg_log_loss").fit(X, y)
+        searches[size].runs = computed_rows["stages"]
+    from_inputs = sum(n for start, _, n in searches[64].runs if start == 0)
+    assert from_inputs == len(X)  # the rest continued from stored stage outputs
+    assert sum(n for start, _, n in searches[0].runs if start == 0) == 4 * 3 * 16 + len(X)
+    assert searches[64].best_params_ == searches[0].best_params_
+    np.testing.assert_allclose(
+        searches[64].cv_results_["mean_test_score"],
+        searches[0].cv_results_["mean_test_score"],
+        rtol=1e-4,
+    )
+
+
+def test_text_features_are_shared_too(computed_rows):
+    texts = ["The team won the match.", "She baked a cake.", "We cooked pasta at home."]
+    extractor = sktransfer.PretrainedFeatureExtractor("all-MiniLM-L6-v2").fit(texts)
+    features = extractor.transform(texts)
+    assert extractor.transform(texts[::-1]).tobytes() == features[::-1].tobytes()
+    assert computed_rows["features"] == 3

@@ -61,6 +61,7 @@ __all__ = [
     "fingerprint",
     "input_keys",
     "make_namespace",
+    "module_digest",
     "prefix_rows",
 ]
 
@@ -178,6 +179,21 @@ def make_namespace(*parts):
     """
     texts = [part if isinstance(part, str) else repr(part) for part in parts]
     return _digest("namespace", torch.__version__, *texts)
+
+
+def module_digest(module):
+    """Return the SHA-256 of a module's tensors (parameters and buffers), names included.
+
+    As :meth:`Backbone.weights_digest <sktransfer.Backbone.weights_digest>` does for a
+    whole network; for one stage, so that the namespace of a prefix's output names the
+    weights of that prefix only.
+    """
+    digest = hashlib.sha256()
+    for name, tensor in module.state_dict().items():
+        data = tensor.detach().cpu().contiguous()
+        digest.update(name.encode() + str(data.dtype).encode() + str(tuple(data.shape)).encode())
+        digest.update(data.view(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
 
 
 # --- rows: a tensor, or a dict of tensors, with one row per input ------------------------------

@@ -1,14 +1,28 @@
-"""The frozen-prefix cache: the output of the leading frozen stages, computed once per fit.
+"""The frozen-prefix cache: the output of the leading frozen stages, computed once.
 
 Without augmentation the frozen stages compute the same thing every epoch, so fine-tuning
 runs them once over the training inputs and trains the rest on their output. The cache
 is bounded by the estimator's ``cache_size``; it gives the same losses as running the
 whole network every epoch, up to float rounding.
+
+The output also goes to the process's shared activation store
+(:mod:`sktransfer._core.activations`), keyed by each input's content and by the weights
+of the stages that computed it, so that the folds, candidates and refit of a search run
+the frozen stages once per input: a candidate that freezes fewer groups continues from a
+shallower stage output left by an earlier one (the deepest output is stored, and as many
+shallower ones as fit in half of the store), and prediction starts from the stored output
+too. Outputs that come in several parts (a text encoder's token states and mask, whose
+length follows the batch) are not shared.
 """
 
+from dataclasses import dataclass
+
+import numpy as np
 import torch
 
-from .._core.inference import nbytes, probe, run_batches
+from .._core.activations import input_keys, make_namespace, module_digest, prefix_rows
+from .._core.device import use_amp
+from .._core.inference import probe, run_batches, take_rows
 from ..backbones._optimize import fold_batchnorm, has_batchnorm
 
 # On a CPU the cache pass runs a copy of the frozen stages with BatchNorm folded into the
@@ -17,38 +31,202 @@ from ..backbones._optimize import fold_batchnorm, has_batchnorm
 FOLD_MIN_INPUTS = 128
 
 
-def frozen_prefix_outputs(prefix, n_inputs, preprocessing, batches, device, max_bytes):
-    """Run ``prefix`` once over the inputs; None when the output would exceed ``max_bytes``.
+@dataclass(frozen=True)
+class FrozenStages:
+    """What the shared store needs to know of the leading frozen stages (probed once).
+
+    Attributes
+    ----------
+    digests : tuple of str
+        The SHA-256 of each stage's weights: the output of the first ``i + 1`` stages is
+        named by the first ``i + 1`` digests, so every fit that freezes them names it
+        alike.
+    row_bytes : tuple of int
+        Bytes of one input's output after each stage (float32).
+    plain : tuple of bool
+        Whether each stage's output is a plain tensor, which can be shared (a text
+        encoder's ``{"hidden", "mask"}`` is as long as the batch's longest text).
+    """
+
+    digests: tuple
+    row_bytes: tuple
+    plain: tuple
+
+    @classmethod
+    def probe(cls, trunk, n_stages, preprocessing, device):
+        """Probe the first ``n_stages`` stages of ``trunk`` on one blank input."""
+        prefix = trunk[:n_stages].eval()
+        outputs = []
+
+        def run(x):
+            for stage in prefix:
+                x = stage(x)
+                outputs.append(x)
+            return x
+
+        probe(run, preprocessing, device)
+        return cls(
+            digests=tuple(module_digest(stage) for stage in prefix),
+            row_bytes=tuple(_float32_bytes(out) for out in outputs),
+            plain=tuple(torch.is_tensor(out) for out in outputs),
+        )
+
+    def __len__(self):
+        return len(self.digests)
+
+    def namespaces(self, n_inputs, preprocessing, device, shared_bytes):
+        """Name the stage outputs to store: the deepest, and shallower ones in half the store.
+
+        Entry ``i`` names the output of the first ``i + 1`` stages, or is None (not
+        stored). None when the deepest output cannot be shared; its entry is None when it
+        alone exceeds the store.
+        """
+        if not self.plain[-1]:
+            return None
+        names, spent, last = [None] * len(self), 0, len(self) - 1
+        for i in reversed(range(len(self))):
+            size = self.row_bytes[i] * n_inputs
+            too_large = size > shared_bytes if i == last else spent + size > shared_bytes // 2
+            if self.plain[i] and not too_large:
+                names[i], spent = self.namespace(i + 1, preprocessing, device), spent + size
+        return names
+
+    def namespace(self, n_stages, preprocessing, device):
+        """Return the namespace of the output of the first ``n_stages`` stages."""
+        return make_namespace(
+            "stage output",
+            *self.digests[:n_stages],
+            repr(preprocessing),
+            device.type,
+            use_amp(device),
+        )
+
+
+def _float32_bytes(out):
+    if isinstance(out, dict):
+        return sum(_float32_bytes(value) for value in out.values())
+    return out.numel() * (4 if out.is_floating_point() else out.element_size())
+
+
+def frozen_prefix_outputs(
+    trunk,
+    stages,
+    inputs,
+    batches_of,
+    preprocessing,
+    device,
+    *,
+    max_bytes,
+    batch_size,
+    shared_bytes=0,
+    memory=None,
+    shared_only=False,
+):
+    """Return the output of the first ``len(stages)`` stages for every input, or None.
+
+    None when that output would take more than ``max_bytes`` (or, with ``shared_only``,
+    when it cannot be shared).
 
     Parameters
     ----------
-    prefix : torch.nn.Module
-        The leading frozen stages (eval mode).
-    n_inputs : int
-        Number of inputs ``batches`` yields.
+    trunk : torch.nn.Sequential
+        The backbone's stages.
+    stages : FrozenStages
+        The leading frozen stages to run, probed.
+    inputs : ImageList or TextList
+        Checked inputs.
+    batches_of : callable
+        ``batches_of(inputs)`` yields the unaugmented batches of (a subset of) inputs.
     preprocessing : input pipeline
-        The backbone's, to probe the output size.
-    batches : iterable
-        The inputs' batches, unaugmented, all of one shape (consumed only if the cache
-        fits).
+        The backbone's, to name the outputs.
     device : torch.device
-        Where the prefix runs.
+        Where the stages run.
     max_bytes : int
-        The memory the cache may take.
+        The memory the output may take.
+    batch_size : int
+        Rows per forward pass when continuing from a stored stage output.
+    shared_bytes : int, default=0
+        Bound of the process's shared store (0: not used).
+    memory : str, path-like, joblib.Memory or None, default=None
+        A folder that keeps stage outputs across processes.
+    shared_only : bool, default=False
+        Return None when the output cannot be shared (prediction then runs the network
+        batch by batch instead).
 
     Returns
     -------
     torch.Tensor, dict of torch.Tensor, or None
-        On the CPU, ``n_inputs`` rows, in the inputs' order.
+        On the CPU, one row per input, in the inputs' order.
     """
-    prefix.eval()
-    row = probe(prefix, preprocessing, device)
-    if nbytes(row) * n_inputs > max_bytes:
+    n, n_stages = len(inputs), len(stages)
+    if stages.row_bytes[-1] * n > max_bytes:
         return None
-    if device.type == "cpu" and n_inputs >= FOLD_MIN_INPUTS and has_batchnorm(prefix):
-        # a folded copy, checked against the original on random input drawn from a
-        # forked RNG (the training's random stream stays that of the uncached path)
-        with torch.random.fork_rng(devices=[]):
-            example = preprocessing.example_input(2, random=True)
-            prefix = fold_batchnorm(prefix, example).to(memory_format=torch.channels_last)
-    return run_batches(prefix, batches, n_inputs, device)
+    run_stages = _StageRunner(trunk, inputs, batches_of, preprocessing, device, batch_size)
+    names = None
+    if shared_bytes or memory is not None:
+        names = stages.namespaces(n, preprocessing, device, shared_bytes)
+    if names is None or (names[-1] is None and memory is None):
+        return None if shared_only else run_stages(0, n_stages, None, np.arange(n))
+    if names[-1] is None:  # too large for the store: kept in the memory folder only
+        names = [None] * (n_stages - 1) + [stages.namespace(n_stages, preprocessing, device)]
+        shared_bytes = 0
+    keys = input_keys(inputs)
+    return prefix_rows(names, keys, run_stages, max_bytes=shared_bytes, memory=memory)
+
+
+class _StageRunner:
+    """``run_stages`` for :func:`~sktransfer._core.activations.prefix_rows`.
+
+    Runs ``trunk[start:stop]`` (eval mode) on the inputs at ``indices``, from the raw
+    inputs or from the stored output of the first ``start`` stages; on a CPU, over
+    ``FOLD_MIN_INPUTS`` inputs or more, a copy with BatchNorm folded into the convolutions.
+    """
+
+    def __init__(self, trunk, inputs, batches_of, preprocessing, device, batch_size):
+        self.trunk = trunk
+        self.inputs = inputs
+        self.batches_of = batches_of
+        self.preprocessing = preprocessing
+        self.device = device
+        self.batch_size = batch_size
+
+    def __call__(self, start, stop, rows, indices):
+        segment = self.trunk[start:stop].eval()
+        if rows is None:
+            whole = len(indices) == len(self.inputs)  # indices are increasing: all, in order
+            batches = self.batches_of(self.inputs if whole else self.inputs.take(indices))
+        else:
+            batches = row_batches(rows, self.batch_size)
+        fold = len(indices) >= FOLD_MIN_INPUTS and has_batchnorm(segment)
+        if self.device.type == "cpu" and fold:
+            # a folded copy, checked against the original on random input drawn from a
+            # forked RNG (the training's random stream stays that of the uncached path)
+            with torch.random.fork_rng(devices=[]):
+                if rows is None:
+                    example = self.preprocessing.example_input(2, random=True)
+                else:
+                    example = take_rows(rows, slice(0, 2))
+                segment = fold_batchnorm(segment, example).to(memory_format=torch.channels_last)
+        return run_batches(segment, batches, len(indices), self.device)
+
+
+def row_batches(rows, batch_size):
+    """Yield ``rows`` (a tensor or a dict of tensors) in batches of ``batch_size``."""
+    n = len(next(iter(rows.values()))) if isinstance(rows, dict) else len(rows)
+    for start in range(0, n, batch_size):
+        yield take_rows(rows, slice(start, start + batch_size))
+
+
+def frozen_stage_count(trunk, layer_groups, n_frozen):
+    """Count the leading stages of ``trunk`` whose parameters are all in frozen groups.
+
+    As :meth:`Backbone.frozen_stages <sktransfer.Backbone.frozen_stages>` after
+    ``freeze(n_frozen)``, without touching the parameters (for a fitted or loaded model).
+    """
+    frozen = {name for _, names in layer_groups[:n_frozen] for name in names}
+    count = 0
+    for stage_name, stage in trunk.named_children():
+        if any(f"{stage_name}.{name}" not in frozen for name, _ in stage.named_parameters()):
+            break
+        count += 1
+    return count

@@ -1,5 +1,6 @@
 """Parameter transfer: fine-tune a pretrained backbone as a scikit-learn classifier."""
 
+import os
 from dataclasses import replace
 from numbers import Integral, Real
 
@@ -8,7 +9,7 @@ import torch
 from sklearn.base import ClassifierMixin
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import LabelEncoder
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d
@@ -18,7 +19,7 @@ from .._core.base import TransferEstimator
 from .._core.device import resolve_device, seed_everything
 from .._core.inference import run_batches, take_rows
 from ..backbones import DEFAULT_BACKBONE
-from ._cache import frozen_prefix_outputs
+from ._cache import FrozenStages, frozen_prefix_outputs, frozen_stage_count, row_batches
 from ._codec import from_safe_state, to_safe_state
 from ._network import TransferNet, make_head, to_device
 from ._skorch import OPTIMIZERS, build_net, release_training_state
@@ -106,6 +107,17 @@ class FineTunedClassifier(ClassifierMixin, TransferEstimator):
         stages for every training input). When the cache would be larger, or with
         ``cache_size=0``, every epoch runs the whole network instead (the same losses up
         to float rounding, and slower).
+    shared_cache_size : float, default=1024
+        Megabytes of frozen-stage outputs kept in this process between fits, shared by
+        every estimator in it: the folds, candidates and refit of a grid search run the
+        frozen stages once per input, and prediction starts from their stored output.
+        Least recently used outputs go first; 0 turns the sharing off (each fit then
+        computes its own, within ``cache_size``). See Notes.
+    memory : str, path-like, joblib.Memory or None, default=None
+        A folder (or a :class:`joblib.Memory`) where frozen-stage outputs are also kept
+        on disk, for other processes (a search with ``n_jobs``, a later session), as
+        :class:`~sklearn.pipeline.Pipeline`'s ``memory`` keeps fitted transformers.
+        None keeps nothing on disk. Delete the folder to free the space.
 
     Attributes
     ----------
@@ -145,6 +157,16 @@ class FineTunedClassifier(ClassifierMixin, TransferEstimator):
     float rounding. On a CPU, from 128 training images on, the cache pass runs a copy of
     the frozen stages with BatchNorm folded into the convolutions (checked to agree).
 
+    The outputs are also shared between fits (``shared_cache_size``, ``memory``), keyed
+    by each input's content (a file's path, size and modification time; an array's or
+    a text's bytes) and by the weights of the stages that computed them. A candidate of
+    a search that freezes fewer groups continues from a shallower stage output stored by
+    an earlier one: the deepest frozen output is stored, and as many shallower ones as
+    fit in half of ``shared_cache_size``. Outputs that come in several parts (a text
+    encoder's token states, whose length follows the batch) are not shared. A stored
+    output is the one computed first, perhaps in another batch: it may differ from a
+    fresh one in the last bits, as results on different hardware do.
+
     After ``fit`` the model keeps its weights only: the optimizer's moments and early
     stopping's copy of the best weights are released (``fit`` always starts afresh), so
     a :mod:`joblib` file holds the network once. A model fitted on a GPU unpickles on a
@@ -181,8 +203,10 @@ class FineTunedClassifier(ClassifierMixin, TransferEstimator):
         "verbose": ["verbose"],
         "callbacks": [list, None],
         "cache_size": [Interval(Real, 0, None, closed="left")],
+        "shared_cache_size": [Interval(Real, 0, None, closed="left")],
+        "memory": [None, str, os.PathLike, HasMethods(["cache"])],
     }
-    _safe_training_only = ("callbacks", "augment")
+    _safe_training_only = ("callbacks", "augment", "memory")
 
     def __init__(
         self,
@@ -211,6 +235,8 @@ class FineTunedClassifier(ClassifierMixin, TransferEstimator):
         callbacks=None,
         num_workers=0,
         cache_size=2048,
+        shared_cache_size=1024,
+        memory=None,
     ):
         self.backbone = backbone
         self.weights = weights
@@ -236,6 +262,8 @@ class FineTunedClassifier(ClassifierMixin, TransferEstimator):
         self.callbacks = callbacks
         self.num_workers = num_workers
         self.cache_size = cache_size
+        self.shared_cache_size = shared_cache_size
+        self.memory = memory
 
     def fit(self, X, y):
         """Fine-tune on inputs ``X`` (images or texts) with labels ``y``.
@@ -266,14 +294,17 @@ class FineTunedClassifier(ClassifierMixin, TransferEstimator):
         seed_everything(self.random_state)
         head = make_head(self.head, self.dropout, backbone.num_features, len(encoder.classes_))
         module = to_device(TransferNet(backbone.net, head), device)
-        train, valid, n_cached = self._datasets(backbone, module, inputs, y_enc, split, device)
+        frozen = _probe_frozen(module.trunk, backbone, n_frozen, device)
+        train, valid, n_cached = self._datasets(
+            backbone, module, inputs, y_enc, split, device, frozen
+        )
         weights = self._class_weights(encoder.classes_, y)
         n_classes = len(encoder.classes_)
         self.net_ = build_net(self, module, device, n_classes, class_weights=weights, valid=valid)
         with module.starting_at(n_cached):
             self.net_.fit(train, None)
         release_training_state(self.net_)
-        self._set_fitted(backbone, encoder.classes_, n_frozen, n_cached, device)
+        self._set_fitted(backbone, encoder.classes_, n_frozen, n_cached, device, frozen=frozen)
         return self
 
     def _validation_split(self, y_enc):
@@ -293,29 +324,17 @@ class FineTunedClassifier(ClassifierMixin, TransferEstimator):
                 "images, or turn early_stopping off."
             ) from None
 
-    def _datasets(self, backbone, module, inputs, y_enc, split, device):
+    def _datasets(self, backbone, module, inputs, y_enc, split, device, frozen):
         """Training and validation data: cached frozen-prefix outputs, or the inputs.
 
         Returns ``(train, valid, n_cached)``; ``valid`` is None without early stopping and
         ``n_cached`` is the number of leading stages whose output the data holds.
         """
         preprocessing, targets = backbone.preprocessing, torch.from_numpy(y_enc)
-        n_cached = backbone.frozen_stages() if self.augment in (None, False) else 0
         cached = None
-        if n_cached:
-            batches = self._batches(
-                inputs,
-                preprocessing,
-                progress=self.verbose > 0,
-                desc="frozen layers",
-                uniform=True,
-            )
-            max_bytes = int(self.cache_size * 2**20)
-            prefix = module.trunk[:n_cached]
-            cached = frozen_prefix_outputs(
-                prefix, len(inputs), preprocessing, batches, device, max_bytes
-            )
-            n_cached = 0 if cached is None else n_cached
+        if frozen is not None and self.augment in (None, False):
+            cached = self._frozen_outputs(module.trunk, frozen, inputs, preprocessing, device)
+        n_cached = 0 if cached is None else len(frozen)
 
         def part(indices, augment):
             rows = targets if indices is None else targets[indices]
@@ -329,17 +348,44 @@ class FineTunedClassifier(ClassifierMixin, TransferEstimator):
         train_idx, valid_idx = (torch.from_numpy(i) for i in split)
         return part(train_idx, self.augment), part(valid_idx, None), n_cached
 
+    def _frozen_outputs(self, trunk, frozen, inputs, preprocessing, device, shared_only=False):
+        """Return the output of the ``frozen`` stages (shared if it can be), or None."""
+
+        def batches_of(subset):
+            progress, desc = self.verbose > 0, "predict" if shared_only else "frozen layers"
+            return self._batches(
+                subset, preprocessing, progress=progress, desc=desc, uniform=not shared_only
+            )
+
+        return frozen_prefix_outputs(
+            trunk,
+            frozen,
+            inputs,
+            batches_of,
+            preprocessing,
+            device,
+            max_bytes=int(self.cache_size * 2**20),
+            batch_size=self.batch_size,
+            shared_bytes=int(self.shared_cache_size * 2**20),
+            memory=self.memory,
+            shared_only=shared_only,
+        )
+
     def _class_weights(self, classes, y):
         if self.class_weight is None:
             return None
         return compute_class_weight(self.class_weight, classes=classes, y=column_or_1d(y))
 
-    def _set_fitted(self, backbone, classes, n_frozen, n_cached, device):
+    def _set_fitted(self, backbone, classes, n_frozen, n_cached, device, *, frozen=None):
         """Set every fitted attribute but ``net_`` (after fit and after loading).
 
         The trunk's weights live in ``net_.module_`` only; ``_backbone`` keeps the rest of
-        the backbone's record, from which :attr:`backbone_` is a view.
+        the backbone's record, from which :attr:`backbone_` is a view. ``_frozen_stages``
+        describes the frozen stages for the shared cache (probed here unless given).
         """
+        if frozen is None:
+            frozen = _probe_frozen(self.net_.module_.trunk, backbone, n_frozen, device)
+        self._frozen_stages = frozen
         trained = n_frozen < backbone.n_layer_groups
         changed = {"weights": "fine-tuned", "origin": None} if trained else {}
         self._backbone = replace(backbone, net=None, head=None, **changed)
@@ -372,8 +418,20 @@ class FineTunedClassifier(ClassifierMixin, TransferEstimator):
         preprocessing = self._backbone.preprocessing
         inputs = preprocessing.check(X)
         module = self.net_.module_.eval()
-        batches = self._batches(inputs, preprocessing, progress=self.verbose > 0, desc="predict")
-        logits = run_batches(module, batches, len(inputs), self.device_)
+        logits, frozen = None, self._frozen_stages
+        if frozen is not None and (self.shared_cache_size or self.memory is not None):
+            rows = self._frozen_outputs(
+                module.trunk, frozen, inputs, preprocessing, self.device_, shared_only=True
+            )
+            if rows is not None:
+                with module.starting_at(len(frozen)):
+                    batches = row_batches(rows, self.batch_size)
+                    logits = run_batches(module, batches, len(inputs), self.device_)
+        if logits is None:
+            batches = self._batches(
+                inputs, preprocessing, progress=self.verbose > 0, desc="predict"
+            )
+            logits = run_batches(module, batches, len(inputs), self.device_)
         proba = logits.softmax(dim=1).numpy().astype(np.float64)
         return proba / proba.sum(axis=1, keepdims=True)
 
@@ -415,6 +473,14 @@ class FineTunedClassifier(ClassifierMixin, TransferEstimator):
     @classmethod
     def _from_safe_state(cls, params, state, tensors):
         return from_safe_state(cls, params, state, tensors)
+
+
+def _probe_frozen(trunk, backbone, n_frozen, device):
+    """Describe the leading stages of ``trunk`` that ``n_frozen`` groups freeze (None: none)."""
+    n_stages = frozen_stage_count(trunk, backbone.layer_groups, n_frozen)
+    if not n_stages:
+        return None
+    return FrozenStages.probe(trunk, n_stages, backbone.preprocessing, device)
 
 
 def _check_targets(y, n_samples):
