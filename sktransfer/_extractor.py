@@ -85,7 +85,10 @@ class PretrainedFeatureExtractor(
         Extract this intermediate layer instead of the final features, e.g.
         ``"blocks3"`` (or ``"layer2"``, a text encoder's third layer, pooled over the
         real tokens); the valid names are ``backbone_.layer_names`` after ``fit``. The
-        network stops at that layer, so early layers are also cheaper.
+        network stops at that layer, so early layers are also cheaper. ``"auto"`` picks,
+        in ``fit(X, y)``, the layer group (or the final features) whose features score best
+        on the labels by LogME (:func:`sktransfer.selection.best_layer`, one forward pass
+        for all layers); ``layer_`` records it and ``layer_scores_`` the ranking.
     pooling : {"avg", "max", "avgmax", "token"} or None, default="avg"
         How a layer's feature map is reduced to a vector: average or maximum over space
         (or tokens), both concatenated, the first (class) token, or None to flatten.
@@ -126,7 +129,11 @@ class PretrainedFeatureExtractor(
         Where the network runs.
     layer_ : str or None
         The layer whose output ``transform`` returns (None: the final features), as
-        ``layer`` was at ``fit``: a parameter changed later takes effect at the next fit.
+        ``layer`` was at ``fit`` (or as ``layer="auto"`` chose it): a parameter changed
+        later takes effect at the next fit.
+    layer_scores_ : pandas.DataFrame or None
+        With ``layer="auto"``, every layer's transferability score, best first (see
+        :func:`sktransfer.selection.rank_candidates`); else None.
     n_features_out_ : int
         Width of the output.
 
@@ -216,7 +223,8 @@ class PretrainedFeatureExtractor(
         X : images or texts
             Image file paths, image arrays or PIL images (see
             :func:`sktransfer.load_image_folder`); or texts, for a text backbone.
-        y : ignored
+        y : array-like of shape (n_samples,), default=None
+            Labels, used only by ``layer="auto"`` to choose the layer.
 
         Returns
         -------
@@ -233,8 +241,31 @@ class PretrainedFeatureExtractor(
         backbone = self._load_backbone()
         backbone.preprocessing.check(X)
         device = resolve_device(self.device)  # asking for a missing GPU is an error here
-        self._set_fitted(backbone, device, self.layer, self.pooling)
+        layer, self.layer_scores_ = self.layer, None
+        if layer == "auto":
+            layer, self.layer_scores_ = self._choose_layer(backbone, X, y, device)
+        self._set_fitted(backbone, device, layer, self.pooling)
         return self
+
+    def _choose_layer(self, backbone, X, y, device):
+        """Choose the layer whose features score best on ``(X, y)`` (one forward pass)."""
+        if y is None:
+            raise ValueError(
+                "layer='auto' chooses the layer by how well its features fit the labels: "
+                "pass y to fit (or name a layer)."
+            )
+        from .selection import best_layer
+
+        return best_layer(
+            backbone,
+            X,
+            y,
+            pooling=self.pooling,
+            batch_size=self.batch_size,
+            device=device,
+            num_workers=self.num_workers,
+            verbose=self.verbose,
+        )
 
     def _set_fitted(self, backbone, device, layer, pooling):
         """Set every fitted attribute (after ``fit``, unpickling and loading)."""
@@ -357,6 +388,7 @@ class PretrainedFeatureExtractor(
             estimator.backbone = copy.deepcopy(backbone)
         device = fallback_device(estimator.device)
         estimator._set_fitted(backbone, device, state["layer_"], state["pooling"])
+        estimator.layer_scores_ = None  # the ranking is not part of the model
         return estimator
 
 

@@ -226,3 +226,16 @@ def test_parameters_changed_after_fit_take_effect_at_the_next_fit(extractor, cro
     assert fitted.layer_ is None and fitted.get_feature_names_out().shape == (1280,)
     refitted = fitted.fit(X).transform(X[:3])
     assert refitted.shape == (3, 160) and fitted.layer_ == "blocks3"
+
+
+def test_layer_auto_picks_the_best_scoring_layer(crops):
+    X, y = crops
+    extractor = PretrainedFeatureExtractor(layer="auto", **SMALL).fit(X, y)
+    scores = extractor.layer_scores_
+    best = scores.iloc[0]["layer"]
+    assert extractor.layer_ == (None if best is None or best != best else best)
+    assert scores["score"].is_monotonic_decreasing and len(scores) >= 5
+    assert extractor.transform(X[:2]).shape == (2, extractor.n_features_out_)
+    with pytest.raises(ValueError, match="layer='auto' chooses the layer .* pass y"):
+        PretrainedFeatureExtractor(layer="auto", **SMALL).fit(X)
+    assert PretrainedFeatureExtractor(**SMALL).fit(X).layer_scores_ is None
