@@ -7,9 +7,13 @@ also returns a Dask DataFrame (``output=None``, computed). Runs are interleaved,
 warm-up that builds the network on every worker; the script checks that the features agree,
 then writes medians and ratios to RESULTS.md.
 
-The per-partition overhead is measured apart: the same 48 tiny images (32 px) as 48
-partitions of one image and as 2 partitions of 24; the difference, in worker-seconds, per
-extra partition.
+On a busy machine the cluster's processes and the single process meet different loads, so
+one worker is also compared with a plain single-thread process extracting the same images at
+the same moment.
+
+The per-partition overhead is measured apart: the same 48 tiny images (48 px files, 32 px
+crops) as 48 partitions of one image and as 2 partitions of 24; the difference, in
+worker-seconds, per extra partition.
 
 Images: ``../shared/datasets/flowers3`` (real photos) when present, else crops of
 scikit-learn's sample photos saved as JPEG. Run: ``python benchmarks/bench_distributed.py``.
