@@ -23,7 +23,6 @@ import argparse
 import time
 import warnings
 
-import _text_data
 import numpy as np
 import torch
 from sklearn.feature_extraction.text import TfidfVectorizer
@@ -39,6 +38,7 @@ from sklearn.pipeline import make_pipeline
 from sktransfer import FineTunedClassifier, PretrainedFeatureExtractor
 from sktransfer._core.activations import clear_cache
 
+import _text_data
 from _results import machine_line, write_section
 
 PUBLISHED = {

@@ -22,7 +22,6 @@ import argparse
 import statistics
 import time
 
-import _text_data
 import numpy as np
 import torch
 from sklearn.model_selection import train_test_split
@@ -36,6 +35,7 @@ from transformers import AutoModel, AutoTokenizer
 from sktransfer import FineTunedClassifier
 from sktransfer.backbones._text import model_folder
 
+import _text_data
 from _results import machine_line, write_section
 
 # What each setting trains: sktransfer's n_frozen, and the parameter names the baseline

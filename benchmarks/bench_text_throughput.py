@@ -23,7 +23,6 @@ import argparse
 import statistics
 import time
 
-import _text_data
 import numpy as np
 import torch
 from sentence_transformers import SentenceTransformer
@@ -32,6 +31,7 @@ from transformers import AutoModel, AutoTokenizer
 from sktransfer import PretrainedFeatureExtractor
 from sktransfer.backbones._text import model_folder
 
+import _text_data
 from _results import machine_line, write_section
 
 
