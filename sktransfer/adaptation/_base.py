@@ -180,6 +180,18 @@ def _require_labelled_source(domains):
         )
 
 
+def source_rows(sample_domain, n_samples):
+    """Mask of the rows that ``sample_domain`` marks as source rows (none when it is None)."""
+    if sample_domain is None:
+        return np.zeros(n_samples, dtype=bool)
+    sample_domain = column_or_1d(sample_domain)
+    if len(sample_domain) != n_samples:
+        raise ValueError(
+            f"sample_domain has {len(sample_domain)} entries but X has {n_samples} rows."
+        )
+    return sample_domain > 0
+
+
 def check_labels(y, domains):
     """Validate the labels of the labelled rows; return their classes.
 
@@ -292,9 +304,10 @@ class _AdaptationClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
 class _DomainAdaptation(_AdaptationClassifier):
     """Fit an adapter on source and target rows, then ``estimator`` on the labelled rows.
 
-    Subclasses implement ``_adapt(X, domains)`` returning the adapted rows and a weight per
-    row (either may be None for "unchanged"), and ``_adapt_target(X)`` for new rows at
-    prediction time.
+    Subclasses implement ``_adapt(X, y, domains)`` returning the adapted rows and a weight
+    per row (either may be None for "unchanged"), and ``_adapt_rows(X, source)`` for new rows
+    at prediction time (``source``: a mask of the rows to take as source rows; the others are
+    target rows).
     """
 
     def fit(self, X, y, sample_domain=None):
@@ -322,7 +335,7 @@ class _DomainAdaptation(_AdaptationClassifier):
         """Fit; return the adapted rows of ``X`` (source rows mapped as source)."""
         # user -> fit or fit_transform -> _fit -> _validate_fit
         X, y, domains, _ = self._validate_fit(X, y, sample_domain, stacklevel=4)
-        X_adapted, weights = self._adapt(X, domains)
+        X_adapted, weights = self._adapt(X, y, domains)
         if X_adapted is None:
             X_adapted = X
         rows = domains.labelled
@@ -333,60 +346,71 @@ class _DomainAdaptation(_AdaptationClassifier):
         self.classes_ = self.estimator_.classes_
         return X_adapted
 
-    def _adapt_target(self, X):
+    def _adapt_rows(self, X, source):
         return X
 
-    def _prepared(self, X):
+    def _prepared(self, X, sample_domain):
         check_is_fitted(self, "estimator_")
         X = validate_data(self, X, dtype=np.float64, reset=False)
-        return self._adapt_target(X)
+        return self._adapt_rows(X, source_rows(sample_domain, len(X)))
 
-    def predict(self, X):
+    def predict(self, X, sample_domain=None):
         """Predict classes of (target) rows.
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
             Rows to predict, taken as target rows.
+        sample_domain : array-like of shape (n_samples,), default=None
+            Positive entries mark rows to map as source rows (a feature-based method maps
+            source and target rows differently; the unsupervised scorers of
+            :mod:`sktransfer.adaptation` predict held-out source rows this way). None takes
+            every row as a target row.
 
         Returns
         -------
         y : ndarray of shape (n_samples,)
             Predicted classes.
         """
-        X = self._prepared(X)
+        X = self._prepared(X, sample_domain)
         return self.estimator_.predict(X)
 
     @available_if(_estimator_has("predict_proba"))
-    def predict_proba(self, X):
+    def predict_proba(self, X, sample_domain=None):
         """Class probabilities of (target) rows.
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
             Rows to predict, taken as target rows.
+        sample_domain : array-like of shape (n_samples,), default=None
+            Positive entries mark rows to map as source rows; None takes every row as a
+            target row.
 
         Returns
         -------
         proba : ndarray of shape (n_samples, n_classes)
             Probabilities, columns in the order of ``classes_``.
         """
-        X = self._prepared(X)
+        X = self._prepared(X, sample_domain)
         return self.estimator_.predict_proba(X)
 
     @available_if(_estimator_has("decision_function"))
-    def decision_function(self, X):
+    def decision_function(self, X, sample_domain=None):
         """Decision function of the wrapped estimator on (target) rows.
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
             Rows to predict, taken as target rows.
+        sample_domain : array-like of shape (n_samples,), default=None
+            Positive entries mark rows to map as source rows; None takes every row as a
+            target row.
 
         Returns
         -------
         scores : ndarray of shape (n_samples,) or (n_samples, n_classes)
             The wrapped estimator's decision function.
         """
-        X = self._prepared(X)
+        X = self._prepared(X, sample_domain)
         return self.estimator_.decision_function(X)

@@ -8,9 +8,9 @@ from sklearn.covariance import empirical_covariance, ledoit_wolf, shrunk_covaria
 from sklearn.decomposition import PCA
 from sklearn.utils import TransformerTags
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
+from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._base import _DomainAdaptation
+from ._base import _DomainAdaptation, source_rows
 from ._kernels import kernel, kernel_width
 
 
@@ -34,19 +34,20 @@ class _FeatureAdaptation(_DomainAdaptation):
     """Two maps into a shared space: one for source rows, one for target rows.
 
     Subclasses implement ``_fit_mapping(Xs, Xt)`` (setting ``_n_out``, the width of the
-    shared space), ``_map_source(Xs)`` and ``_adapt_target(Xt)``.
+    shared space), ``_map_source(Xs)`` and ``_map_target(Xt)``; a method that needs the
+    labels overrides ``_adapt`` instead of ``_fit_mapping``.
     """
 
-    def _adapt(self, X, domains):
+    def _adapt(self, X, y, domains):
         source, target = domains.source, domains.target
         self._fit_mapping(X[source], X[target])
-        return self._map(X, source), None
+        return self._adapt_rows(X, source), None
 
-    def _map(self, X, source):
+    def _adapt_rows(self, X, source):
         """Rows of ``X`` in the shared space: ``source`` rows as source, the rest as target."""
         out = np.empty((len(X), self._n_out), dtype=np.float64)
         if not source.all():
-            out[~source] = self._adapt_target(X[~source])
+            out[~source] = self._map_target(X[~source])
         if source.any():
             out[source] = self._map_source(X[source])
         return out
@@ -73,14 +74,7 @@ class _FeatureAdaptation(_DomainAdaptation):
         """
         check_is_fitted(self, "estimator_")
         X = validate_data(self, X, dtype=np.float64, reset=False)
-        if sample_domain is None:
-            return self._adapt_target(X)
-        sample_domain = column_or_1d(sample_domain)
-        if len(sample_domain) != len(X):
-            raise ValueError(
-                f"sample_domain has {len(sample_domain)} entries but X has {len(X)} rows."
-            )
-        return self._map(X, sample_domain > 0)
+        return self._adapt_rows(X, source_rows(sample_domain, len(X)))
 
     def fit_transform(self, X, y, sample_domain=None):
         """Fit, then return the source and target rows of ``X`` in the shared space.
@@ -173,7 +167,7 @@ class CORAL(_FeatureAdaptation):
     def _map_source(self, Xs):
         return (Xs - self.mean_source_) @ self.mapping_
 
-    def _adapt_target(self, X):
+    def _map_target(self, X):
         return X - self.mean_target_
 
 
@@ -188,8 +182,11 @@ class SubspaceAlignment(_FeatureAdaptation):
     ----------
     estimator : estimator, default=None
         Any scikit-learn classifier; None means ``LogisticRegression(max_iter=1000)``.
-    n_components : int, default=None
-        Dimension of the subspaces; None keeps ``min(n_source, n_target, n_features)``.
+    n_components : int or float in (0, 1), default=0.9
+        Dimension of the subspaces. A float is a share of the variance: the fewest
+        components that keep it in each domain (the larger of the two counts), so that the
+        dimension follows the data. All components (``min(n_source, n_target,
+        n_features)``) align nothing but the means: each domain is then only centred.
 
     Attributes
     ----------
@@ -231,20 +228,27 @@ class SubspaceAlignment(_FeatureAdaptation):
 
     _parameter_constraints: dict = {
         **_DomainAdaptation._parameter_constraints,
-        "n_components": [Interval(Integral, 1, None, closed="left"), None],
+        "n_components": [
+            Interval(Integral, 1, None, closed="left"),
+            Interval(Real, 0, 1, closed="neither"),
+        ],
     }
 
-    def __init__(self, estimator=None, *, n_components=None):
+    def __init__(self, estimator=None, *, n_components=0.9):
         self.estimator = estimator
         self.n_components = n_components
 
     def _fit_mapping(self, Xs, Xt):
-        k = self.n_components or min(len(Xs), len(Xt), Xs.shape[1])
-        if k > min(len(Xs), len(Xt), Xs.shape[1]):
-            raise ValueError(
-                f"n_components={k} is more than min(n_source, n_target, n_features) = "
-                f"{min(len(Xs), len(Xt), Xs.shape[1])}."
-            )
+        most = min(len(Xs), len(Xt), Xs.shape[1])
+        if isinstance(self.n_components, Integral):
+            k = self.n_components
+            if k > most:
+                raise ValueError(
+                    f"n_components={k} is more than min(n_source, n_target, n_features) = {most}."
+                )
+        else:
+            k = max(_components_keeping(Z, self.n_components) for Z in (Xs, Xt))
+            k = min(k, most)
         self.pca_source_ = PCA(k, svd_solver="full").fit(Xs)
         self.pca_target_ = PCA(k, svd_solver="full").fit(Xt)
         self.alignment_ = self.pca_source_.components_ @ self.pca_target_.components_.T
@@ -253,34 +257,147 @@ class SubspaceAlignment(_FeatureAdaptation):
     def _map_source(self, Xs):
         return self.pca_source_.transform(Xs) @ self.alignment_
 
-    def _adapt_target(self, X):
+    def _map_target(self, X):
         return self.pca_target_.transform(X)
 
 
-class TransferComponentAnalysis(_FeatureAdaptation):
-    """Transfer component analysis: a kernel feature space where the domains' means meet.
+def _components_keeping(X, share):
+    """Count the fewest principal components of ``X`` that keep ``share`` of its variance."""
+    if len(X) < 2:
+        return 1
+    values = np.linalg.svd(X - X.mean(axis=0), compute_uv=False) ** 2
+    total = values.sum()
+    if total <= 0:
+        return 1
+    return int(np.searchsorted(np.cumsum(values) / total, share) + 1)
 
-    Finds the components of the kernel matrix over source and target rows that keep
-    their variance while minimising the maximum mean discrepancy between domains.
+
+def default_n_components(n_samples, dim, n_means):
+    """Return the default number of components of TCA and JDA.
+
+    About ten rows per component, at most 100 (Long et al.'s choice), and at most ``dim``
+    less the ``n_means`` directions in which the means to match differ, so that the
+    embedding can leave those directions out.
+    """
+    return max(1, min(100, n_samples // 10, dim - n_means))
+
+
+class _ComponentAnalysis(_FeatureAdaptation):
+    """Components that keep the variance of all rows while the domains' distributions meet.
+
+    The solver that :class:`TransferComponentAnalysis` and
+    :class:`~sktransfer.adaptation.JointDistributionAdaptation` share. The discrepancy
+    matrix is given as ``E`` with ``M = E @ E.T`` (one column per mean to match), so that
+    neither ``M`` nor ``K M K`` is ever built as an ``n x n`` product of three matrices.
+    """
+
+    _parameter_constraints: dict = {
+        **_DomainAdaptation._parameter_constraints,
+        "kernel": [str],
+        "gamma": [Interval(Real, 0, None, closed="neither"), None],
+        "n_components": [Interval(Integral, 1, None, closed="left"), None],
+        "mu": [Interval(Real, 0, None, closed="left"), None],
+    }
+
+    def _kernel(self, A, B):
+        return kernel(A, B, self.kernel, self.gamma_)
+
+    def _solve(self, X, E):
+        """Fit ``components_`` to the rows ``X`` (source, then target) for ``M = E E^T``."""
+        if self.kernel == "linear":  # in the input space: an n_features-sized problem
+            self.X_fit_, self.gamma_ = None, None
+            centred = X - X.mean(axis=0)
+            variance = centred.T @ centred
+            projected = X.T @ E
+            scale, power = float(np.einsum("ij,ij->i", X, X).mean()), 1
+        else:
+            self.X_fit_ = X
+            self.gamma_ = kernel_width(self.gamma, self.kernel, X)
+            K = self._kernel(X, X)
+            KH = K - K.mean(axis=1, keepdims=True)  # K @ H; K H K = (K H)(K H)^T
+            variance = KH @ KH.T
+            projected = K @ E
+            scale, power = float(np.mean(np.diag(K))), 2
+        dim = len(variance)
+        if self.mu is None:
+            norm = np.linalg.norm(E.T @ E)  # the Frobenius norm of M = E E^T
+            scale = scale if scale > 0 else 1.0
+            self.mu_ = 0.0 if norm == 0 else float(1 / (0.1 * norm * scale**power))
+        else:
+            self.mu_ = float(self.mu)
+        if self.n_components is None:
+            # the directions in which the means to match differ (none when they agree)
+            tolerance = 1e-8 * np.sqrt(max(float(np.max(np.diag(variance))), 1e-300))
+            n_means = int((np.linalg.svd(projected, compute_uv=False) > tolerance).sum())
+            k = default_n_components(len(X), dim, n_means)
+        else:
+            k = min(self.n_components, dim)
+        # leading generalised eigenvectors of V w = lambda (I + mu P P^T) w, i.e. of
+        # (I + mu K M K)^-1 K H K, by a symmetric solver: real and sorted
+        discrepancy = np.eye(dim) + self.mu_ * (projected @ projected.T)
+        _, vectors = eigh(variance, discrepancy, subset_by_index=[dim - k, dim - 1])
+        vectors = vectors[:, ::-1] / np.linalg.norm(vectors, axis=0)[::-1]
+        # a sign per component, so that fits on the same data agree
+        signs = np.sign(vectors[np.abs(vectors).argmax(axis=0), np.arange(k)])
+        self.components_ = vectors * signs
+        self._n_out = k
+
+    def _embed(self, X):
+        if self.X_fit_ is None:
+            return X @ self.components_
+        return self._kernel(X, self.X_fit_) @ self.components_
+
+    def _map_source(self, Xs):
+        return self._embed(Xs)
+
+    def _map_target(self, X):
+        return self._embed(X)
+
+
+def mean_difference(n_source, n_target):
+    """Return ``e`` of the marginal discrepancy ``L = e e^T``: ``1/ns``, then ``-1/nt``."""
+    return np.r_[np.full(n_source, 1 / n_source), np.full(n_target, -1 / n_target)]
+
+
+class TransferComponentAnalysis(_ComponentAnalysis):
+    """Transfer component analysis: a feature space where the domains' means meet.
+
+    Finds the components (of the features, or of the kernel matrix over source and
+    target rows) that keep their variance while minimising the maximum mean discrepancy
+    between domains. Built for a shift of the input distribution that leaves the classes
+    where they were relative to each other, such as an offset.
 
     Parameters
     ----------
     estimator : estimator, default=None
         Any scikit-learn classifier; None means ``LogisticRegression(max_iter=1000)``.
-    kernel : str, default="rbf"
-        Any kernel of :func:`sklearn.metrics.pairwise.pairwise_kernels`.
+    kernel : str, default="linear"
+        Any kernel of :func:`sklearn.metrics.pairwise.pairwise_kernels`. ``"linear"`` is
+        solved in the input space (Long et al.'s primal form: the regulariser is the norm of
+        the projection, and the problem has ``n_features`` rows instead of ``n_samples``),
+        which scales to many rows; L2-normalise the rows first, as Long et al. do. Another
+        kernel (``"rbf"``, Pan et al.'s form) solves an ``n_samples``-sized problem: time
+        grows as ``n_samples**3`` and memory as ``n_samples**2``.
     gamma : float, default=None
         Kernel width, for the kernels that take one. None means the median heuristic:
         ``1 / median`` of the squared Euclidean distances between distinct rows of ``fit``
         (source and target, at most 1000 evenly spaced rows).
     n_components : int, default=None
-        Dimension of the embedding; None means ``min(n_samples, n_features)``.
-    mu : float, default=10.0
+        Dimension of the embedding. None follows the data: ``min(100, n_samples // 10)``
+        (about ten rows per component; 100 is Long et al.'s choice), and at most the size
+        of the problem (``n_features`` for the linear kernel, else ``n_samples``) less one,
+        the direction in which the domain means differ. Components beyond the leading few
+        carry little variance and can carry a domain's own variation, which a classifier
+        that standardises its features on the source rows then magnifies.
+    mu : float, default=None
         Weight of the mean discrepancy between the domains against the variance kept, as
         skada's ``mu``: the components maximise the variance ``W^T K H K W`` relative to
         ``W^T (I + mu K L K) W``, so that a larger ``mu`` brings the domains' means closer;
         0 keeps the variance alone (kernel PCA). Pan et al. weigh the regulariser
-        instead: their ``mu`` is ``1 / mu``.
+        instead: their ``mu`` is ``1 / mu``. None scales it to the data:
+        ``10 / (||L||_F s^2)`` (``s`` for the linear kernel), where ``s`` is the mean of
+        ``k(x, x)`` over the rows of ``fit``: Long et al.'s ``lambda = 0.1`` (with ``L``
+        normalised) for rows of unit norm, and the same balance for rows of any scale.
 
     Attributes
     ----------
@@ -290,20 +407,27 @@ class TransferComponentAnalysis(_FeatureAdaptation):
         Class labels.
     gamma_ : float or None
         The kernel width used (None for a kernel without one, such as ``"linear"``).
-    components_ : ndarray of shape (n_fit_samples, n_components)
-        The transfer components (coefficients of the kernel columns), unit norm.
-    X_fit_ : ndarray of shape (n_fit_samples, n_features)
-        Source and target rows the kernel is taken against.
+    mu_ : float
+        The weight of the mean discrepancy used.
+    components_ : ndarray of shape (n_fit_samples, n_components) or (n_features, n_components)
+        The transfer components, unit norm: coefficients of the kernel columns, or for the
+        linear kernel of the features.
+    X_fit_ : ndarray of shape (n_fit_samples, n_features) or None
+        Source and target rows the kernel is taken against (None for the linear kernel).
     n_features_in_ : int
         Number of features seen in ``fit``.
 
     See Also
     --------
+    JointDistributionAdaptation : TCA that also matches the class-conditional distributions.
     CORAL, SubspaceAlignment : Linear shared spaces, cheaper for many rows.
 
     References
     ----------
     Pan et al., "Domain adaptation via transfer component analysis", IEEE TNN 2011.
+
+    Long et al., "Transfer feature learning with joint distribution adaptation", ICCV 2013
+    (the primal form and the scale of ``mu``).
 
     Examples
     --------
@@ -313,51 +437,17 @@ class TransferComponentAnalysis(_FeatureAdaptation):
     >>> Xs, Xt = rng.normal(size=(60, 2)), rng.normal(size=(60, 2)) + [1.5, -1.5]
     >>> X = np.vstack([Xs, Xt])
     >>> y = np.r_[(Xs[:, 0] > 0).astype(int), -np.ones(60, dtype=int)]
-    >>> tca = TransferComponentAnalysis(n_components=2, gamma=0.1).fit(X, y)
+    >>> tca = TransferComponentAnalysis(kernel="rbf", n_components=2, gamma=0.1).fit(X, y)
     >>> tca.transform(Xt).shape
     (60, 2)
     """
 
-    _parameter_constraints: dict = {
-        **_DomainAdaptation._parameter_constraints,
-        "kernel": [str],
-        "gamma": [Interval(Real, 0, None, closed="neither"), None],
-        "n_components": [Interval(Integral, 1, None, closed="left"), None],
-        "mu": [Interval(Real, 0, None, closed="left")],
-    }
-
-    def __init__(self, estimator=None, *, kernel="rbf", gamma=None, n_components=None, mu=10.0):
+    def __init__(self, estimator=None, *, kernel="linear", gamma=None, n_components=None, mu=None):
         self.estimator = estimator
         self.kernel = kernel
         self.gamma = gamma
         self.n_components = n_components
         self.mu = mu
 
-    def _kernel(self, A, B):
-        return kernel(A, B, self.kernel, self.gamma_)
-
     def _fit_mapping(self, Xs, Xt):
-        ns, nt = len(Xs), len(Xt)
-        n = ns + nt
-        self.X_fit_ = np.vstack([Xs, Xt])
-        self.gamma_ = kernel_width(self.gamma, self.kernel, self.X_fit_)
-        K = self._kernel(self.X_fit_, self.X_fit_)
-        e = np.r_[np.full(ns, 1 / ns), np.full(nt, -1 / nt)]
-        L = np.outer(e, e)
-        H = np.eye(n) - np.full((n, n), 1 / n)
-        k = min(self.n_components or Xs.shape[1], n)
-        # leading generalised eigenvectors of K H K w = lambda (I + mu K L K) w, i.e. of
-        # (I + mu K L K)^-1 K H K, by a symmetric solver: real and sorted
-        variance, discrepancy = K @ H @ K, np.eye(n) + self.mu * (K @ L @ K)
-        _, vectors = eigh(variance, discrepancy, subset_by_index=[n - k, n - 1])
-        vectors = vectors[:, ::-1] / np.linalg.norm(vectors, axis=0)[::-1]
-        # a sign per component, so that fits on the same data agree
-        signs = np.sign(vectors[np.abs(vectors).argmax(axis=0), np.arange(k)])
-        self.components_ = vectors * signs
-        self._n_out = k
-
-    def _map_source(self, Xs):
-        return self._kernel(Xs, self.X_fit_) @ self.components_
-
-    def _adapt_target(self, X):
-        return self._kernel(X, self.X_fit_) @ self.components_
+        self._solve(np.vstack([Xs, Xt]), mean_difference(len(Xs), len(Xt))[:, None])
