@@ -21,14 +21,34 @@ estimator alone, with a warning. A ``sample_domain`` without negative entries is
 error ("No target rows").
 
 Feature-based: :class:`CORAL`, :class:`SubspaceAlignment`,
-:class:`TransferComponentAnalysis` (each also ``transform``\s rows into the shared space).
-Instance-based: :class:`KMM`, :class:`KLIEP`, :class:`DiscriminatorReweight` (each keeps
-its source weights in ``weights_``; ``fit_weights`` computes them without fitting an
+:class:`TransferComponentAnalysis`, :class:`JointDistributionAdaptation` and
+:class:`OTMapping` (each also ``transform``\s rows into the shared space; OTMapping needs
+POT). Instance-based: :class:`KMM`, :class:`KLIEP`, :class:`DiscriminatorReweight` (each
+keeps its source weights in ``weights_``; ``fit_weights`` computes them without fitting an
 estimator), and :class:`TrAdaBoost` for a few labelled target rows.
+
+Without target labels, choose and tune a method with the unsupervised scorers
+(:class:`CircularValidation`, :class:`ImportanceWeightedScorer`,
+:class:`DeepEmbeddedValidation`, :class:`PredictionEntropyScorer`) and the splitters that
+keep the target rows unlabelled in every fold (:class:`SourceKFold`,
+:class:`SourceTargetShuffleSplit`), in :class:`~sklearn.model_selection.GridSearchCV`, or
+let :class:`AdaptationSelector` choose among the methods and :class:`SourceOnly` (no
+adaptation).
 """
 
 from ._base import split_domains
+from ._jda import JointDistributionAdaptation
+from ._ot import OTMapping
 from ._reweight import KLIEP, KMM, DiscriminatorReweight
+from ._selection import (
+    CircularValidation,
+    DeepEmbeddedValidation,
+    ImportanceWeightedScorer,
+    PredictionEntropyScorer,
+    SourceKFold,
+    SourceTargetShuffleSplit,
+)
+from ._selector import AdaptationSelector, SourceOnly
 from ._subspace import CORAL, SubspaceAlignment, TransferComponentAnalysis
 from ._tradaboost import TrAdaBoost
 
@@ -36,7 +56,17 @@ __all__ = [
     "CORAL",
     "KLIEP",
     "KMM",
+    "AdaptationSelector",
+    "CircularValidation",
+    "DeepEmbeddedValidation",
     "DiscriminatorReweight",
+    "ImportanceWeightedScorer",
+    "JointDistributionAdaptation",
+    "OTMapping",
+    "PredictionEntropyScorer",
+    "SourceKFold",
+    "SourceOnly",
+    "SourceTargetShuffleSplit",
     "SubspaceAlignment",
     "TrAdaBoost",
     "TransferComponentAnalysis",

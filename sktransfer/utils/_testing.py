@@ -141,7 +141,11 @@ def _settings():
         CORAL,
         KLIEP,
         KMM,
+        AdaptationSelector,
         DiscriminatorReweight,
+        JointDistributionAdaptation,
+        OTMapping,
+        SourceOnly,
         SubspaceAlignment,
         TrAdaBoost,
         TransferComponentAnalysis,
@@ -152,6 +156,8 @@ def _settings():
         PretrainedFeatureExtractor: {"image_size": 32, "batch_size": 8},
         FineTunedClassifier: {"image_size": 32, "batch_size": 8, "max_epochs": 1},
         BackboneSelector: {"image_size": 32, "batch_size": 8, "n_resamples": 0},
+        JointDistributionAdaptation: {"n_iter": 2},
+        AdaptationSelector: {"candidates": [CORAL()], "cv": 2},
     }
     adaptation = (
         CORAL,
@@ -161,6 +167,10 @@ def _settings():
         KLIEP,
         DiscriminatorReweight,
         TrAdaBoost,
+        JointDistributionAdaptation,
+        OTMapping,
+        SourceOnly,
+        AdaptationSelector,
     )
     expected_failed = {
         PretrainedFeatureExtractor: _IMAGE_CHECKS | _TRANSFORMER_CHECKS,

@@ -1,0 +1,357 @@
+"""Choose an adaptation method, or none, by an unsupervised score."""
+
+import warnings
+from inspect import signature
+from numbers import Integral, Real
+
+import numpy as np
+from sklearn.base import clone
+from sklearn.model_selection import ParameterGrid
+from sklearn.utils import _safe_indexing
+from sklearn.utils._param_validation import Interval
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.validation import check_is_fitted, column_or_1d
+
+from ._base import (
+    _AdaptationClassifier,
+    _DomainAdaptation,
+    _split_domains,
+    check_labels,
+    default_estimator,
+    require_y,
+)
+from ._selection import CircularValidation, SourceKFold
+
+
+class SourceOnly(_DomainAdaptation):
+    """No adaptation: the wrapped estimator fitted on the labelled rows alone.
+
+    The baseline every adaptation method must beat, in the same form as the methods (it
+    takes ``sample_domain`` and the ``-1`` labels, and ignores the unlabelled rows), so
+    that it can be scored, searched and chosen like them.
+
+    Parameters
+    ----------
+    estimator : estimator, default=None
+        Any scikit-learn classifier; None means ``LogisticRegression(max_iter=1000)``.
+
+    Attributes
+    ----------
+    estimator_ : estimator
+        The fitted estimator.
+    classes_ : ndarray of shape (n_classes,)
+        Class labels.
+    n_features_in_ : int
+        Number of features seen in ``fit``.
+
+    See Also
+    --------
+    AdaptationSelector : Chooses between it and the adaptation methods.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sktransfer.adaptation import SourceOnly
+    >>> X = np.array([[0.0], [1.0], [2.0], [3.0], [9.0]])
+    >>> SourceOnly().fit(X, [0, 0, 1, 1, -1]).predict([[0.5], [2.5]])
+    array([0, 1])
+    """
+
+    def __init__(self, estimator=None):
+        self.estimator = estimator
+
+    def _adapt(self, X, y, domains):
+        return None, None
+
+
+def default_candidates(estimator):
+    """Return the methods :class:`AdaptationSelector` tries when ``candidates`` is None.
+
+    Each wraps a clone of ``estimator``: CORAL, subspace alignment, TCA (linear, in the
+    input space) and JDA with their defaults, and the discriminator's importance weights.
+    """
+    from ._jda import JointDistributionAdaptation
+    from ._reweight import DiscriminatorReweight
+    from ._subspace import CORAL, SubspaceAlignment, TransferComponentAnalysis
+
+    return [
+        CORAL(clone(estimator)),
+        SubspaceAlignment(clone(estimator)),
+        TransferComponentAnalysis(clone(estimator), kernel="linear"),
+        JointDistributionAdaptation(clone(estimator)),
+        DiscriminatorReweight(clone(estimator)),
+    ]
+
+
+def _expand(candidates):
+    """``[(name, unfitted estimator)]`` from estimators and ``(estimator, grid)`` pairs."""
+    expanded = []
+    for candidate in candidates:
+        if isinstance(candidate, tuple):
+            if len(candidate) != 2 or not isinstance(candidate[1], (dict, list)):
+                raise ValueError(
+                    "A candidate is an estimator or an (estimator, param_grid) pair; got "
+                    f"{candidate!r}."
+                )
+            base, grid = candidate
+            for params in ParameterGrid(grid):
+                name = type(base).__name__
+                if params:
+                    name += "(" + ", ".join(f"{k}={v!r}" for k, v in params.items()) + ")"
+                expanded.append((name, clone(base).set_params(**params)))
+        elif hasattr(candidate, "fit"):
+            expanded.append((type(candidate).__name__, clone(candidate)))
+        else:
+            raise ValueError(
+                f"A candidate is an estimator or an (estimator, param_grid) pair; got "
+                f"{candidate!r}."
+            )
+    return expanded
+
+
+def _fit_candidate(model, X, y, sample_domain):
+    if sample_domain is not None and "sample_domain" in signature(model.fit).parameters:
+        return model.fit(X, y, sample_domain=sample_domain)
+    return model.fit(X, y)
+
+
+def _best_has(attr):
+    def check(selector):
+        if hasattr(selector, "best_estimator_"):
+            return hasattr(selector.best_estimator_, attr)
+        return hasattr(default_estimator(selector.estimator), attr)
+
+    return check
+
+
+class AdaptationSelector(_AdaptationClassifier):
+    """Choose the adaptation method, and its parameters, by a score that needs no target label.
+
+    Every candidate, and source-only (the estimator without adaptation), is fitted on the
+    training folds of ``cv`` and scored on its test folds by ``scoring``, an unsupervised
+    scorer of :mod:`sktransfer.adaptation`. The candidate with the best mean score is
+    chosen only if it beats source-only by more than ``margin`` standard errors of their
+    paired difference over the folds; otherwise source-only is. So an adaptation is used
+    when the evidence for it is clear, and negative transfer needs the score itself to be
+    misled.
+
+    Parameters
+    ----------
+    estimator : estimator, default=None
+        The classifier of source-only and of the default candidates; None means
+        ``LogisticRegression(max_iter=1000)``.
+    candidates : list, default=None
+        Adaptation methods, each an estimator or an ``(estimator, param_grid)`` pair (every
+        combination of the grid is a candidate). None means CORAL, subspace alignment, TCA
+        (linear) and JDA with their defaults, and :class:`DiscriminatorReweight`, each
+        wrapping ``estimator``. Source-only is always a candidate as well.
+    scoring : callable, default=None
+        ``scoring(estimator, X, y, sample_domain=...)``, greater is better: one of
+        :class:`CircularValidation`, :class:`ImportanceWeightedScorer`,
+        :class:`DeepEmbeddedValidation`, :class:`PredictionEntropyScorer`. None means
+        ``CircularValidation()``.
+    cv : int or splitter, default=5
+        An int is the number of folds of :class:`SourceKFold` (every target row in every
+        fold); a splitter's ``split(X, y, sample_domain)`` gives the folds.
+    margin : float, default=1.0
+        How many standard errors of the paired score difference a candidate must beat
+        source-only by; 0 takes the best mean score, whatever the noise.
+
+        Without target rows (``y`` without ``-1`` and no ``sample_domain``) there is
+        nothing to adapt to: source-only is chosen without scoring (the scores are NaN).
+    random_state : int, RandomState or None, default=None
+        Shuffles the folds when ``cv`` is an int.
+
+    Attributes
+    ----------
+    best_estimator_ : estimator
+        The chosen candidate (a :class:`SourceOnly` when no adaptation is chosen), fitted
+        on all the rows.
+    best_index_ : int
+        Its index in ``cv_results_`` (0 is source-only).
+    cv_results_ : dict
+        ``"name"`` and ``"estimator"`` (unfitted) of each candidate, source-only first;
+        ``"mean_score"``, ``"std_score"``, ``"split<i>_score"`` and ``"gain_std_err"`` (the
+        standard error of the paired difference with source-only).
+    classes_ : ndarray of shape (n_classes,)
+        Class labels.
+    n_features_in_ : int
+        Number of features seen in ``fit`` (when the chosen estimator has it).
+
+    See Also
+    --------
+    SourceOnly : The candidate that adapts nothing.
+    CircularValidation, ImportanceWeightedScorer : Scores without target labels.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sktransfer.adaptation import CORAL, AdaptationSelector
+    >>> rng = np.random.default_rng(0)
+    >>> Xs = rng.normal(size=(100, 2)); ys = (Xs.sum(axis=1) > 0).astype(int)
+    >>> Z = rng.normal(size=(100, 2)); yt = (Z.sum(axis=1) > 0).astype(int)
+    >>> Xt = Z @ [[3.0, 1.0], [0.0, 0.5]] + 2  # the target: a linear map of the source
+    >>> X, y = np.vstack([Xs, Xt]), np.r_[ys, -np.ones(100, dtype=int)]
+    >>> selector = AdaptationSelector(candidates=[CORAL()], random_state=0).fit(X, y)
+    >>> selector.cv_results_["name"]
+    ['source-only', 'CORAL']
+    >>> type(selector.best_estimator_).__name__
+    'CORAL'
+    >>> float(selector.score(Xt, yt))
+    0.87
+    """
+
+    _parameter_constraints: dict = {
+        **_AdaptationClassifier._parameter_constraints,
+        "candidates": [list, None],
+        "scoring": [callable, None],
+        "cv": [Interval(Integral, 2, None, closed="left"), "cv_object"],
+        "margin": [Interval(Real, 0, None, closed="left")],
+        "random_state": ["random_state"],
+    }
+
+    def __init__(
+        self, estimator=None, *, candidates=None, scoring=None, cv=5, margin=1.0,
+        random_state=None,
+    ):  # fmt: skip
+        self.estimator = estimator
+        self.candidates = candidates
+        self.scoring = scoring
+        self.cv = cv
+        self.margin = margin
+        self.random_state = random_state
+
+    def fit(self, X, y, sample_domain=None):
+        """Score every candidate without target labels; fit the chosen one on all rows.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Source and target rows.
+        y : array-like of shape (n_samples,)
+            Labels, ``-1`` for unlabelled (target) rows.
+        sample_domain : array-like of shape (n_samples,), default=None
+            Positive for source rows, negative for target rows; inferred from ``y`` when
+            None.
+
+        Returns
+        -------
+        self : AdaptationSelector
+            The fitted selector.
+        """
+        self._validate_params()
+        require_y(y)
+        y = column_or_1d(y, warn=True)
+        # user -> fit -> _split_domains
+        domains = _split_domains(y, sample_domain, len(y), stacklevel=3)
+        check_labels(y, domains)
+        estimator = default_estimator(self.estimator)
+        candidates = self.candidates
+        if candidates is None:
+            candidates = default_candidates(estimator)
+        named = [("source-only", SourceOnly(clone(estimator))), *_expand(candidates)]
+        scoring = CircularValidation() if self.scoring is None else self.scoring
+        if isinstance(self.cv, Integral):
+            cv = SourceKFold(self.cv, random_state=self.random_state)
+        else:
+            cv = self.cv
+        # the folds need the domains: give the splitter and the scorer sample_domain
+        domain = np.where(domains.source, 1, -1)
+        if domains.source.all():  # no target rows (warned): nothing to choose by
+            folds = []
+        else:
+            folds = list(cv.split(X, y, sample_domain=domain))
+        scores = np.full((len(named), max(len(folds), 1)), np.nan)
+        for i, (_, candidate) in enumerate(named):
+            for j, (train, test) in enumerate(folds):
+                model = _fit_candidate(
+                    clone(candidate), _safe_indexing(X, train), y[train], domain[train]
+                )
+                scores[i, j] = scoring(
+                    model, _safe_indexing(X, test), y[test], sample_domain=domain[test]
+                )
+        gains = scores - scores[0]
+        std_err = gains.std(axis=1, ddof=1) / np.sqrt(len(folds)) if len(folds) > 1 else 0.0
+        self.cv_results_ = {
+            "name": [name for name, _ in named],
+            "estimator": [candidate for _, candidate in named],
+            "mean_score": scores.mean(axis=1),
+            "std_score": scores.std(axis=1),
+            "gain_std_err": np.broadcast_to(std_err, (len(named),)).copy(),
+            **{f"split{j}_score": scores[:, j] for j in range(len(folds))},
+        }
+        best = 0 if not folds else int(np.argmax(scores.mean(axis=1)))
+        if best and gains[best].mean() <= self.margin * self.cv_results_["gain_std_err"][best]:
+            best = 0
+        self.best_index_ = best
+        with warnings.catch_warnings():
+            # the "no target rows" warning was already given above, at the user's line
+            warnings.filterwarnings("ignore", "No target rows to adapt to")
+            self.best_estimator_ = _fit_candidate(clone(named[best][1]), X, y, sample_domain)
+        self.classes_ = self.best_estimator_.classes_
+        if hasattr(self.best_estimator_, "n_features_in_"):
+            self.n_features_in_ = self.best_estimator_.n_features_in_
+        return self
+
+    def _call(self, method, X, sample_domain):
+        check_is_fitted(self, "best_estimator_")
+        function = getattr(self.best_estimator_, method)
+        if sample_domain is not None and "sample_domain" in signature(function).parameters:
+            return function(X, sample_domain=sample_domain)
+        return function(X)
+
+    def predict(self, X, sample_domain=None):
+        """Predict classes of (target) rows with the chosen candidate.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Rows to predict, taken as target rows.
+        sample_domain : array-like of shape (n_samples,), default=None
+            Positive entries mark rows to map as source rows; None takes every row as a
+            target row.
+
+        Returns
+        -------
+        y : ndarray of shape (n_samples,)
+            Predicted classes.
+        """
+        return self._call("predict", X, sample_domain)
+
+    @available_if(_best_has("predict_proba"))
+    def predict_proba(self, X, sample_domain=None):
+        """Class probabilities of (target) rows from the chosen candidate.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Rows to predict, taken as target rows.
+        sample_domain : array-like of shape (n_samples,), default=None
+            Positive entries mark rows to map as source rows; None takes every row as a
+            target row.
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_classes)
+            Probabilities, columns in the order of ``classes_``.
+        """
+        return self._call("predict_proba", X, sample_domain)
+
+    @available_if(_best_has("decision_function"))
+    def decision_function(self, X, sample_domain=None):
+        """Decision function of the chosen candidate on (target) rows.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Rows to predict, taken as target rows.
+        sample_domain : array-like of shape (n_samples,), default=None
+            Positive entries mark rows to map as source rows; None takes every row as a
+            target row.
+
+        Returns
+        -------
+        scores : ndarray of shape (n_samples,) or (n_samples, n_classes)
+            The chosen candidate's decision function.
+        """
+        return self._call("decision_function", X, sample_domain)
