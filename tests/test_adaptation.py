@@ -17,6 +17,8 @@ from sktransfer.adaptation import (
     KLIEP,
     KMM,
     DiscriminatorReweight,
+    JointDistributionAdaptation,
+    OTMapping,
     SubspaceAlignment,
     TrAdaBoost,
     TransferComponentAnalysis,
@@ -27,6 +29,8 @@ ALL_METHODS = [
     CORAL,
     SubspaceAlignment,
     TransferComponentAnalysis,
+    JointDistributionAdaptation,
+    OTMapping,
     KMM,
     KLIEP,
     DiscriminatorReweight,
@@ -81,6 +85,38 @@ def mean_shift(seed, n=150):
     return Xs, (Xs @ w > 0).astype(int), X0 + [1.5, -1.5], (X0 @ w > 0).astype(int)
 
 
+def rotated_classes(seed, n=200, degrees=70):
+    """Two classes apart along one axis; the target's plane is rotated by 70 degrees.
+
+    The domain means agree (both zero), so that only the class-conditional means tell
+    how the target moved.
+    """
+    rng = np.random.default_rng(seed)
+    c, s = np.cos(np.radians(degrees)), np.sin(np.radians(degrees))
+    R = np.eye(4)
+    R[:2, :2] = [[c, -s], [s, c]]
+    ys, yt = rng.integers(0, 2, n), rng.integers(0, 2, n)
+    means = np.array([[-2.0, 0, 0, 0], [2.0, 0, 0, 0]])
+    Xs = means[ys] + rng.normal(size=(n, 4)) * [0.7, 2, 1, 1]
+    Xt = (means[yt] + rng.normal(size=(n, 4)) * [0.7, 2, 1, 1]) @ R.T
+    return Xs, ys, Xt, yt
+
+
+def appearance(seed, n=15, d=200, k=3):
+    """Few rows, many features, three classes; every target feature re-scaled and offset.
+
+    Pretrained features of photos under another camera look like this: more features than
+    rows, and a shift of every feature.
+    """
+    rng = np.random.default_rng(seed)
+    means = rng.normal(size=(k, d))
+    ys, yt = np.arange(n) % k, np.arange(n) % k
+    Xs = means[ys] + rng.normal(size=(n, d))
+    scale = rng.uniform(0.3, 1.0, d)
+    Xt = (means[yt] + rng.normal(size=(n, d))) * scale + rng.normal(size=d)
+    return Xs, ys, Xt + 0.5 * rng.normal(size=(n, d)), yt
+
+
 def stack(Xs, ys, Xt):
     return np.vstack([Xs, Xt]), np.r_[ys, -np.ones(len(Xt), dtype=int)]
 
@@ -104,13 +140,190 @@ def gain(make_method, generator):
         (DiscriminatorReweight, covariate_shift, 0.2),
         (CORAL, linear_map, 0.15),
         (lambda: SubspaceAlignment(n_components=2), rotated_subspace, 0.05),
-        (lambda: TransferComponentAnalysis(n_components=2, gamma=0.1), mean_shift, 0.03),
+        (
+            lambda: TransferComponentAnalysis(kernel="rbf", n_components=2, gamma=0.1),
+            mean_shift,
+            0.03,
+        ),
     ],
     ids=["KMM", "KLIEP", "Discriminator", "CORAL", "SA", "TCA"],
 )
 def test_method_beats_source_only_on_its_shift(make_method, generator, margin):
     adapted, source_only = gain(make_method, generator)
     assert adapted >= source_only + margin, (adapted, source_only)
+
+
+@pytest.mark.parametrize(
+    "make_method, generator",
+    [
+        (KMM, covariate_shift),
+        (lambda: KLIEP(random_state=0), covariate_shift),
+        (DiscriminatorReweight, covariate_shift),
+        (CORAL, linear_map),
+        (SubspaceAlignment, rotated_subspace),
+        (TransferComponentAnalysis, mean_shift),
+        (JointDistributionAdaptation, rotated_classes),
+        (OTMapping, mean_shift),
+    ],
+    ids=["KMM", "KLIEP", "Discriminator", "CORAL", "SA", "TCA", "JDA", "OT"],
+)
+def test_defaults_beat_or_tie_source_only_on_the_shift_each_method_is_built_for(
+    make_method, generator
+):
+    adapted, source_only = gain(make_method, generator)
+    assert adapted >= source_only, (adapted, source_only)
+
+
+def test_defaults_stay_above_chance_with_more_features_than_rows():
+    """Three classes, 15 rows per domain, 200 features: every method well above 1/3."""
+
+    def classifier():
+        return make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=2000))
+
+    for method in ALL_METHODS:
+        scores = []
+        for seed in range(3):
+            Xs, ys, Xt, yt = appearance(seed)
+            model = method(classifier()).fit(*stack(Xs, ys, Xt))
+            scores.append(model.score(Xt, yt))
+        assert np.mean(scores) >= 0.45, (method.__name__, scores)
+
+
+def test_tca_and_jda_dimensions_follow_the_data():
+    """A tenth of the rows, at most 100, and room to leave the mean differences out."""
+    Xs, ys, Xt, _ = linear_map(0, n=60)  # 120 rows, 5 features, 2 classes
+    X, y = stack(Xs, ys, Xt)
+    assert TransferComponentAnalysis().fit(X, y).components_.shape == (5, 4)
+    assert TransferComponentAnalysis(kernel="rbf").fit(X, y).components_.shape == (120, 12)
+    # JDA matches three means (the domains', one per class): 5 - 3 features are left
+    assert JointDistributionAdaptation().fit(X, y).components_.shape == (5, 2)
+    Xs, ys, Xt, _ = appearance(0, n=150, d=300)
+    assert TransferComponentAnalysis().fit(*stack(Xs, ys, Xt)).components_.shape == (300, 30)
+    Xs, ys, Xt, _ = appearance(0, n=600, d=300)
+    assert TransferComponentAnalysis().fit(*stack(Xs, ys, Xt)).components_.shape == (300, 100)
+
+
+@pytest.mark.parametrize("kernel", ["linear", "rbf"])
+def test_tca_and_jda_defaults_do_not_depend_on_the_scale_of_the_features(kernel):
+    """mu=None scales with the data: 1000 times the features, the same components."""
+    Xs, ys, Xt, _ = mean_shift(0, n=60)
+    X, y = stack(Xs, ys, Xt)
+    for method in (TransferComponentAnalysis, JointDistributionAdaptation):
+        small = method(kernel=kernel, n_components=1).fit(X, y)
+        large = method(kernel=kernel, n_components=1).fit(1000 * X, y)
+        np.testing.assert_allclose(large.components_, small.components_, atol=1e-8)
+        embedded = large.transform(1000 * Xt) / (1000 if kernel == "linear" else 1)
+        np.testing.assert_allclose(embedded, small.transform(Xt), atol=1e-8)
+
+
+def test_jda_first_round_is_tca():
+    Xs, ys, Xt, _ = rotated_classes(0, n=80)
+    X, y = stack(Xs, ys, Xt)
+    jda = JointDistributionAdaptation(n_iter=1, n_components=2).fit(X, y)
+    tca = TransferComponentAnalysis(n_components=2).fit(X, y)
+    np.testing.assert_allclose(jda.transform(Xt), tca.transform(Xt), atol=1e-10)
+    # the same weight on the mean difference, which JDA's M counts once per class (two)
+    assert 2 * jda.mu_ == pytest.approx(tca.mu_)
+    assert jda.pseudo_labels_.shape == (0,)
+
+
+def test_jda_aligns_the_classes_where_tca_cannot():
+    """The domains' means agree; only the pseudo-labelled class means show the rotation."""
+    jda, source_only = gain(JointDistributionAdaptation, rotated_classes)
+    tca, _ = gain(TransferComponentAnalysis, rotated_classes)
+    assert jda >= tca + 0.04 and jda >= source_only + 0.1, (jda, tca, source_only)
+
+
+def test_jda_keeps_the_labels_of_labelled_target_rows_and_takes_any_kernel():
+    Xs, ys, Xt, yt = rotated_classes(0, n=80)
+    X = np.vstack([Xs, Xt])
+    y = np.r_[ys, yt[:10], -np.ones(70, int)]  # ten target rows labelled
+    domain = np.r_[np.ones(80, int), -np.ones(80, int)]
+    jda = JointDistributionAdaptation(n_iter=3).fit(X, y, sample_domain=domain)
+    np.testing.assert_array_equal(jda.pseudo_labels_[:10], yt[:10])
+    assert jda.pseudo_labels_.shape == (80,)
+    rbf = JointDistributionAdaptation(kernel="rbf", n_iter=2).fit(X, y, sample_domain=domain)
+    assert rbf.X_fit_.shape == (160, 4) and rbf.gamma_ > 0
+    assert rbf.transform(Xt[:3]).shape == (3, rbf.components_.shape[1])
+
+
+def test_predict_with_sample_domain_maps_source_rows_as_source_rows():
+    Xs, ys, Xt, _ = linear_map(0)
+    coral = CORAL().fit(*stack(Xs, ys, Xt))
+    as_source = coral.predict_proba(Xs, sample_domain=np.ones(200, int))
+    expected = coral.estimator_.predict_proba((Xs - coral.mean_source_) @ coral.mapping_)
+    np.testing.assert_allclose(as_source, expected)
+    np.testing.assert_allclose(
+        coral.predict_proba(Xt, sample_domain=-np.ones(200, int)), coral.predict_proba(Xt)
+    )
+
+
+def test_kmm_defaults_converge():
+    Xs, ys, Xt, _ = covariate_shift(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", sklearn.exceptions.ConvergenceWarning)
+        kmm = KMM().fit(*stack(Xs, ys, Xt))
+    assert kmm.n_iter_ < kmm.max_iter
+
+
+def test_kliep_chooses_its_kernel_width_by_likelihood_by_default():
+    """Sugiyama et al.'s likelihood cross-validation, around the median heuristic."""
+    from scipy.spatial.distance import pdist
+
+    Xs, ys, Xt, yt = covariate_shift(0)
+    X, y = stack(Xs, ys, Xt)
+    chosen = KLIEP(random_state=0).fit(X, y)
+    median = 1 / np.median(pdist(X, "sqeuclidean"))
+    factors = np.array([0.1, 0.3, 1, 3, 10])
+    assert chosen.cv_log_likelihood_.shape == (5,)
+    best = factors[np.argmax(chosen.cv_log_likelihood_)]
+    assert chosen.gamma_ == pytest.approx(median * best)
+    assert chosen.score(Xt, yt) >= KLIEP(gamma=None, random_state=0).fit(X, y).score(Xt, yt)
+
+
+def test_discriminator_weights_come_out_of_fold():
+    """A 1-nearest-neighbour discriminator calls every source row a source row in-sample."""
+    from scipy.stats import norm, spearmanr
+    from sklearn.neighbors import KNeighborsClassifier
+
+    rng = np.random.default_rng(0)
+    Xs, Xt = rng.normal(0, 1, size=(300, 1)), rng.normal(1, 1, size=(300, 1))
+    X, y = stack(Xs, (Xs[:, 0] > 0).astype(int), Xt)
+    nearest = KNeighborsClassifier(n_neighbors=1)
+    in_sample = DiscriminatorReweight(discriminator=nearest, cv=None).fit(X, y).weights_
+    assert np.ptp(in_sample) == 0  # all equal: they say nothing
+    true = norm.pdf(Xs[:, 0], 1, 1) / norm.pdf(Xs[:, 0], 0, 1)
+    out_of_fold = DiscriminatorReweight(discriminator=nearest).fit(X, y).weights_
+    assert spearmanr(out_of_fold, true)[0] > 0.3  # 0 or 1 nearest target row: coarse
+    assert np.corrcoef(DiscriminatorReweight().fit(X, y).weights_, true)[0, 1] > 0.95
+
+
+def test_sa_dimension_follows_the_data():
+    Xs, ys, Xt, _ = rotated_subspace(0)  # a 2-D plane in 5-D, with a little noise
+    sa = SubspaceAlignment().fit(*stack(Xs, ys, Xt))
+    assert sa.alignment_.shape == (2, 2)
+    assert SubspaceAlignment(n_components=0.999).fit(*stack(Xs, ys, Xt)).alignment_.shape[0] > 2
+
+
+def test_ot_mapping_transports_new_source_rows_and_keeps_target_rows():
+    Xs, ys, Xt, yt = mean_shift(0, n=80)
+    ot = OTMapping().fit(*stack(Xs, ys, Xt))
+    moved = ot.transform(Xs, sample_domain=np.ones(80, int))
+    # the source rows now sit where the target rows are; target rows stay as they are
+    assert np.linalg.norm(moved.mean(axis=0) - Xt.mean(axis=0)) < 0.2
+    np.testing.assert_array_equal(ot.transform(Xt), Xt)
+    new = Xs[:5] + 1e-9
+    np.testing.assert_allclose(ot.transform(new, sample_domain=np.ones(5, int)), moved[:5])
+
+
+def test_ot_mapping_without_pot_says_how_to_install(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "ot", None)
+    monkeypatch.setitem(sys.modules, "ot.da", None)
+    Xs, ys, Xt, _ = mean_shift(0, n=20)
+    with pytest.raises(ImportError, match=r"pip install 'sktransfer\[ot\]'"):
+        OTMapping().fit(*stack(Xs, ys, Xt))
 
 
 def test_tradaboost_uses_a_few_labelled_target_rows():
@@ -266,7 +479,8 @@ def test_without_target_rows_a_method_fits_like_its_estimator_with_a_warning():
     with pytest.warns(UserWarning, match="No target rows to adapt to"):
         kliep = KLIEP(random_state=0).fit(Xs, ys)
     assert np.mean(kliep.predict(Xs) == alone.predict(Xs)) >= 0.95
-    # TCA's kernel components are a feature map of their own (a kernel PCA here)
+    # TCA's components are a feature map of their own (a PCA here): the domains' means
+    # agree, so that n_components=None keeps all 5 features
     with pytest.warns(UserWarning, match="No target rows to adapt to"):
         assert TransferComponentAnalysis().fit(Xs, ys).transform(Xs).shape == (200, 5)
 
@@ -316,15 +530,15 @@ def test_gamma_none_is_the_median_heuristic_in_every_kernel_method():
     kmm, kmm_given = KMM().fit(X, y), KMM(gamma=gamma).fit(X, y)
     assert kmm.gamma_ == pytest.approx(gamma)
     np.testing.assert_allclose(kmm.weights_, kmm_given.weights_)
-    assert KLIEP(random_state=0).fit(X, y).gamma_ == pytest.approx(gamma)
-    tca = TransferComponentAnalysis(n_components=2).fit(X, y)
-    tca_given = TransferComponentAnalysis(n_components=2, gamma=gamma).fit(X, y)
+    assert KLIEP(gamma=None, random_state=0).fit(X, y).gamma_ == pytest.approx(gamma)
+    tca = TransferComponentAnalysis(kernel="rbf", n_components=2).fit(X, y)
+    tca_given = TransferComponentAnalysis(kernel="rbf", n_components=2, gamma=gamma).fit(X, y)
     assert tca.gamma_ == pytest.approx(gamma)
     np.testing.assert_allclose(tca.transform(Xt), tca_given.transform(Xt))
     # more than 1000 rows: every third row of the 2400 (evenly spaced, no randomness)
     Xs, ys, Xt, _ = covariate_shift(1, n=1200)
     X, y = stack(Xs, ys, Xt)
-    kliep = KLIEP(n_centers=5, max_iter=2, random_state=0).fit(X, y)
+    kliep = KLIEP(gamma=None, n_centers=5, max_iter=2, random_state=0).fit(X, y)
     assert kliep.gamma_ == pytest.approx(1 / np.median(pdist(X[::3], "sqeuclidean")))
 
 
@@ -334,7 +548,7 @@ def test_tca_mu_weighs_the_mean_discrepancy_as_in_skada():
     X, y = stack(Xs, ys, Xt)
     gaps = []
     for mu in (0.01, 1.0, 100.0):
-        shared = TransferComponentAnalysis(n_components=2, mu=mu).fit_transform(X, y)
+        shared = TransferComponentAnalysis(kernel="rbf", n_components=2, mu=mu).fit_transform(X, y)
         gap = np.linalg.norm(shared[:60].mean(axis=0) - shared[60:].mean(axis=0))
         gaps.append(gap / shared.std(axis=0).mean())
     assert gaps[0] > gaps[1] > gaps[2], gaps
@@ -526,7 +740,7 @@ def shifted():
         # skada takes a symmetric eigensolver to a non-symmetric matrix, hence the
         # tolerance; its kernel has scikit-learn's default width, 1 / n_features
         (
-            lambda: TransferComponentAnalysis(n_components=3, mu=0.1, gamma=0.25),
+            lambda: TransferComponentAnalysis(kernel="rbf", n_components=3, mu=0.1, gamma=0.25),
             lambda sk, est: sk.TransferComponentAnalysis(est, n_components=3, mu=0.1),
             0.02,
         ),
@@ -555,7 +769,9 @@ def test_tca_mu_means_what_skadas_mu_means():
                 domain = np.r_[np.ones(100, int), -2 * np.ones(100, int)]
                 # skada's kernel has scikit-learn's default width, 1 / n_features
                 if library == "ours":
-                    model = TransferComponentAnalysis(n_components=2, gamma=0.5, mu=mu)
+                    model = TransferComponentAnalysis(
+                        kernel="rbf", n_components=2, gamma=0.5, mu=mu
+                    )
                     predicted = model.fit(X, y, sample_domain=domain).predict(Xt)
                 else:
                     model = skada.TransferComponentAnalysis(
@@ -603,3 +819,27 @@ def test_kliep_weights_agree_with_skada(shifted):
     theirs = np.asarray(params["sample_weight"])[:80]
     # skada draws its centres with replacement, so the kernel bases differ a little
     assert np.corrcoef(ours.weights_, theirs)[0, 1] > 0.9
+
+
+@pytest.mark.parametrize(
+    "ours, theirs",
+    [
+        (
+            lambda: OTMapping(method="lpl1", reg_e=1.0, reg_cl=0.1, norm=None),
+            lambda sk, est: sk.ClassRegularizerOTMapping(est, reg_e=1.0, reg_cl=0.1),
+        ),
+        (
+            lambda: OTMapping(method="sinkhorn", reg_e=1.0, norm=None),
+            lambda sk, est: sk.EntropicOTMapping(est, reg_e=1.0),
+        ),
+        (lambda: OTMapping(method="emd", norm=None), lambda sk, est: sk.OTMapping(est)),
+    ],
+    ids=["lpl1", "sinkhorn", "emd"],
+)
+def test_ot_mapping_same_predictions_as_skada(shifted, ours, theirs):
+    skada = pytest.importorskip("skada")
+    X, y, domain, Xt = shifted
+    a = ours().fit(X, y, sample_domain=domain).predict_proba(Xt)
+    model = theirs(skada, LogisticRegression(max_iter=1000)).fit(X, y, sample_domain=domain)
+    b = model.predict_proba(Xt, sample_domain=-2 * np.ones(len(Xt), int))
+    np.testing.assert_allclose(a, b, atol=1e-6)
