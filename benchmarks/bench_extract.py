@@ -87,7 +87,9 @@ def main():
 
     paths, source = image_paths(args.n_images)
     model = plain_model()
-    extractor = PretrainedFeatureExtractor(batch_size=args.batch_size).fit(paths)
+    # shared_cache_size=0: every repeat computes its features (no reuse across repeats)
+    extractor = PretrainedFeatureExtractor(batch_size=args.batch_size, shared_cache_size=0)
+    extractor.fit(paths)
     # warm up both (first-call allocations, lazy imports)
     plain_loop(model, paths[: args.batch_size], args.batch_size)
     extractor.transform(paths[: args.batch_size])
@@ -100,8 +102,11 @@ def main():
         t = time.perf_counter()
         ours = extractor.transform(paths)
         times["sktransfer"].append(time.perf_counter() - t)
-    max_diff = float(np.abs(ours - ref).max())
-    assert max_diff < 1e-4, f"features disagree: max abs difference {max_diff:.2e}"
+    # The plain loop resizes PIL images with PIL; the extractor resizes every container as
+    # a tensor with torchvision (the same pixels whatever the input): close, not equal.
+    cosine = (ours * ref).sum(1) / np.linalg.norm(ours, axis=1) / np.linalg.norm(ref, axis=1)
+    assert cosine.min() > 0.99, f"features disagree: cosine {cosine.min():.4f}"
+    rel = float(np.median(np.linalg.norm(ours - ref, axis=1) / np.linalg.norm(ref, axis=1)))
 
     rate = {k: args.n_images / statistics.median(v) for k, v in times.items()}
     ratio = rate["sktransfer"] / rate["plain"]
@@ -117,10 +122,13 @@ images from {source}; median of {args.repeats} interleaved runs. {machine_line()
 | plain torch loop (PIL + torchvision `Compose`, `no_grad`, NCHW) | {rate["plain"]:.1f} | 1.00x |
 | `PretrainedFeatureExtractor.transform` | {rate["sktransfer"]:.1f} | **{ratio:.2f}x** |
 
-Features agree with the plain loop to {max_diff:.1e} (max absolute difference).
-The extractor runs under `inference_mode`, with BatchNorm folded into the convolutions
-(checked against the unfolded network at fit), in the channels-last layout, and decodes
-the next batch in a background thread while the network runs.""",
+Features agree with the plain loop to a cosine of at least {cosine.min():.4f} (median
+relative difference {rel:.1%}): the plain loop resizes PIL images with PIL, the extractor
+resizes every input as a tensor with torchvision, so that a path, a PIL image and an array
+of the same picture give the same features. The extractor runs under `inference_mode`,
+with BatchNorm folded into the convolutions (checked against the unfolded network at fit),
+in the channels-last layout, and decodes the next batch in a background thread while the
+network runs.""",
     )
 
 

@@ -116,7 +116,12 @@ def plain_skorch(X_train, y_train, X_test, y_test, epochs, lr, seed, setting):
 
 def ours(X_train, y_train, X_test, y_test, epochs, lr, seed, setting):
     clf = FineTunedClassifier(
-        n_frozen=SETTINGS[setting][0], max_epochs=epochs, lr=lr, batch_size=32, random_state=seed
+        n_frozen=SETTINGS[setting][0],
+        max_epochs=epochs,
+        lr=lr,
+        batch_size=32,
+        random_state=seed,
+        shared_cache_size=0,  # each repeat computes its frozen part, as one fit does
     )
     return float(clf.fit(X_train, y_train).score(X_test, y_test))
 
