@@ -615,3 +615,13 @@ def test_text_features_are_shared_too(computed_rows):
     features = extractor.transform(texts)
     assert extractor.transform(texts[::-1]).tobytes() == features[::-1].tobytes()
     assert computed_rows["features"] == 3
+
+
+def test_fine_tuning_stores_the_stage_outputs_other_fits_can_start_from(crops, computed_rows):
+    X, y = crops
+    sktransfer.FineTunedClassifier(max_epochs=1, **FAST).fit(X, y)  # all 10 stages frozen
+    stops = [stop for _, stop, _ in computed_rows["stages"]]
+    assert stops[-1] == 10
+    assert {7, 8} <= set(stops)  # where n_frozen=-2 and n_frozen=-1 start
+    assert 9 not in stops  # pooling has no parameters: no fit starts between it and conv_head
+    assert {1, 2}.isdisjoint(stops)  # stem and blocks0 outputs: larger than a 32 px image

@@ -9,10 +9,11 @@ The output also goes to the process's shared activation store
 (:mod:`sktransfer._core.activations`), keyed by each input's content and by the weights
 of the stages that computed it, so that the folds, candidates and refit of a search run
 the frozen stages once per input: a candidate that freezes fewer groups continues from a
-shallower stage output left by an earlier one (the deepest output is stored, and as many
-shallower ones as fit in half of the store), and prediction starts from the stored output
-too. Outputs that come in several parts (a text encoder's token states and mask, whose
-length follows the batch) are not shared.
+shallower stage output left by an earlier one (the deepest output is stored, and, within
+half of the store, the shallower ones where a fit that freezes fewer groups would start,
+when no larger than an input: see :class:`FrozenStages`), and prediction starts from the
+stored output too. Outputs that come in several parts (a text encoder's token states and
+mask, whose length follows the batch) are not shared.
 """
 
 from dataclasses import dataclass
@@ -43,14 +44,21 @@ class FrozenStages:
         alike.
     row_bytes : tuple of int
         Bytes of one input's output after each stage (float32).
-    plain : tuple of bool
-        Whether each stage's output is a plain tensor, which can be shared (a text
-        encoder's ``{"hidden", "mask"}`` is as long as the batch's longest text).
+    shareable : tuple of bool
+        Whether each stage's output can be stored: a plain tensor (a text encoder's
+        ``{"hidden", "mask"}`` is as long as the batch's longest text, so it is not).
+    worth_keeping : tuple of bool
+        Whether a shallower stage's output is worth storing for the fits that freeze
+        less: shareable, where a frozen prefix can end (the next stage has parameters:
+        a parameter-free stage such as pooling is frozen with the one before it), and no
+        larger than the input itself (the early, wide outputs cost more memory than
+        their few stages cost time).
     """
 
     digests: tuple
     row_bytes: tuple
-    plain: tuple
+    shareable: tuple
+    worth_keeping: tuple
 
     @classmethod
     def probe(cls, trunk, n_stages, preprocessing, device):
@@ -65,10 +73,18 @@ class FrozenStages:
             return x
 
         probe(run, preprocessing, device)
+        input_bytes = _float32_bytes(preprocessing.example_input())
+        row_bytes = tuple(_float32_bytes(out) for out in outputs)
+        shareable = tuple(torch.is_tensor(out) for out in outputs)
+        ends = [i + 1 < len(trunk) and _has_parameters(trunk[i + 1]) for i in range(n_stages)]
         return cls(
             digests=tuple(module_digest(stage) for stage in prefix),
-            row_bytes=tuple(_float32_bytes(out) for out in outputs),
-            plain=tuple(torch.is_tensor(out) for out in outputs),
+            row_bytes=row_bytes,
+            shareable=shareable,
+            worth_keeping=tuple(
+                ok and end and size <= input_bytes
+                for ok, end, size in zip(shareable, ends, row_bytes, strict=True)
+            ),
         )
 
     def __len__(self):
@@ -81,13 +97,16 @@ class FrozenStages:
         stored). None when the deepest output cannot be shared; its entry is None when it
         alone exceeds the store.
         """
-        if not self.plain[-1]:
+        if not self.shareable[-1]:
             return None
         names, spent, last = [None] * len(self), 0, len(self) - 1
         for i in reversed(range(len(self))):
             size = self.row_bytes[i] * n_inputs
-            too_large = size > shared_bytes if i == last else spent + size > shared_bytes // 2
-            if self.plain[i] and not too_large:
+            if i == last:
+                wanted = size <= shared_bytes
+            else:
+                wanted = self.worth_keeping[i] and spent + size <= shared_bytes // 2
+            if wanted:
                 names[i], spent = self.namespace(i + 1, preprocessing, device), spent + size
         return names
 
@@ -100,6 +119,10 @@ class FrozenStages:
             device.type,
             use_amp(device),
         )
+
+
+def _has_parameters(module):
+    return any(True for _ in module.parameters())
 
 
 def _float32_bytes(out):

@@ -161,11 +161,12 @@ class FineTunedClassifier(ClassifierMixin, TransferEstimator):
     by each input's content (a file's path, size and modification time; an array's or
     a text's bytes) and by the weights of the stages that computed them. A candidate of
     a search that freezes fewer groups continues from a shallower stage output stored by
-    an earlier one: the deepest frozen output is stored, and as many shallower ones as
-    fit in half of ``shared_cache_size``. Outputs that come in several parts (a text
-    encoder's token states, whose length follows the batch) are not shared. A stored
-    output is the one computed first, perhaps in another batch: it may differ from a
-    fresh one in the last bits, as results on different hardware do.
+    an earlier one: the deepest frozen output is stored and, within half of
+    ``shared_cache_size``, the shallower outputs where a fit that freezes fewer groups
+    would start (those no larger than an input image). Outputs that come in several
+    parts (a text encoder's token states, whose length follows the batch) are not
+    shared. A stored output is the one computed first, perhaps in another batch: it may
+    differ from a fresh one in the last bits, as results on different hardware do.
 
     After ``fit`` the model keeps its weights only: the optimizer's moments and early
     stopping's copy of the best weights are released (``fit`` always starts afresh), so
