@@ -76,7 +76,7 @@ source_only = classifier().fit(F_source, labels[source])
 print(f"{'source only':24s} {source_only.score(F_target, y_target):.2f}")
 for method in [
     CORAL(classifier()),
-    SubspaceAlignment(classifier(), n_components=30),
+    SubspaceAlignment(classifier()),
     KMM(classifier()),
     DiscriminatorReweight(classifier()),
 ]:
@@ -88,6 +88,35 @@ for method in [
 # which is what CORAL corrects. Re-weighting cannot move the source towards such a
 # target, only choose among source images; it is built for covariate shift (below).
 #
+# Choosing a method without target labels
+# ---------------------------------------
+# In practice the target labels are unknown, so the comparison above cannot be made.
+# :class:`~sktransfer.adaptation.AdaptationSelector` scores each candidate, and
+# source-only, by circular validation: it labels the target rows, adapts back from them
+# to the source and checks the source labels. It keeps source-only unless a method beats
+# it clearly, so that adapting cannot make things worse than not adapting, unless the
+# score itself is misled.
+from sktransfer.adaptation import AdaptationSelector, JointDistributionAdaptation
+
+selector = AdaptationSelector(
+    classifier(),
+    candidates=[
+        CORAL(classifier()),
+        SubspaceAlignment(classifier()),
+        JointDistributionAdaptation(classifier()),
+    ],
+    cv=3,
+    random_state=0,
+).fit(X, y)
+results = selector.cv_results_
+for name, score in zip(results["name"], results["mean_score"], strict=True):
+    print(f"{name:28s} circular validation {score:.2f}")
+print(
+    f"chosen: {type(selector.best_estimator_).__name__}, "
+    f"target accuracy {selector.score(F_target, y_target):.2f}"
+)
+
+# %%
 # The features before and after CORAL
 # -----------------------------------
 # A PCA of the pooled features: before adaptation the two domains sit apart; CORAL
