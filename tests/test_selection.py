@@ -6,6 +6,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from scipy.optimize import minimize
 from sklearn.base import clone
 from sklearn.covariance import LedoitWolf
@@ -243,7 +244,14 @@ class Counting(nn.Module):
         return x
 
 
-def small_net():
+def small_net(seed=0):
+    """A small random network, the same for a seed whatever ran before."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return _small_net()
+
+
+def _small_net():
     return nn.Sequential(
         Counting("first"),
         nn.Conv2d(3, 8, 3, padding=1),
@@ -406,9 +414,11 @@ def test_a_clear_ranking_does_not_warn(photos):
         ),
         ([("efficientnet_lite0", "blocks3", "avg")], {}, ValueError, "a tuple of 3 items"),
         ([], {}, ValueError, "candidates is empty"),
-        ("efficientnet_lite0", {}, TypeError, "candidates must be a list"),
+        ("efficientnet_lite0", {}, TypeError, "'candidates' parameter .* instance of 'list'"),
         ([("efficientnet_lite0", 3)], {}, TypeError, "a layer is a name"),
-        (None, {"scoring": "logm"}, ValueError, "Did you mean 'logme'"),
+        (None, {"scoring": "logm"}, ValueError, "'scoring' parameter .* a str among"),
+        (None, {"batch_size": 0}, ValueError, "'batch_size' parameter .* in the range"),
+        (None, {"n_resamples": -1}, ValueError, "'n_resamples' parameter .* in the range"),
         ([("efficientnet_lite0", "blocks3")], {"scoring": "leep"}, ValueError, "not layers"),
         ([small_net()], {"scoring": "leep"}, ValueError, "'Sequential' has none"),
     ],
@@ -419,6 +429,8 @@ def test_a_clear_ranking_does_not_warn(photos):
         "one string",
         "layer number",
         "unknown score",
+        "batch size 0",
+        "negative resamples",
         "leep on a layer",
         "leep without a head",
     ],

@@ -2,14 +2,12 @@
 
 from numbers import Integral
 
-import torch
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted
 
-from .._extractor import POOLINGS
 from ..backbones._base import MAX_IMAGE_SIZE
-from ._ranking import SCORES, _parse, _rank
+from ._ranking import SETTINGS_CONSTRAINTS, _parse, _rank
 
 
 class BackboneSelector(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
@@ -85,16 +83,9 @@ class BackboneSelector(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
     """
 
     _parameter_constraints: dict = {
-        "candidates": [list, tuple, None],
-        "scoring": [StrOptions(set(SCORES)), callable],
-        "pooling": [StrOptions(set(POOLINGS)), None],
+        "candidates": [list, None],
         "image_size": [Interval(Integral, 16, MAX_IMAGE_SIZE, closed="both"), None],
-        "batch_size": [Interval(Integral, 1, None, closed="left")],
-        "device": [str, torch.device],
-        "num_workers": [Interval(Integral, 0, None, closed="left")],
-        "n_resamples": [Interval(Integral, 0, None, closed="left")],
-        "random_state": ["random_state"],
-        "verbose": ["verbose"],
+        **SETTINGS_CONSTRAINTS,
     }
 
     def __init__(
@@ -142,11 +133,7 @@ class BackboneSelector(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
                 f"{type(self).__name__} requires y to be passed, but the target y is None: "
                 "candidates are scored against the labels."
             )
-        parsed = _parse(
-            None if self.candidates is None else list(self.candidates),
-            self.pooling,
-            self.image_size,
-        )
+        parsed = _parse(self.candidates, self.pooling, self.image_size)
         scores, ranked = _rank(
             X,
             y,
