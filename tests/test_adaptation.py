@@ -135,10 +135,6 @@ def gain(make_method, generator):
 @pytest.mark.parametrize(
     "make_method, generator, margin",
     [
-        (KMM, covariate_shift, 0.15),
-        (lambda: KLIEP(random_state=0), covariate_shift, 0.15),
-        (DiscriminatorReweight, covariate_shift, 0.2),
-        (CORAL, linear_map, 0.15),
         (lambda: SubspaceAlignment(n_components=2), rotated_subspace, 0.05),
         (
             lambda: TransferComponentAnalysis(kernel="rbf", n_components=2, gamma=0.1),
@@ -146,7 +142,7 @@ def gain(make_method, generator):
             0.03,
         ),
     ],
-    ids=["KMM", "KLIEP", "Discriminator", "CORAL", "SA", "TCA"],
+    ids=["SA", "TCA-rbf"],
 )
 def test_method_beats_source_only_on_its_shift(make_method, generator, margin):
     adapted, source_only = gain(make_method, generator)
@@ -154,24 +150,24 @@ def test_method_beats_source_only_on_its_shift(make_method, generator, margin):
 
 
 @pytest.mark.parametrize(
-    "make_method, generator",
+    "make_method, generator, margin",
     [
-        (KMM, covariate_shift),
-        (lambda: KLIEP(random_state=0), covariate_shift),
-        (DiscriminatorReweight, covariate_shift),
-        (CORAL, linear_map),
-        (SubspaceAlignment, rotated_subspace),
-        (TransferComponentAnalysis, mean_shift),
-        (JointDistributionAdaptation, rotated_classes),
-        (OTMapping, mean_shift),
+        (KMM, covariate_shift, 0.15),
+        (lambda: KLIEP(random_state=0), covariate_shift, 0.15),
+        (DiscriminatorReweight, covariate_shift, 0.2),
+        (CORAL, linear_map, 0.15),
+        (SubspaceAlignment, rotated_subspace, 0.05),
+        (TransferComponentAnalysis, mean_shift, 0.1),
+        (JointDistributionAdaptation, rotated_classes, 0.1),
+        (OTMapping, mean_shift, 0.15),
     ],
     ids=["KMM", "KLIEP", "Discriminator", "CORAL", "SA", "TCA", "JDA", "OT"],
 )
-def test_defaults_beat_or_tie_source_only_on_the_shift_each_method_is_built_for(
-    make_method, generator
+def test_defaults_beat_source_only_on_the_shift_each_method_is_built_for(
+    make_method, generator, margin
 ):
     adapted, source_only = gain(make_method, generator)
-    assert adapted >= source_only, (adapted, source_only)
+    assert adapted >= source_only + margin, (adapted, source_only)
 
 
 def test_defaults_stay_above_chance_with_more_features_than_rows():
@@ -182,7 +178,7 @@ def test_defaults_stay_above_chance_with_more_features_than_rows():
 
     for method in ALL_METHODS:
         scores = []
-        for seed in range(3):
+        for seed in range(2):
             Xs, ys, Xt, yt = appearance(seed)
             model = method(classifier()).fit(*stack(Xs, ys, Xt))
             scores.append(model.score(Xt, yt))
