@@ -11,6 +11,7 @@ from sklearn.utils.estimator_checks import estimator_checks_generator, parametri
 
 import sktransfer
 import sktransfer.adaptation
+import sktransfer.selection
 from sktransfer.utils._testing import (
     EXPECTED_FAILED_CHECKS,
     INIT_PARAMS,
@@ -34,7 +35,7 @@ def _instances():
 def _public_estimators():
     """The estimator classes that the public packages export in ``__all__``."""
     found = set()
-    for package in (sktransfer, sktransfer.adaptation):
+    for package in (sktransfer, sktransfer.adaptation, sktransfer.selection):
         for name in package.__all__:
             obj = getattr(package, name)
             if inspect.isclass(obj) and issubclass(obj, BaseEstimator):
@@ -55,6 +56,11 @@ def test_all_estimators_found():
         "KLIEP",
         "DiscriminatorReweight",
         "TrAdaBoost",
+        "JointDistributionAdaptation",
+        "OTMapping",
+        "SourceOnly",
+        "AdaptationSelector",
+        "BackboneSelector",
     }
 
 

@@ -142,7 +142,11 @@ def chains(crops, tmp_path_factory):
 
 
 def _assert_gives_original(chains, step, name):
-    """The outputs of ``step`` on model ``name`` equal the original model's (atol 1e-5)."""
+    """The outputs of ``step`` on model ``name`` equal the original model's up to float rounding.
+
+    Another process may run torch with another number of threads, which sums in another order:
+    outputs then differ by some 1e-5, while a lost or re-randomised weight changes them wholly.
+    """
     error = chains["errors"].get(f"{step}__{name}")
     if error is not None:
         pytest.fail(f"{step} of {name} raised {error}")
@@ -151,7 +155,9 @@ def _assert_gives_original(chains, step, name):
         if output == "predict":
             np.testing.assert_array_equal(got, expected, err_msg=f"{step}: {output}")
         else:
-            np.testing.assert_allclose(got, expected, atol=1e-5, err_msg=f"{step}: {output}")
+            np.testing.assert_allclose(
+                got, expected, rtol=1e-4, atol=1e-4, err_msg=f"{step}: {output}"
+            )
 
 
 # --- (a) sktransfer.save -> load -> save -> load -------------------------------------------
