@@ -7,10 +7,14 @@ learns on the labelled source rows and the unlabelled target rows, and is scored
 target labels. Source-only is the same classifier trained on the source features alone.
 
 Each split puts half the photos of every class in the source and the other half in the
-target, so that no photo is in both; the table gives the mean target accuracy over
+target, so that no photo is in both; the tables give the mean target accuracy over
 ``N_SPLITS`` random splits and, in brackets, the number of splits on which the method
-beats source-only. TrAdaBoost, which needs a few labelled target photos, gets one per
-class and is compared with pooling those photos with the source.
+beats source-only. Every method runs with its defaults, and again inside
+``AdaptationSelector`` with source-only as the other candidate (circular validation, no
+target labels), which keeps the method only when the score says it helps; the last column
+is the selector choosing among its default candidates and OT. TrAdaBoost, which needs a
+few labelled target photos, gets one per class and is compared with pooling those photos
+with the source.
 
 Images: ``../shared/datasets/flowers3`` (30 real photos, 3 classes) when present, else
 crops of scikit-learn's sample photos. Run: ``python benchmarks/bench_adaptation.py``.
@@ -31,11 +35,15 @@ from sktransfer.adaptation import (
     CORAL,
     KLIEP,
     KMM,
+    AdaptationSelector,
     DiscriminatorReweight,
+    JointDistributionAdaptation,
+    OTMapping,
     SubspaceAlignment,
     TrAdaBoost,
     TransferComponentAnalysis,
 )
+from sktransfer.adaptation._selector import default_candidates
 
 from _results import machine_line, write_section
 
@@ -56,14 +64,25 @@ def classifier():
 def methods():
     return {
         "CORAL": CORAL(classifier()),
-        "SA (10)": SubspaceAlignment(classifier(), n_components=10),
-        "TCA (10, linear)": TransferComponentAnalysis(
-            classifier(), kernel="linear", n_components=10
-        ),
+        "SA": SubspaceAlignment(classifier()),
+        "TCA": TransferComponentAnalysis(classifier()),
+        "JDA": JointDistributionAdaptation(classifier()),
+        "OT": OTMapping(classifier()),
         "KMM": KMM(classifier()),
         "KLIEP": KLIEP(classifier(), random_state=0),
         "Discriminator": DiscriminatorReweight(classifier()),
     }
+
+
+def selected(method):
+    """The method or source-only, whichever circular validation prefers."""
+    return AdaptationSelector(classifier(), candidates=[method], random_state=0)
+
+
+def selector():
+    """The selector with its default candidates and OT, and source-only."""
+    candidates = [*default_candidates(classifier()), OTMapping(classifier())]
+    return AdaptationSelector(classifier(), candidates=candidates, random_state=0)
 
 
 def split(y, seed):
@@ -82,6 +101,17 @@ def one_per_class(y, rows, seed):
     return np.array([rng.choice(rows[y[rows] == label]) for label in np.unique(y[rows])])
 
 
+def fit_score(model, F, labels, F_target, y_target):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tiny-sample convergence notes
+        return model.fit(F, labels).score(F_target, y_target)
+
+
+def cell(scores, base):
+    scores = np.asarray(scores)
+    return f"{scores.mean():.2f} ({int((scores > base).sum())})"
+
+
 def main():
     X, y, source_name = dataset()
     y = np.asarray(y, dtype=object)
@@ -93,12 +123,15 @@ def main():
     shifted = {
         name: extractor.transform([shift(im) for im in images]) for name, shift in SHIFTS.items()
     }
-    names = ["source-only", *methods()]
-    rows, boost_rows = [], []
+    names = list(methods())
+    rows, selected_rows, boost_rows = [], [], []
     effective = {}  # effective number of source photos under each method's weights
+    worst = {}  # the largest loss to source-only, per method, of the mean over the splits
+    picked_best, chosen = 0, {}
     start = time.perf_counter()
     for shift_name, target_features in shifted.items():
-        scores = {name: [] for name in names}
+        scores = {name: [] for name in ["source-only", *names, "selector"]}
+        with_selection = {name: [] for name in names}
         boost = {"pooled": [], "TrAdaBoost": []}
         for seed in range(N_SPLITS):
             src, tgt = split(y, seed)
@@ -108,12 +141,19 @@ def main():
             F = np.vstack([F_source, F_target])
             labels = np.r_[y[src], np.full(len(tgt), -1, dtype=object)].astype(object)
             for name, method in methods().items():
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")  # tiny-sample convergence notes
-                    scores[name].append(method.fit(F, labels).score(F_target, y_target))
+                scores[name].append(fit_score(method, F, labels, F_target, y_target))
                 if hasattr(method, "weights_"):
                     w = method.weights_
                     effective.setdefault(name, []).append(w.sum() ** 2 / (w**2).sum())
+                with_selection[name].append(
+                    fit_score(selected(method), F, labels, F_target, y_target)
+                )
+            choosing = selector()
+            scores["selector"].append(fit_score(choosing, F, labels, F_target, y_target))
+            name = choosing.cv_results_["name"][choosing.best_index_]
+            chosen[name] = chosen.get(name, 0) + 1
+            options = [scores["source-only"][-1]] + [scores[n][-1] for n in names]
+            picked_best += scores["selector"][-1] == max(options)
             # TrAdaBoost: one labelled target photo per class, scored on the others
             known = one_per_class(y, tgt, seed)
             rest = np.setdiff1d(tgt, known)
@@ -126,11 +166,26 @@ def main():
             booster.fit(F_few, y_few, sample_domain=domain)
             boost["TrAdaBoost"].append(booster.score(target_features[rest], y[rest]))
         base = np.asarray(scores["source-only"])
-        cells = [f"{base.mean():.2f}"]
-        for name in names[1:]:
-            s = np.asarray(scores[name])
-            cells.append(f"{s.mean():.2f} ({int((s > base).sum())})")
-        rows.append(f"| {shift_name} | " + " | ".join(cells) + " |")
+        rows.append(
+            f"| {shift_name} | {base.mean():.2f} | "
+            + " | ".join(cell(scores[name], base) for name in names)
+            + f" | {cell(scores['selector'], base)} |"
+        )
+        selected_rows.append(
+            f"| {shift_name} | {base.mean():.2f} | "
+            + " | ".join(cell(with_selection[name], base) for name in names)
+            + " |"
+        )
+        for name in names:
+            for label, values in (
+                (name, scores[name]),
+                (f"{name}, selected", with_selection[name]),
+            ):
+                loss = base.mean() - np.mean(values)
+                worst[label] = max(worst.get(label, -np.inf), loss)
+        worst["selector"] = max(
+            worst.get("selector", -np.inf), base.mean() - np.mean(scores["selector"])
+        )
         pooled, boosted = np.asarray(boost["pooled"]), np.asarray(boost["TrAdaBoost"])
         boost_rows.append(
             f"| {shift_name} | {pooled.mean():.2f} | {boosted.mean():.2f} "
@@ -138,9 +193,16 @@ def main():
         )
     seconds = time.perf_counter() - start
     n_source, n_target = len(split(y, 0)[0]), len(split(y, 0)[1])
-    header = "| target shift | " + " | ".join(names) + " |"
-    rule = "|---" * (len(names) + 1) + "|"
+    header = "| target shift | source-only | " + " | ".join(names) + " | selector |"
+    rule = "|---" * (len(names) + 3) + "|"
     table = "\n".join([header, rule, *rows])
+    selected_table = "\n".join(
+        [
+            "| target shift | source-only | " + " | ".join(names) + " |",
+            "|---" * (len(names) + 2) + "|",
+            *selected_rows,
+        ]
+    )
     ess = ", ".join(f"{name} {np.mean(v):.1f}" for name, v in effective.items())
     boost_table = "\n".join(
         [
@@ -149,6 +211,12 @@ def main():
             *boost_rows,
         ]
     )
+    below = [name for name in names if worst[name] > 0.01]
+    below_selected = [name for name in names if worst[f"{name}, selected"] > 0.01]
+    choices = ", ".join(
+        f"{name} {count}" for name, count in sorted(chosen.items(), key=lambda kv: -kv[1])
+    )
+    n_fits = len(SHIFTS) * N_SPLITS
     write_section(
         "adaptation",
         f"""## Domain adaptation on pretrained features (`bench_adaptation.py`)
@@ -157,20 +225,33 @@ def main():
 (half of each class) are the source and the other {n_target} photos, shifted and
 unlabelled, the target. Features: EfficientNet-Lite0 (bundled), 1280 per image.
 Classifier: standardise + logistic regression (C=0.1), alone (source-only) or inside
-every method, with default parameters. Mean accuracy on the target labels over the
-splits; in brackets, on how many of the {N_SPLITS} splits the method beats source-only
-(one photo is {1 / n_target:.2f} of accuracy). {machine_line()}; all fits of the
-table took {seconds:.0f} s.
+every method. Mean accuracy on the target labels over the splits; in brackets, on how
+many of the {N_SPLITS} splits the method beats source-only (one photo is
+{1 / n_target:.2f} of accuracy). {machine_line()}; all fits took {seconds:.0f} s.
+
+Every method with its defaults; the selector (`AdaptationSelector` with its defaults:
+circular validation, no target labels) chooses among source-only, its default candidates
+(CORAL, SA, TCA, JDA, the discriminator's weights) and OT:
 
 {table}
 
-CORAL gains on every shift: it re-colours the source features with the target's
-covariance, and these shifts change the features' spread. Re-weighting is built for
-covariate shift, where the target lies within the source's range and some source rows
-resemble it; here every target feature moves (an appearance change), so weighting the
-source photos cannot bring them to the target and mostly lowers their effective number
-(of {n_source}): {ess}. SA and TCA keep 10 components of 1280 features: SA helps on
-the blurred photos only, TCA's linear components lose more than they align.
+Below source-only by more than 0.01 on some shift, with defaults: {", ".join(below) or "none"}.
+The selector lost at most {max(worst["selector"], 0):.2f} to source-only on a shift; it
+chose {choices} (of {n_fits} splits) and took the best method of the split (by the
+target labels it never saw) {picked_best} times.
+
+Each method inside `AdaptationSelector` with source-only as the other candidate, so that
+it is used only when circular validation says it helps:
+
+{selected_table}
+
+Below source-only by more than 0.01 on some shift, selected: {", ".join(below_selected) or "none"}.
+Re-weighting is built for covariate shift, where the target lies within the source's
+range and some source rows resemble it; here every target feature moves (an appearance
+change), so weighting the source photos cannot bring them to the target and mostly lowers
+their effective number (of {n_source}): {ess}. CORAL and OT move the source features
+themselves: CORAL re-colours them with the target's covariance, OT transports each
+source photo onto target photos of the same class.
 
 With one labelled target photo per class (the method scores on the other target photos):
 
