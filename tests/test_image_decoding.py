@@ -122,6 +122,7 @@ def _containers(path, pixels):
         "loaded PIL": [loaded],
         "array list": [pixels],
         "array stack": pixels[None],
+        "float array": [pixels.astype(np.float32) / 255],
     }
 
 
@@ -146,6 +147,15 @@ def test_every_container_gives_the_same_features(rotated_jpeg):
     reference = extractor.transform(containers.pop("array stack"))
     for kind, X in containers.items():
         assert _relative(extractor.transform(X), reference) <= 1e-4, kind
+
+
+def test_a_16_bit_file_gives_the_features_of_its_8_bit_copy(tmp_path, rotated_jpeg):
+    grey = np.asarray(Image.fromarray(rotated_jpeg[1]).convert("L"))
+    Image.fromarray(grey).save(tmp_path / "8bit.png")
+    Image.fromarray(grey.astype(np.uint16) * 257).save(tmp_path / "16bit.png")  # 255 -> 65535
+    paths = [str(tmp_path / "8bit.png"), str(tmp_path / "16bit.png")]
+    features = PretrainedFeatureExtractor(image_size=64).fit(paths).transform(paths)
+    assert _relative(features[1], features[0]) <= 1e-4
 
 
 def test_draft_decoding_only_when_asked(rotated_jpeg):

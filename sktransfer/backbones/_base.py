@@ -142,18 +142,22 @@ class Preprocessing:
 
         return ImageDataset(inputs, self.train_transform(augment), targets)
 
+    @staticmethod
+    def _to_float():
+        # Resized in float32, never in uint8: a uint8 resize rounds every pixel, and the
+        # same picture given as floats in [0, 1] (or as a 16-bit file) would then give
+        # features some 2% apart from its 8-bit file.
+        return [T.ToImage(), T.ToDtype(torch.float32, scale=True)]
+
     def _finish(self):
-        return [
-            T.ToImage(),
-            T.ToDtype(torch.float32, scale=True),
-            T.Normalize(mean=list(self.mean), std=list(self.std)),
-        ]
+        return [T.Normalize(mean=list(self.mean), std=list(self.std))]
 
     def eval_transform(self):
-        """Deterministic transform: PIL image or uint8 ``(C, H, W)`` tensor -> float tensor."""
+        """Deterministic transform: PIL image or ``(C, H, W)`` tensor -> normalised float tensor."""
         mode = InterpolationMode(self.interpolation)
         return T.Compose(
             [
+                *self._to_float(),
                 T.Resize(self.resize_size, interpolation=mode, antialias=True),
                 T.CenterCrop(self.crop_size),
                 *self._finish(),
@@ -173,6 +177,7 @@ class Preprocessing:
         if augment is True or augment == "default":
             return T.Compose(
                 [
+                    *self._to_float(),
                     T.RandomResizedCrop(self.crop_size, scale=(0.5, 1.0), interpolation=mode),
                     T.RandomHorizontalFlip(),
                     *self._finish(),
