@@ -5,12 +5,14 @@ images, set attributes it should not, or escape as an exception from zipfile, js
 safetensors. And how ``save`` writes: through symlinks, with the umask, naming the path.
 """
 
+import copy
 import hashlib
 import io
 import json
 import os
 import stat
 import struct
+import subprocess
 import sys
 import tracemalloc
 import warnings
@@ -363,3 +365,60 @@ def test_a_class_list_that_does_not_match_the_stored_head_is_refused_before_buil
         tracemalloc.stop()
     _assert_clean(info, path)
     assert peak < 256 * 1024**2  # a 200,000-class head alone would be about 1 GB
+
+
+@pytest.mark.parametrize("kind", ["extractor", "fine-tuned"])
+def test_an_estimator_memory_is_not_stored_and_a_crafted_one_refused(models, tmp_path, kind):
+    model = copy.deepcopy(models[kind]).set_params(memory=str(tmp_path / "cache"))
+    path = tmp_path / "m.skt"
+    sktransfer.save(model, path)
+    assert sktransfer.load(path).memory is None  # a folder of this machine, not the model's
+    _forge(path, lambda meta: _set_param(meta, "memory", str(tmp_path / "planted")))
+    with pytest.raises(ValueError, match="memory folder is not stored") as info:
+        sktransfer.load(path)
+    _assert_clean(info, path)
+
+
+_PEAK_OF_LOAD = """
+import resource, sys
+import sktransfer
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+try:
+    sktransfer.load(sys.argv[1])
+except ValueError as error:
+    print(str(error))
+print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) // 1024)
+"""
+
+
+@pytest.mark.parametrize("kind", ["extractor", "fine-tuned"])
+def test_weights_that_do_not_fit_a_large_network_are_refused_before_it_is_built(
+    models, tmp_path, kind
+):
+    """A file names ViT-L/16 (300M parameters, 1.2 GB) but holds none of its weights."""
+    path = tmp_path / "m.skt"
+    sktransfer.save(models[kind], path)
+
+    def name_vit(meta):
+        state = meta["model"]["state"]
+        if kind == "extractor":
+            assert state["backbone_"]["stored"] is False  # the bundled weights are named
+            state["backbone_"].update(stored=True, spec="vit_l_16")
+        else:
+            state["spec"] = "vit_l_16"
+
+    _forge(path, name_vit)
+    with pytest.raises(ValueError, match="do not fit the 'vit_l_16' architecture") as info:
+        sktransfer.load(path)
+    _assert_clean(info, path)
+    # in a fresh process, so that the peak is this load's own
+    done = subprocess.run(
+        [sys.executable, "-c", _PEAK_OF_LOAD, str(path)],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=os.environ | {"SKTRANSFER_OFFLINE": "1"},
+    )
+    *message, grown_mb = done.stdout.strip().splitlines()
+    assert "do not fit" in message[0]
+    assert int(grown_mb) < 300

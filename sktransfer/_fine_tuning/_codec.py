@@ -12,7 +12,7 @@ import numpy as np
 
 from .._core.device import fallback_device
 from ..backbones import load_backbone
-from ..backbones._base import preprocessing_from_json
+from ..backbones._base import check_stored_tensors, preprocessing_from_json
 from ._network import TransferNet, make_head, to_device
 from ._skorch import build_net, release_training_state
 
@@ -52,6 +52,7 @@ def from_safe_state(cls, params, state, tensors):
     estimator.backbone = estimator._backbone_param_from_safe(
         params["backbone"], state["backbone_param"], _strip(tensors, "backbone.")
     )
+    check_stored_tensors(state["spec"], _strip(tensors, "module.trunk."))
     backbone = load_backbone(state["spec"], weights=None)  # the architecture
     backbone.preprocessing = preprocessing_from_json(state["preprocessing"])
     backbone.weights = state["weights_label"]

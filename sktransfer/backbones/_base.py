@@ -153,7 +153,7 @@ class Preprocessing:
         return [T.Normalize(mean=list(self.mean), std=list(self.std))]
 
     def eval_transform(self):
-        """Deterministic transform: PIL image or ``(C, H, W)`` tensor -> normalised float tensor."""
+        """Deterministic transform: PIL image or ``(C, H, W)`` tensor -> float tensor."""
         mode = InterpolationMode(self.interpolation)
         return T.Compose(
             [
@@ -385,6 +385,7 @@ class Backbone:
         preprocessing = preprocessing_from_json(description["preprocessing"])
         spec, weights = description["spec"], description["weights"]
         if description["stored"]:
+            check_stored_tensors(spec, tensors)
             backbone = load_backbone(spec, weights=None)  # the architecture
             backbone.net.load_state_dict(tensors, strict=True)
             backbone.head, backbone.weights = None, weights
@@ -404,6 +405,41 @@ class Backbone:
             f"Backbone(name={self.name!r}, weights={weights}, "
             f"num_features={self.num_features}, n_layer_groups={self.n_layer_groups}, "
             f"preprocessing={self.preprocessing!r})"
+        )
+
+
+def check_stored_tensors(spec, tensors):
+    """Refuse stored weights that do not fit ``spec``'s architecture, before building it.
+
+    The architecture is first built on the ``meta`` device, which allocates nothing: a
+    file that names a large network but holds none of its weights is refused without
+    allocating the network's memory.
+    """
+    from . import _build
+
+    with torch.device("meta"):  # never through load_backbone's cache of real builds
+        expected = _build(spec, None).net.state_dict()
+    missing = sorted(set(expected) - set(tensors))
+    unexpected = sorted(set(tensors) - set(expected))
+    wrong = sorted(
+        k
+        for k in set(expected) & set(tensors)
+        if tuple(expected[k].shape) != tuple(tensors[k].shape)
+    )
+    problems = [
+        f"{len(names)} {what} (first: {names[0]!r})"
+        for what, names in (
+            ("missing tensors", missing),
+            ("unexpected tensors", unexpected),
+            ("tensors of the wrong shape", wrong),
+        )
+        if names
+    ]
+    if problems:
+        raise ValueError(
+            f"The file's stored weights do not fit the {spec!r} architecture it names: "
+            + "; ".join(problems)
+            + ". The file is damaged or was not written by sktransfer.save."
         )
 
 

@@ -72,8 +72,9 @@ def save(estimator, path):
     -----
     Training-only parameters that hold Python objects (``callbacks``, a callable
     ``augment``) are stored as None and listed under ``dropped_params``: the loaded model
-    predicts the same, but refitting it would train without them. A pipeline's ``memory``
-    is not stored.
+    predicts the same, but refitting it would train without them. The ``memory`` folder of
+    a pipeline, an extractor or a classifier is not stored: the loaded model has
+    ``memory=None``.
 
     Examples
     --------

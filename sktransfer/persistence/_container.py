@@ -87,9 +87,16 @@ class OwnCodec(Codec):
         return getattr(cls, "_safe_training_only", ())
 
     def encode(self, estimator, child):
-        return estimator._to_safe_state()
+        params, state, tensors = estimator._to_safe_state()
+        if "memory" in params:  # a cache folder of this machine, as a Pipeline's memory
+            params = params | {"memory": None}
+        return params, state, tensors
 
     def decode(self, cls, params, state, tensors, child):
+        if params.get("memory") is not None:
+            raise ValueError(
+                f"a {self.name}'s memory folder is not stored (it is None in a saved model)"
+            )
         return cls._from_safe_state(params, state, tensors)
 
 
