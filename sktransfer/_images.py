@@ -32,6 +32,11 @@ and 32-bit ``I``; 32-bit float TIFF, mode ``F``) keep their precision: they beco
 
 The rule is applied per image: a 16-bit image whose brightest pixel is below 4096 is read
 as 12-bit data.
+
+16-bit *colour* files are decoded by Pillow with 8 bits per channel: one that fills its
+16 bits keeps its range (with a :class:`UserWarning` that its precision is not kept); one
+whose values stay below 2**15 would come out dark, and is a :class:`ValueError` naming the
+file and saying how to convert it.
 """
 
 import os
@@ -139,14 +144,22 @@ def decode_file(path, draft_size=None):
         try:
             if draft_size and img.format == "JPEG":
                 img.draft("RGB", (draft_size, draft_size))
+            deep_colour = img.mode in ("RGB", "RGBA", "LA") and any(
+                ";16" in str(tile.args) for tile in img.tile
+            )
             img.load()
             ImageOps.exif_transpose(img, in_place=True)
             if img.mode in _HIGH_BIT_DEPTH_MODES:
                 pixels = np.asarray(img)
             else:
-                return pil_to_tensor(img if img.mode == "RGB" else img.convert("RGB"))
+                rgb = img if img.mode == "RGB" else img.convert("RGB")
         except (OSError, SyntaxError, ValueError) as exc:
             raise _unreadable(path, exc) from exc
+        if img.mode not in _HIGH_BIT_DEPTH_MODES:
+            if deep_colour:
+                kind = "grey-and-alpha" if img.mode == "LA" else "colour"
+                _check_reduced_colour(rgb, path, kind)
+            return pil_to_tensor(rgb)
     return _scale_to_unit(pixels, path)
 
 
@@ -174,6 +187,30 @@ def _pil_to_tensor(image, name):
     if image.mode in _HIGH_BIT_DEPTH_MODES:
         return _scale_to_unit(np.asarray(image), name)
     return pil_to_tensor(image if image.mode == "RGB" else image.convert("RGB"))
+
+
+def _check_reduced_colour(rgb, path, kind):
+    """Pillow reads 16-bit colour files at 8 bits per channel (the high byte of each value).
+
+    Data that fills the 16 bits keeps its range, with 8-bit precision; data that uses fewer
+    bits (12-bit camera or microscope colour stored in 16) would come out nearly black.
+    """
+    top = int(np.asarray(rgb).max())
+    if top < 128:  # every value below 2**15: the file does not use its top bit
+        raise ValueError(
+            f"{path} is a 16-bit {kind} image whose values stay below {(top + 1) * 256} of "
+            "65535: Pillow, which decodes it, keeps only the high 8 bits of each colour value, "
+            "which would leave it nearly black. Convert it to 8 bits per channel by its real "
+            "range (for 12-bit data: value * 255 / 4095), or pass the pixels as a float array "
+            "in [0, 1]."
+        )
+    warnings.warn(
+        # one text for every file, so that a folder of them warns once
+        f"16-bit {kind} image files are decoded with 8 bits per channel (their range is kept, "
+        "not their precision). Pass the pixels as a float array in [0, 1] to keep all 16 bits.",
+        UserWarning,
+        stacklevel=3,
+    )
 
 
 def _scale_to_unit(pixels, name):

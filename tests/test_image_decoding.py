@@ -1,6 +1,9 @@
 """Decoding: every bit depth by its real range, the same pixels from every container."""
 
+import struct
 import warnings
+import zlib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -61,6 +64,41 @@ def test_every_bit_depth_decodes_by_its_real_range(tmp_path, name, data, mode, s
         expected = torch.from_numpy(data.astype(np.float64) / scale).expand(3, -1, -1)
         torch.testing.assert_close(unit.double(), expected, rtol=0, atol=1e-6)
         assert 0 < unit.mean() < 1
+
+
+def _rgb16_png(path, data):
+    """Write ``(H, W, 3)`` uint16 pixels as a 16-bit colour PNG (which Pillow cannot write)."""
+
+    def chunk(kind, body):
+        return (
+            struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+        )
+
+    height, width, _ = data.shape
+    rows = b"".join(b"\0" + row.astype(">u2").tobytes() for row in data)  # filter 0 per row
+    header = struct.pack(">IIBBBBB", width, height, 16, 2, 0, 0, 0)  # 16 bits, truecolour
+    png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
+    Path(path).write_bytes(png + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+    return str(path)
+
+
+def test_a_16_bit_colour_file_that_fills_its_range_keeps_it_with_a_warning(tmp_path):
+    data = np.stack([_ramp(65535, np.uint16, seed=c) for c in range(3)], axis=-1)
+    path = _rgb16_png(tmp_path / "rgb16.png", data)
+    with pytest.warns(UserWarning, match="16-bit colour image files are decoded with 8 bits per"):
+        tensor = decode_file(path)
+    assert tensor.dtype == torch.uint8
+    np.testing.assert_array_equal(tensor.permute(1, 2, 0).numpy(), data >> 8)  # the high byte
+
+
+@pytest.mark.parametrize("bits", [10, 12])
+def test_a_16_bit_colour_file_with_fewer_bits_is_refused_not_darkened(tmp_path, bits):
+    data = np.stack([_ramp(2**bits - 1, np.uint16, seed=c) for c in range(3)], axis=-1)
+    path = _rgb16_png(tmp_path / "rgb.png", data)
+    with pytest.raises(ValueError, match=r"rgb.png is a 16-bit colour image.*float array"):
+        decode_file(path)
+    with pytest.raises(ValueError, match="rgb.png"):
+        PretrainedFeatureExtractor(image_size=32).fit_transform([path])
 
 
 def test_float_file_outside_0_1_is_min_max_scaled_with_a_warning(tmp_path):
