@@ -50,12 +50,12 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 from torchvision.transforms.v2.functional import pil_to_tensor
 
+# torchvision's ImageFolder extensions (which users compare folder listings against)
 IMG_EXTENSIONS = (
     ".jpg",
     ".jpeg",
     ".png",
     ".bmp",
-    ".gif",
     ".tif",
     ".tiff",
     ".webp",

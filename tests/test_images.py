@@ -42,6 +42,7 @@ def test_load_image_folder_lists_what_torchvision_image_folder_lists(tmp_path):
             "dog/2020/a.png",  # every image of "dog" is nested
             "dog/2021/a.png",
             "emu/a.jpeg",
+            "emu/anim.gif",  # not an ImageFolder extension
         ],
     )
     (tmp_path / "cat" / "notes.txt").write_text("not an image")
