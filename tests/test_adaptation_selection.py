@@ -314,12 +314,24 @@ def test_selector_without_target_rows_fits_source_only_with_a_warning():
     assert selector.best_index_ == 0 and np.isnan(selector.cv_results_["mean_score"]).all()
 
 
+def test_selector_says_once_how_it_read_y_minus_one():
+    Xs, ys, Xt, _ = linear_map(0, n=60)
+    X, y = np.vstack([Xs, Xt]), np.r_[ys, -np.ones(60, int)]
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        AdaptationSelector(candidates=[CORAL()], cv=3, random_state=0).fit(X, y)
+    assert [(w.filename, "y = -1 is read as" in str(w.message)) for w in record] == [
+        (__file__, True)
+    ]
+
+
 def test_selector_default_candidates_and_scorer():
     Xs, ys, Xt, yt = linear_map(2, n=60)
     X, y = np.vstack([Xs, Xt]), np.r_[ys, -np.ones(60, int)]
+    domain = np.r_[np.ones(60, int), -np.ones(60, int)]
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        selector = AdaptationSelector(cv=3, random_state=0).fit(X, y)
+        selector = AdaptationSelector(cv=3, random_state=0).fit(X, y, sample_domain=domain)
     assert selector.cv_results_["name"] == [
         "source-only",
         "CORAL",

@@ -82,8 +82,10 @@ def split_domains(y=None, sample_domain=None, *, n_samples=None):
     non-negative, as skada requires: a ``y`` with ``-1`` and a label below it (``-2, -1,
     0, 1, 2``) is refused, because there ``-1`` is one of the classes. Labels ``-1, 0, 1``
     are read as two source classes beside unlabelled target rows: that is the usual
-    input, and no rule on ``y`` can tell it from three classes, so recode a class called
-    ``-1`` (with :class:`~sklearn.preprocessing.LabelEncoder`, say) before adapting.
+    input, and no rule on ``y`` can tell it from three classes, so a warning says how ``y``
+    was read; recode a class called ``-1`` (with
+    :class:`~sklearn.preprocessing.LabelEncoder`, say) before adapting, and give
+    ``sample_domain`` to say which rows are the target without a warning.
     Labels ``-1, 1`` alone leave one class and fail in ``fit`` with a message that says
     so. The order of the rows never matters.
 
@@ -134,6 +136,15 @@ def _split_domains(y, sample_domain, n_samples, stacklevel):
         domains = Domains(labelled, ~labelled, labelled)
         # the labels are what makes a row a source row here: none, no source
         _require_labelled_source(domains)
+        if np.issubdtype(y.dtype, np.number):
+            warnings.warn(
+                "y = -1 is read as 'unlabelled target row' (no sample_domain was given). If "
+                "-1 is one of your classes (-1, 0, 1 as negative, neutral, positive, say), "
+                "recode the classes first. Pass sample_domain (negative for target rows) to "
+                "say which rows are the target, and this warning goes.",
+                UserWarning,
+                stacklevel=stacklevel,
+            )
         return domains
 
     sample_domain = column_or_1d(sample_domain)

@@ -8,6 +8,7 @@ follow ``skada.metrics`` and ``skada.model_selection`` where both libraries have
 thing.
 """
 
+import warnings
 from inspect import signature
 from numbers import Real
 
@@ -421,7 +422,9 @@ class CircularValidation(_DomainScorer):
         y_back[len(target_rows) :] = -1
         if np.asarray(predicted).dtype.kind in "iub":
             y_back = y_back.astype(np.asarray(predicted).dtype)
-        back = clone(estimator).fit(_safe_indexing(X, rows), y_back)
+        with warnings.catch_warnings():  # -1 here is ours, not a user's ambiguous label
+            warnings.filterwarnings("ignore", "y = -1 is read as", UserWarning)
+            back = clone(estimator).fit(_safe_indexing(X, rows), y_back)
         return self.source_scorer(truth, back.predict(_safe_indexing(X, source_rows)))
 
 

@@ -285,8 +285,9 @@ class AdaptationSelector(_AdaptationClassifier):
             best = 0
         self.best_index_ = best
         with warnings.catch_warnings():
-            # the "no target rows" warning was already given above, at the user's line
+            # the domain warnings were already given above, at the user's line
             warnings.filterwarnings("ignore", "No target rows to adapt to")
+            warnings.filterwarnings("ignore", "y = -1 is read as")
             self.best_estimator_ = _fit_candidate(clone(named[best][1]), X, y, sample_domain)
         self.classes_ = self.best_estimator_.classes_
         if hasattr(self.best_estimator_, "n_features_in_"):
