@@ -39,15 +39,16 @@ X_images = np.stack(
     [np.asarray(upscale(images[i])) for i in source] + [shift(images[i]) for i in target]
 )
 y = np.r_[labels[source], np.full(len(target), -1)]  # -1: unlabelled target rows
+domain = np.r_[np.ones(len(source), int), -np.ones(len(target), int)]  # source +, target -
 X_target, y_target = X_images[len(source) :], labels[target]
 
 # %%
 # CORAL after the pretrained feature extractor
 # --------------------------------------------
 # The adaptation method is the last step of the pipeline; the extractor turns every
-# image, source or target, into 1280 features. ``sample_domain`` is inferred from the
-# ``-1`` labels here; to pass it explicitly, see :func:`sktransfer.adaptation.split_domains`
-# and the user guide (``pipe.fit(X, y, coral__sample_domain=domains)``).
+# image, source or target, into 1280 features. ``sample_domain`` says which rows are the
+# target (without it, ``y = -1`` marks them, with a warning that says so: see
+# :func:`sktransfer.adaptation.split_domains`).
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -61,7 +62,7 @@ def classifier():
 
 
 pipe = make_pipeline(PretrainedFeatureExtractor(image_size=64), CORAL(classifier()))
-pipe.fit(X_images, y)
+pipe.fit(X_images, y, coral__sample_domain=domain)
 print(f"CORAL pipeline, target accuracy: {pipe.score(X_target, y_target):.2f}")
 
 # %%
@@ -80,7 +81,7 @@ for method in [
     KMM(classifier()),
     DiscriminatorReweight(classifier()),
 ]:
-    method.fit(X, y)
+    method.fit(X, y, sample_domain=domain)
     print(f"{type(method).__name__:24s} {method.score(F_target, y_target):.2f}")
 
 # %%
@@ -107,7 +108,7 @@ selector = AdaptationSelector(
     ],
     cv=3,
     random_state=0,
-).fit(X, y)
+).fit(X, y, sample_domain=domain)
 results = selector.cv_results_
 for name, score in zip(results["name"], results["mean_score"], strict=True):
     print(f"{name:28s} circular validation {score:.2f}")
@@ -124,7 +125,7 @@ print(
 import matplotlib.pyplot as plt
 from sklearn.decomposition import PCA
 
-aligned = CORAL(classifier()).fit_transform(X, y)
+aligned = CORAL(classifier()).fit_transform(X, y, sample_domain=domain)
 fig, axes = plt.subplots(1, 2, figsize=(9, 4))
 for ax, data, title in [(axes[0], X, "before"), (axes[1], aligned, "after CORAL")]:
     xy = PCA(2).fit_transform(data)
@@ -151,7 +152,8 @@ def rule(points):
 
 Ps = rng.normal([0, 0.5], [1.2, 1.5], size=(200, 2))
 Pt = rng.normal([2.0, 1.5], [0.4, 1.0], size=(200, 2))
-kmm = KMM().fit(np.vstack([Ps, Pt]), np.r_[rule(Ps), -np.ones(200, dtype=int)])
+sides = np.r_[np.ones(len(Ps), int), -np.ones(200, int)]
+kmm = KMM().fit(np.vstack([Ps, Pt]), np.r_[rule(Ps), -np.ones(200, int)], sample_domain=sides)
 plain = LogisticRegression().fit(Ps, rule(Ps))
 print(f"source only {plain.score(Pt, rule(Pt)):.2f}, KMM {kmm.score(Pt, rule(Pt)):.2f}")
 
