@@ -1,8 +1,8 @@
 """Text inputs, in one place: validation, tokenisation and batching for every estimator.
 
 Accepted ``X``: a list, a 1-D array, a :class:`pandas.Series` or a one-column
-:class:`pandas.DataFrame` of ``str``. An empty (or blank) string, ``None``/NaN or a value
-that is not a string is an error that names its row.
+:class:`pandas.DataFrame` of ``str``. An empty (or blank) string, a missing text (``None``,
+NaN or ``pd.NA``) or a value that is not a string is an error that names its row.
 
 Texts are tokenised once per call, batched by length (similar lengths together, so little
 padding is computed) with each batch padded to its own longest text, and the results are
@@ -15,6 +15,7 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 import torch
 
@@ -77,8 +78,12 @@ def check_texts(X):
     if not items:
         raise ValueError("No texts: X is empty (0 samples).")
     for i, text in enumerate(items):
-        if text is None or (isinstance(text, float) and text != text):
-            raise ValueError(f"Text {i} is missing (None or NaN).")
+        if (
+            text is None
+            or text is pd.NA
+            or (isinstance(text, (float, np.floating)) and text != text)
+        ):
+            raise ValueError(f"Text {i} is missing (None, NaN or pd.NA).")
         if not isinstance(text, str):
             raise TypeError(f"Text {i} is a {type(text).__name__}, not a string: {text!r:.60}")
         if not text.strip():
