@@ -13,8 +13,9 @@ A row is identified by two strings:
   an array's bytes, shape and dtype; of a PIL image's mode, size, EXIF orientation,
   palette and pixels; of a text's UTF-8 bytes;
 - a **namespace** for the computation (:func:`make_namespace`): what the estimator knows
-  determines the output, i.e. the weights (``Backbone.weights_digest()``), the input
-  pipeline (``repr(preprocessing)``), the stage or layer and pooling, the device.
+  determines the output, i.e. the network, weights and structure (:func:`module_digest`:
+  equal weights in another architecture compute other rows), the input pipeline
+  (``repr(preprocessing)``), the stage or layer and pooling, the device.
 
 :func:`cached_rows` returns the rows of a namespace for a list of keys, computing only the
 missing ones; :func:`prefix_rows` does the same for the output of a network's leading
@@ -43,6 +44,7 @@ text encoder's hidden states and attention mask); all rows of a namespace share 
 import hashlib
 import os
 import threading
+import types
 import warnings
 from collections import OrderedDict
 from numbers import Real
@@ -162,7 +164,7 @@ def make_namespace(*parts):
     Parameters
     ----------
     *parts : str or object with a stable ``repr``
-        For instance the weights' digest (``Backbone.weights_digest()``), the input
+        For instance the network's digest (:func:`module_digest`), the input
         pipeline (``repr(preprocessing)``), the stage or layer and pooling, and the device.
         The torch version is always added (another version may round differently).
 
@@ -182,18 +184,79 @@ def make_namespace(*parts):
 
 
 def module_digest(module):
-    """Return the SHA-256 of a module's tensors (parameters and buffers), names included.
+    """Return the SHA-256 of a module's structure and tensors: what names its output.
 
-    As :meth:`Backbone.weights_digest <sktransfer.Backbone.weights_digest>` does for a
-    whole network; for one stage, so that the namespace of a prefix's output names the
-    weights of that prefix only.
+    The tensors are the state dict (parameters and buffers, names included), as
+    :meth:`Backbone.weights_digest <sktransfer.Backbone.weights_digest>` hashes them; the
+    structure is the module's ``repr`` (layers, strides, padding, activations), the class
+    of every submodule and their plain settings (numbers, strings, functions such as a
+    transformer layer's activation, which the ``repr`` leaves out). Networks with equal
+    weights but another activation, stride or pooling thus get different digests, and
+    never share rows; a copy of a network (``copy.deepcopy``, a clone's backbone, the
+    same network loaded again) gets the same one.
+
+    Name a computation by this digest, not by ``Backbone.weights_digest()``: that one
+    names the weights only (it is stored in files to check them on loading).
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        A network, or one stage of it (the namespace of a prefix's output then names
+        the stages of that prefix only).
+
+    Returns
+    -------
+    digest : str
+        64 hex digits.
+
+    Examples
+    --------
+    >>> from torch import nn
+    >>> conv = nn.Conv2d(3, 4, 3)
+    >>> module_digest(nn.Sequential(conv, nn.ReLU())) == module_digest(
+    ...     nn.Sequential(conv, nn.Tanh()))
+    False
     """
     digest = hashlib.sha256()
+    structure = _structure(module).encode()
+    digest.update(len(structure).to_bytes(8, "little") + structure)
     for name, tensor in module.state_dict().items():
         data = tensor.detach().cpu().contiguous()
         digest.update(name.encode() + str(data.dtype).encode() + str(tuple(data.shape)).encode())
         digest.update(data.view(-1).view(torch.uint8).numpy().tobytes())
     return digest.hexdigest()
+
+
+def _structure(module):
+    """Describe what a module computes besides its tensors, in a text stable across copies."""
+    lines = [repr(module)]
+    for name, sub in module.named_modules(remove_duplicate=False):
+        kind = type(sub)
+        settings = (
+            (attr, _setting(value))
+            for attr, value in sorted(vars(sub).items())
+            if not attr.startswith("_") and attr != "training"  # eval mode is always used
+        )
+        settings = ", ".join(f"{attr}={text}" for attr, text in settings if text is not None)
+        lines.append(f"{name}: {kind.__module__}.{kind.__qualname__}({settings})")
+    return "\n".join(lines)
+
+
+_PLAIN = (bool, int, float, complex, str, bytes, type(None), torch.dtype)
+_FUNCTIONS = (types.FunctionType, types.BuiltinFunctionType, types.MethodType)
+
+
+def _setting(value):
+    """Return the text of a plain setting (number, string, function...); None otherwise."""
+    if isinstance(value, _PLAIN):
+        return repr(value)
+    if isinstance(value, (tuple, list)):
+        parts = [_setting(item) for item in value]
+        return None if None in parts else f"{type(value).__name__}({', '.join(parts)})"
+    if isinstance(value, _FUNCTIONS):  # by name: an address would differ in every process
+        function = getattr(value, "__func__", value)
+        return f"{getattr(function, '__module__', None)}.{function.__qualname__}"
+    return None
 
 
 # --- rows: a tensor, or a dict of tensors, with one row per input ------------------------------
