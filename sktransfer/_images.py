@@ -454,7 +454,7 @@ def iter_batches(images, transform, batch_size, *, num_workers=0, progress=False
         bar.close()
 
 
-def _progress(progress, total, desc):
+def _progress(progress, total, desc, unit="img"):
     if not progress:
 
         class _Silent:
@@ -467,7 +467,7 @@ def _progress(progress, total, desc):
         return _Silent()
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc=desc, unit="img")
+    return tqdm(total=total, desc=desc, unit=unit)
 
 
 def _is_hidden(name):

@@ -163,7 +163,7 @@ class TextBatches:
 
         ids = self.encoded.ids
         longest = max(len(row) for row in ids)
-        bar = _progress(self.progress, len(ids), self.desc)
+        bar = _progress(self.progress, len(ids), self.desc, unit="text")
         try:
             for start in range(0, len(self.order), self.batch_size):
                 rows = [ids[i] for i in self.order[start : start + self.batch_size]]

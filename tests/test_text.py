@@ -118,6 +118,14 @@ def test_bad_texts_are_named(extractor, X, error, match):
         extractor.transform(X)
 
 
+def test_progress_bar_counts_texts(capsys):
+    extractor = PretrainedFeatureExtractor(MODEL, verbose=1, shared_cache_size=0).fit(PINNED)
+    extractor.transform(PINNED)
+    bar = capsys.readouterr().err
+    assert "features: 100%" in bar and "3/3" in bar and "?text/s" in bar  # the unit is texts
+    assert "img" not in bar
+
+
 def test_truncation_is_reported_with_its_count():
     texts = ["word " * 40, "short text", "word " * 50]
     extractor = PretrainedFeatureExtractor(MODEL, max_length=16).fit(texts)
