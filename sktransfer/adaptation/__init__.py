@@ -7,8 +7,11 @@ classifier and goes after a :class:`~sktransfer.PretrainedFeatureExtractor` in a
 pipeline::
 
     pipe = make_pipeline(PretrainedFeatureExtractor(), CORAL(LogisticRegression()))
-    pipe.fit(X, y)                      # y = -1 on the target rows
-    pipe.predict(X_target)              # new rows are target rows
+    pipe.fit(X, y, coral__sample_domain=domains)   # y = -1 on the target rows
+    pipe.predict(X_target)                         # new rows are target rows
+
+Without ``sample_domain``, ``y = -1`` alone marks the target rows, with a warning that
+says so (no rule on ``y`` tells a class called -1 from the placeholder).
 
 To route ``sample_domain`` through a pipeline, pass it under the step's name
 (``pipe.fit(X, y, coral__sample_domain=domains)``), or with metadata routing enabled
