@@ -14,7 +14,7 @@ from sklearn.base import ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from ._core.activations import cached_rows, input_keys, make_namespace
+from ._core.activations import cached_rows, input_keys, make_namespace, module_digest
 from ._core.base import TransferEstimator
 from ._core.device import fallback_device, resolve_device, use_amp
 from ._core.inference import probe, run_batches
@@ -276,7 +276,7 @@ class PretrainedFeatureExtractor(
         self._pooling = pooling
         backbone.net.eval().requires_grad_(False)
         self._net = None  # built by the first transform that computes features
-        self._weights_digest = backbone.weights_digest()  # names the features it computes
+        self._weights_digest = module_digest(backbone.net)  # its weights and architecture
         shapes = partial(self._features, net=backbone.net)  # on the CPU, as loaded
         self.n_features_out_ = int(probe(shapes, backbone.preprocessing, CPU).shape[1])
 

@@ -117,12 +117,6 @@ def test_fine_tuning_networks_with_equal_weights_share_no_rows(images, stage_run
     assert stage_runs == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="PretrainedFeatureExtractor names its features by Backbone.weights_digest() "
-    "(weights only, sktransfer/_extractor.py _set_fitted); it must use "
-    "module_digest(backbone.net) instead",
-)
 def test_extractors_with_equal_weights_share_no_rows(images):
     X, _ = images
     relu = sktransfer.PretrainedFeatureExtractor(network(), **FAST).fit(X)
