@@ -271,7 +271,12 @@ def _plan(paths, extractor, client, labels, partition_size, errors, output, dist
     else:
         parts, label_type, inputs = _memory_parts(paths, labels, int(partition_size))
         n_images = sum(len(p[0]) for p in parts)
-    token = hashlib.sha256(f"{model_key} {inputs} {partition_size}".encode()).hexdigest()
+    features_key = model_key
+    if shipped.get_params(deep=False).get("memory") is not None:
+        # where computed features are kept changes no feature: not another job
+        unkept = cloudpickle.dumps(clone(shipped).set_params(memory=None))
+        features_key = hashlib.sha256(unkept).hexdigest()
+    token = hashlib.sha256(f"{features_key} {inputs} {partition_size}".encode()).hexdigest()
     return _Job(
         payload=payload,
         model_key=model_key,

@@ -214,7 +214,9 @@ def test_a_rerun_skips_the_partitions_already_written(client, photos, tmp_path):
     files[2].unlink()  # as if the job had stopped before this partition
     time.sleep(0.01)
 
-    summary = extract_features(paths, extractor(), client=client, output=out, partition_size=6)
+    # a memory folder changes where features are kept, not which: the same job
+    rerun = extractor(memory=str(tmp_path / "activations"))
+    summary = extract_features(paths, rerun, client=client, output=out, partition_size=6)
     assert (summary.n_partitions, summary.n_skipped, summary.n_images) == (4, 3, 24)
     after = {f.name: os.stat(f).st_mtime_ns for f in sorted(out.glob("part-*.parquet"))}
     assert {k for k in before if before[k] != after[k]} == {files[2].name}
