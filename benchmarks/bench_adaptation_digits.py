@@ -81,12 +81,7 @@ def methods():
         "CORAL": CORAL(nearest_neighbour()),
         "OT": OTMapping(nearest_neighbour()),
         "selector": AdaptationSelector(
-            nearest_neighbour(),
-            candidates=[
-                *default_candidates(nearest_neighbour())[:4],
-                OTMapping(nearest_neighbour()),
-            ],
-            random_state=0,
+            nearest_neighbour(), candidates=selector_candidates(), random_state=0
         ),
     }
 
