@@ -411,6 +411,8 @@ def test_weights_that_do_not_fit_a_large_network_are_refused_before_it_is_built(
     with pytest.raises(ValueError, match="do not fit the 'vit_l_16' architecture") as info:
         sktransfer.load(path)
     _assert_clean(info, path)
+    if kind != "extractor":
+        return  # the message comes from the check made before building: once is enough below
     # in a fresh process, so that the peak is this load's own
     done = subprocess.run(
         [sys.executable, "-c", _PEAK_OF_LOAD, str(path)],
