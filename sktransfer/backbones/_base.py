@@ -415,8 +415,12 @@ def check_stored_tensors(spec, tensors):
     """
     from . import _build
 
-    with torch.device("meta"):  # never through load_backbone's cache of real builds
-        expected = _build(spec, None).net.state_dict()
+    try:
+        with torch.device("meta"):  # never through load_backbone's cache of real builds
+            expected = _build(spec, None).net.state_dict()
+    except (NotImplementedError, RuntimeError):
+        return  # an architecture that cannot be built without data: the strict load checks
+
     missing = sorted(set(expected) - set(tensors))
     unexpected = sorted(set(tensors) - set(expected))
     wrong = sorted(
