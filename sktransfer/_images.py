@@ -87,11 +87,12 @@ class ImageList:
         if self.kind == "paths":
             return decode_file(item, self.draft_size)
         if self.kind == "pil":
+            deep = _deep_colour(item)  # seen only before a lazily opened file is loaded
             try:
                 upright = ImageOps.exif_transpose(item)  # loads a lazily opened file
             except (OSError, SyntaxError, ValueError) as exc:
                 raise _unreadable(_pil_name(item, i), exc) from exc
-            return _pil_to_tensor(upright, _pil_name(item, i))
+            return _pil_to_tensor(upright, _pil_name(item, i), deep)
         return _array_to_tensor(item)
 
     def take(self, indices):
@@ -144,9 +145,7 @@ def decode_file(path, draft_size=None):
         try:
             if draft_size and img.format == "JPEG":
                 img.draft("RGB", (draft_size, draft_size))
-            deep_colour = img.mode in ("RGB", "RGBA", "LA") and any(
-                ";16" in str(tile.args) for tile in img.tile
-            )
+            deep_colour = _deep_colour(img)
             img.load()
             ImageOps.exif_transpose(img, in_place=True)
             if img.mode in _HIGH_BIT_DEPTH_MODES:
@@ -182,11 +181,21 @@ def _pil_name(image, i):
     return filename or f"PIL image {i}"
 
 
-def _pil_to_tensor(image, name):
+def _pil_to_tensor(image, name, deep_colour=False):
     """Turn an upright PIL image into a ``(3, H, W)`` tensor (float32 for high bit depth)."""
     if image.mode in _HIGH_BIT_DEPTH_MODES:
         return _scale_to_unit(np.asarray(image), name)
-    return pil_to_tensor(image if image.mode == "RGB" else image.convert("RGB"))
+    rgb = image if image.mode == "RGB" else image.convert("RGB")
+    if deep_colour:
+        _check_reduced_colour(rgb, name, "grey-and-alpha" if image.mode == "LA" else "colour")
+    return pil_to_tensor(rgb)
+
+
+def _deep_colour(image):
+    """Whether a not yet loaded image holds 16 bits per colour channel (Pillow keeps 8)."""
+    return image.mode in ("RGB", "RGBA", "LA") and any(
+        ";16" in str(tile.args) for tile in image.tile
+    )
 
 
 def _check_reduced_colour(rgb, path, kind):

@@ -99,6 +99,8 @@ def test_a_16_bit_colour_file_with_fewer_bits_is_refused_not_darkened(tmp_path, 
         decode_file(path)
     with pytest.raises(ValueError, match="rgb.png"):
         PretrainedFeatureExtractor(image_size=32).fit_transform([path])
+    with pytest.raises(ValueError, match="16-bit colour image whose values stay below"):
+        check_images([Image.open(path)])[0]  # the same file opened by the caller
 
 
 def test_float_file_outside_0_1_is_min_max_scaled_with_a_warning(tmp_path):
