@@ -424,3 +424,18 @@ def test_weights_that_do_not_fit_a_large_network_are_refused_before_it_is_built(
     *message, grown_mb = done.stdout.strip().splitlines()
     assert "do not fit" in message[0]
     assert int(grown_mb) < 300
+
+
+@pytest.mark.parametrize("weights", [None, "/tmp/weights.pth"])
+def test_random_or_checkpoint_weights_said_to_be_left_out_are_refused(models, tmp_path, weights):
+    """Only named weights are left out of a file: a claim otherwise would build for nothing."""
+    path = tmp_path / "m.skt"
+    sktransfer.save(models["extractor"], path)
+
+    def claim(meta):
+        meta["model"]["state"]["backbone_"].update(spec="vit_l_16", weights=weights)
+
+    _forge(path, claim)
+    with pytest.raises(ValueError, match="without storing them") as info:
+        sktransfer.load(path)
+    _assert_clean(info, path)

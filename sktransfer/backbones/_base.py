@@ -388,6 +388,15 @@ class Backbone:
             backbone.net.load_state_dict(tensors, strict=True)
             backbone.head, backbone.weights = None, weights
         else:
+            from ._weights import is_checkpoint_path
+
+            if weights is None or is_checkpoint_path(weights):
+                # random weights and checkpoint files are always stored: a file that says
+                # otherwise was not written by save (and would build the network for nothing)
+                raise ValueError(
+                    f"The file names {weights!r} weights of {spec!r} without storing them; "
+                    "only weights loaded by name are left out of a file."
+                )
             backbone = load_backbone(spec, weights)
             if backbone.origin is None or backbone.origin[2] != description["digest"]:
                 raise ValueError(
