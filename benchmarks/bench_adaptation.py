@@ -8,8 +8,8 @@ target labels. Source-only is the same classifier trained on the source features
 
 Each split puts half the photos of every class in the source and the other half in the
 target, so that no photo is in both; the tables give the mean target accuracy over
-``N_SPLITS`` random splits and, in brackets, the number of splits on which the method
-beats source-only. Every method runs with its defaults, and again inside
+``--splits`` random splits (10 by default) and, in brackets, the number of splits on
+which the method beats source-only. Every method runs with its defaults, and again inside
 ``AdaptationSelector`` with source-only as the other candidate (circular validation, no
 target labels), which keeps the method only when the score says it helps; the last column
 is the selector choosing among its default candidates and OT. TrAdaBoost, which needs a
@@ -20,6 +20,7 @@ Images: ``../shared/datasets/flowers3`` (30 real photos, 3 classes) when present
 crops of scikit-learn's sample photos. Run: ``python benchmarks/bench_adaptation.py``.
 """
 
+import argparse
 import time
 import warnings
 
@@ -47,7 +48,6 @@ from sktransfer.adaptation._selector import default_candidates
 
 from _results import machine_line, write_section
 
-N_SPLITS = 10
 SHIFTS = {
     "grey-scale": lambda im: ImageOps.grayscale(im).convert("RGB"),
     "blur (radius 4)": lambda im: im.filter(ImageFilter.GaussianBlur(4)),
@@ -113,6 +113,9 @@ def cell(scores, base):
 
 
 def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--splits", type=int, default=10, help="random splits per shift")
+    n_splits = parser.parse_args().splits
     X, y, source_name = dataset()
     y = np.asarray(y, dtype=object)
     images = [
@@ -133,7 +136,7 @@ def main():
         scores = {name: [] for name in ["source-only", *names, "selector"]}
         with_selection = {name: [] for name in names}
         boost = {"pooled": [], "TrAdaBoost": []}
-        for seed in range(N_SPLITS):
+        for seed in range(n_splits):
             src, tgt = split(y, seed)
             F_source, F_target, y_target = colour[src], target_features[tgt], y[tgt]
             base = classifier().fit(F_source, y[src])
@@ -216,17 +219,17 @@ def main():
     choices = ", ".join(
         f"{name} {count}" for name, count in sorted(chosen.items(), key=lambda kv: -kv[1])
     )
-    n_fits = len(SHIFTS) * N_SPLITS
+    n_fits = len(SHIFTS) * n_splits
     write_section(
         "adaptation",
         f"""## Domain adaptation on pretrained features (`bench_adaptation.py`)
 
-{source_name}: in each of {N_SPLITS} random splits, {n_source} labelled colour photos
+{source_name}: in each of {n_splits} random splits, {n_source} labelled colour photos
 (half of each class) are the source and the other {n_target} photos, shifted and
 unlabelled, the target. Features: EfficientNet-Lite0 (bundled), 1280 per image.
 Classifier: standardise + logistic regression (C=0.1), alone (source-only) or inside
 every method. Mean accuracy on the target labels over the splits; in brackets, on how
-many of the {N_SPLITS} splits the method beats source-only (one photo is
+many of the {n_splits} splits the method beats source-only (one photo is
 {1 / n_target:.2f} of accuracy). {machine_line()}; all fits took {seconds:.0f} s.
 
 Every method with its defaults; the selector (`AdaptationSelector` with its defaults:
