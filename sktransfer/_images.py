@@ -194,7 +194,8 @@ def _pil_to_tensor(image, name, deep_colour=False):
 def _deep_colour(image):
     """Whether a not yet loaded image holds 16 bits per colour channel (Pillow keeps 8)."""
     return image.mode in ("RGB", "RGBA", "LA") and any(
-        ";16" in str(tile.args) for tile in image.tile
+        ";16" in str(tile.args)
+        for tile in getattr(image, "tile", ())  # files only
     )
 
 

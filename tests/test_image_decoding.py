@@ -160,6 +160,7 @@ def _containers(path, pixels):
         "path": [path],
         "Image.open": [Image.open(path)],
         "loaded PIL": [loaded],
+        "PIL from an array": [Image.fromarray(pixels)],  # not a file: no decoder tiles
         "array list": [pixels],
         "array stack": pixels[None],
     }
