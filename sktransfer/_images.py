@@ -148,18 +148,9 @@ def decode_file(path, draft_size=None):
             deep_colour = _deep_colour(img)
             img.load()
             ImageOps.exif_transpose(img, in_place=True)
-            if img.mode in _HIGH_BIT_DEPTH_MODES:
-                pixels = np.asarray(img)
-            else:
-                rgb = img if img.mode == "RGB" else img.convert("RGB")
         except (OSError, SyntaxError, ValueError) as exc:
             raise _unreadable(path, exc) from exc
-        if img.mode not in _HIGH_BIT_DEPTH_MODES:
-            if deep_colour:
-                kind = "grey-and-alpha" if img.mode == "LA" else "colour"
-                _check_reduced_colour(rgb, path, kind)
-            return pil_to_tensor(rgb)
-    return _scale_to_unit(pixels, path)
+        return _pil_to_tensor(img, path, deep_colour)
 
 
 def _unreadable(path, exc):
