@@ -285,10 +285,11 @@ class AdaptationSelector(_AdaptationClassifier):
             best = 0
         self.best_index_ = best
         with warnings.catch_warnings():
-            # the domain warnings were already given above, at the user's line
+            # the "no target rows" warning was already given above, at the user's line
             warnings.filterwarnings("ignore", "No target rows to adapt to")
-            warnings.filterwarnings("ignore", "y = -1 is read as")
-            self.best_estimator_ = _fit_candidate(clone(named[best][1]), X, y, sample_domain)
+            # the domains as read above (so that y = -1 is not read, and warned of, again)
+            domains_given = domain if folds else sample_domain
+            self.best_estimator_ = _fit_candidate(clone(named[best][1]), X, y, domains_given)
         self.classes_ = self.best_estimator_.classes_
         if hasattr(self.best_estimator_, "n_features_in_"):
             self.n_features_in_ = self.best_estimator_.n_features_in_
