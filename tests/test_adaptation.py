@@ -199,6 +199,41 @@ def test_tca_and_jda_dimensions_follow_the_data():
     assert TransferComponentAnalysis().fit(*stack(Xs, ys, Xt)).components_.shape == (300, 100)
 
 
+@pytest.mark.parametrize("n_components", [None, 5, 29, 40])
+def test_more_features_than_rows_solved_in_the_rows_span_gives_the_same_components(
+    n_components, monkeypatch
+):
+    """30 rows, 200 features: the 30-sized problem finds the input space's components."""
+    import sktransfer.adaptation._subspace as subspace
+
+    Xs, ys, Xt, yt = appearance(0, n=15, d=200)
+    X, y = stack(Xs, ys, Xt)
+    solve = subspace._ComponentAnalysis._solve
+    sizes = []
+
+    def recording(self, rows, E, reduce=True):
+        sizes.append((reduce, rows.shape))
+        return solve(self, rows, E, reduce)
+
+    for method in (TransferComponentAnalysis, JointDistributionAdaptation):
+        fits = {}
+        for reduce in (True, False):
+            monkeypatch.setattr(
+                subspace._ComponentAnalysis,
+                "_solve",
+                lambda self, rows, E, reduce=reduce: recording(self, rows, E, reduce),
+            )
+            fits[reduce] = method(n_components=n_components).fit(X, y)
+        reduced, full = fits[True], fits[False]
+        np.testing.assert_allclose(reduced.transform(Xt), full.transform(Xt), atol=1e-8)
+        assert reduced.mu_ == pytest.approx(full.mu_)
+        assert reduced.score(Xt, yt) == full.score(Xt, yt)
+        if method is JointDistributionAdaptation:  # the pseudo-labels of every round agree
+            np.testing.assert_array_equal(reduced.pseudo_labels_, full.pseudo_labels_)
+    assert all(shape == (30, 200) for _, shape in sizes)
+    assert sizes[0][0]  # the reduced problem was asked for first
+
+
 @pytest.mark.parametrize("kernel", ["linear", "rbf"])
 def test_tca_and_jda_defaults_do_not_depend_on_the_scale_of_the_features(kernel):
     """mu=None scales with the data: 1000 times the features, the same components."""

@@ -302,14 +302,27 @@ class _ComponentAnalysis(_FeatureAdaptation):
     def _kernel(self, A, B):
         return kernel(A, B, self.kernel, self.gamma_)
 
-    def _solve(self, X, E):
-        """Fit ``components_`` to the rows ``X`` (source, then target) for ``M = E E^T``."""
+    def _solve(self, X, E, reduce=True):
+        """Fit ``components_`` to the rows ``X`` (source, then target) for ``M = E E^T``.
+
+        ``reduce=False`` solves a linear problem in the input space even when the rows
+        span fewer dimensions (the tests compare the two).
+        """
+        rows = X
+        basis = None  # columns spanning the rows, when the problem is solved in their span
         if self.kernel == "linear":  # in the input space: an n_features-sized problem
             self.X_fit_, self.gamma_ = None, None
             centred = X - X.mean(axis=0)
+            largest = float((centred**2).sum(axis=0).max())  # of the variances' diagonal
+            scale, power = float(np.einsum("ij,ij->i", X, X).mean()), 1
+            if reduce and X.shape[1] > len(X):
+                # more features than rows: every component with a non-zero eigenvalue lies
+                # in the span of the rows, so the same components come from an
+                # n_samples-sized problem in an orthonormal basis of that span
+                basis = np.linalg.qr(X.T)[0]
+                X, centred = X @ basis, centred @ basis
             variance = centred.T @ centred
             projected = X.T @ E
-            scale, power = float(np.einsum("ij,ij->i", X, X).mean()), 1
         else:
             self.X_fit_ = X
             self.gamma_ = kernel_width(self.gamma, self.kernel, X)
@@ -318,7 +331,8 @@ class _ComponentAnalysis(_FeatureAdaptation):
             variance = KH @ KH.T
             projected = K @ E
             scale, power = float(np.mean(np.diag(K))), 2
-        dim = len(variance)
+            largest = float(np.max(np.diag(variance)))
+        dim = len(variance) if basis is None else len(basis)
         if self.mu is None:
             norm = np.linalg.norm(E.T @ E)  # the Frobenius norm of M = E E^T
             scale = scale if scale > 0 else 1.0
@@ -327,15 +341,24 @@ class _ComponentAnalysis(_FeatureAdaptation):
             self.mu_ = float(self.mu)
         if self.n_components is None:
             # the directions in which the means to match differ (none when they agree)
-            tolerance = 1e-8 * np.sqrt(max(float(np.max(np.diag(variance))), 1e-300))
+            tolerance = 1e-8 * np.sqrt(max(largest, 1e-300))
             n_means = int((np.linalg.svd(projected, compute_uv=False) > tolerance).sum())
             k = default_n_components(len(X), dim, n_means)
         else:
             k = min(self.n_components, dim)
         # leading generalised eigenvectors of V w = lambda (I + mu P P^T) w, i.e. of
         # (I + mu K M K)^-1 K H K, by a symmetric solver: real and sorted
-        discrepancy = np.eye(dim) + self.mu_ * (projected @ projected.T)
-        _, vectors = eigh(variance, discrepancy, subset_by_index=[dim - k, dim - 1])
+        size = len(variance)
+        if k > size:  # more components than rows: some have a zero eigenvalue
+            return self._solve(rows, E, reduce=False)
+        discrepancy = np.eye(size) + self.mu_ * (projected @ projected.T)
+        values, vectors = eigh(variance, discrepancy, subset_by_index=[size - k, size - 1])
+        if basis is not None:
+            if values[0] <= 1e-10 * max(values[-1], 0.0):
+                # a component with a zero eigenvalue, chosen among the many such directions
+                # of the input space: solved there, as without the basis
+                return self._solve(rows, E, reduce=False)
+            vectors = basis @ vectors
         vectors = vectors[:, ::-1] / np.linalg.norm(vectors, axis=0)[::-1]
         # a sign per component, so that fits on the same data agree
         signs = np.sign(vectors[np.abs(vectors).argmax(axis=0), np.arange(k)])
