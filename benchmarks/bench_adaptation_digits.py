@@ -98,8 +98,8 @@ def weighting_methods():
 
 COMPLEXITY = {
     "NN": "fit stores the rows",
-    "TCA": "n d^2 + d^3 (linear kernel, in the input space)",
-    "JDA": "10 rounds of n d^2 + d^3, and 9 of the classifier",
+    "TCA": "n d^2 + d^3 (linear kernel, in the input space; n^2 d + n^3 when d > n)",
+    "JDA": "10 rounds of n d^2 + d^3 (n^2 d + n^3 when d > n), and 9 of the classifier",
     "SA": "two PCAs, n d^2",
     "CORAL": "two covariances and their roots, n d^2 + d^3",
     "OT": "n_s x n_t plan: n^2 per Sinkhorn iteration, n^2 memory",

@@ -398,7 +398,9 @@ class TransferComponentAnalysis(_ComponentAnalysis):
         Any kernel of :func:`sklearn.metrics.pairwise.pairwise_kernels`. ``"linear"`` is
         solved in the input space (Long et al.'s primal form: the regulariser is the norm of
         the projection, and the problem has ``n_features`` rows instead of ``n_samples``),
-        which scales to many rows; L2-normalise the rows first, as Long et al. do. Another
+        which scales to many rows; with more features than rows (pretrained features of a
+        few hundred images) the same components come from a problem the size of the rows'
+        span, ``n_samples``. L2-normalise the rows first, as Long et al. do. Another
         kernel (``"rbf"``, Pan et al.'s form) solves an ``n_samples``-sized problem: time
         grows as ``n_samples**3`` and memory as ``n_samples**2``.
     gamma : float, default=None
