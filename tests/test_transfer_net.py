@@ -63,6 +63,25 @@ def test_train_follows_changed_flags_and_replaced_modules():
     assert _modes(net) == _expected_modes(net)
 
 
+class _AlwaysEvalDropout(nn.Dropout):
+    """A module with its own train(): it stays in eval mode (some own models do this)."""
+
+    def train(self, mode=True):
+        return super().train(False)
+
+
+def test_a_module_with_its_own_train_keeps_its_rule():
+    net = _net(-1)
+    net.trunk.conv_head.append(_AlwaysEvalDropout(0.5))
+    net.eval()
+    net.train()
+    assert not net.trunk.conv_head[-1].training  # its rule ran
+    assert net.trunk.conv_head[0].training and not net.trunk.stem.training
+    expected = _expected_modes(net)
+    expected[list(net.modules()).index(net.trunk.conv_head[-1])] = False
+    assert _modes(net) == expected
+
+
 @pytest.mark.parametrize("how", ["deepcopy", "pickle"])
 def test_a_copy_plans_its_modes_for_its_own_modules(how):
     net = _net(-1)

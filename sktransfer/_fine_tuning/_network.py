@@ -60,24 +60,36 @@ class TransferNet(nn.Module):
         if getattr(self, "_modes", None) is None or self._modes[0] != key:
             self._modes = (key, self._frozen_modules())
         kept_in_eval = self._modes[1]
+        if kept_in_eval is None:  # a module with its own train(): called, as torch does
+            super().train(True)
+            for module in self._frozen_roots():
+                module.eval()
+            return self
         for module in modules:
             wanted = module not in kept_in_eval
             if module.training != wanted:
                 module.training = wanted
         return self
 
-    def _frozen_modules(self):
-        """Return the modules that stay in eval mode: frozen stages and frozen norm layers."""
-        frozen = set()
+    def _frozen_roots(self):
+        """Yield the modules kept in eval mode: frozen norm layers and frozen stages."""
         for module in self.trunk.modules():
             own = list(module.parameters(recurse=False))
             is_norm = isinstance(module, nn.modules.batchnorm._NormBase)
             if is_norm and own and not any(p.requires_grad for p in own):
-                frozen.update(module.modules())
+                yield module
         for stage in self.trunk.children():
             if not any(p.requires_grad for p in stage.parameters()):
-                frozen.update(stage.modules())
-        return frozen
+                yield stage
+
+    def _frozen_modules(self):
+        """Return the set of modules in eval mode while training (None: not plannable).
+
+        None when a module overrides ``train()``: its own rule then has to run.
+        """
+        if any(type(m).train is not nn.Module.train for m in self.modules() if m is not self):
+            return None
+        return {module for root in self._frozen_roots() for module in root.modules()}
 
     def __getstate__(self):
         state = super().__getstate__()
