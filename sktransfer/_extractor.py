@@ -17,7 +17,7 @@ from sklearn.utils.validation import check_is_fitted
 from ._core.activations import cached_rows, input_keys, make_namespace, module_digest
 from ._core.base import TransferEstimator
 from ._core.device import fallback_device, resolve_device, use_amp
-from ._core.inference import probe, run_batches
+from ._core.inference import probe, probed, run_batches
 from .backbones import DEFAULT_BACKBONE, Backbone
 from .backbones._optimize import fold_batchnorm
 from .backbones._text import pool_tokens
@@ -278,7 +278,10 @@ class PretrainedFeatureExtractor(
         self._net = None  # built by the first transform that computes features
         self._weights_digest = module_digest(backbone.net)  # its weights and architecture
         shapes = partial(self._features, net=backbone.net)  # on the CPU, as loaded
-        self.n_features_out_ = int(probe(shapes, backbone.preprocessing, CPU).shape[1])
+        key = ("features", self._weights_digest, repr(backbone.preprocessing), layer, pooling)
+        self.n_features_out_ = probed(
+            key, lambda: int(probe(shapes, backbone.preprocessing, CPU).shape[1])
+        )
 
     def _features(self, x, net=None):
         net = self._inference_net() if net is None else net

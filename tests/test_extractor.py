@@ -92,6 +92,31 @@ def test_pooling(crops, layer, pooling, width):
     assert extractor.transform(X[:2]).shape == (2, width)
 
 
+def test_a_network_is_probed_once_per_layer_pooling_and_input_size(crops, monkeypatch):
+    import sktransfer._core.inference as inference
+    import sktransfer._extractor as extractor_module
+
+    X, _ = crops
+    monkeypatch.setattr(inference, "_PROBED", type(inference._PROBED)())
+    calls = []
+
+    def counting(fn, preprocessing, device):
+        calls.append(preprocessing.crop_size)
+        return inference.probe(fn, preprocessing, device)
+
+    monkeypatch.setattr(extractor_module, "probe", counting)
+    widths = []
+    for pooling, size in [("avg", 64), ("avg", 64), ("avgmax", 64), ("avg", 96), ("avg", 64)]:
+        params = {**SMALL, "image_size": size}
+        extractor = PretrainedFeatureExtractor(pooling=pooling, **params).fit(X)
+        assert extractor.transform(X[:1]).shape == (1, extractor.n_features_out_)
+        widths.append(extractor.n_features_out_)
+    assert widths == [1280, 1280, 2560, 1280, 1280]
+    assert calls == [64, 64, 96]  # the second and last fits probed nothing
+    blocks = PretrainedFeatureExtractor(layer="blocks1", pooling=None, **SMALL).fit(X)
+    assert blocks.n_features_out_ == 24 * 16 * 16 and len(calls) == 4
+
+
 def test_unknown_layer_lists_valid_ones(crops):
     with pytest.raises(ValueError, match=r"Unknown layer 'block3'.*'blocks3'.*'stem'"):
         PretrainedFeatureExtractor(layer="block3", **SMALL).fit(crops[0])

@@ -95,6 +95,27 @@ def test_cached_and_uncached_training_give_the_same_losses(split, monkeypatch, f
     assert all(torch.equal(pretrained[k], kept[k]) for k in frozen)  # folding used a copy
 
 
+def test_frozen_stages_are_probed_once_per_prefix(split, monkeypatch):
+    import sktransfer._core.inference as inference
+
+    X, y, _, _ = split
+    monkeypatch.setattr(inference, "_PROBED", type(inference._PROBED)())
+    calls = []
+
+    def counting(fn, preprocessing, device):
+        calls.append(1)
+        return inference.probe(fn, preprocessing, device)
+
+    monkeypatch.setattr(prefix_cache, "probe", counting)
+    fits = [
+        FineTunedClassifier(n_frozen=n_frozen, max_epochs=1, **FAST).fit(X, y)
+        for n_frozen in (-1, -1, -2)
+    ]
+    assert len(calls) == 2  # the second fit of n_frozen=-1 probed nothing
+    assert [fit.n_cached_stages_ for fit in fits] == [8, 8, 7]
+    assert fits[0]._frozen_stages == fits[1]._frozen_stages
+
+
 def test_discriminative_learning_rates(split):
     X, y, _, _ = split
     clf = FineTunedClassifier(n_frozen=-1, lr=1e-3, max_epochs=1, **FAST).fit(X, y)

@@ -7,9 +7,14 @@ to the device (4-D image batches in the channels-last layout), runs under
 outputs are gathered as one float32 CPU tensor.
 """
 
+from collections import OrderedDict
+
 import torch
 
 from .device import use_amp
+
+_PROBED = OrderedDict()  # what probing learnt, by the name of what was probed
+_PROBED_MAX = 64
 
 
 def to_device(batch, device):
@@ -97,6 +102,22 @@ def probe(fn, preprocessing, device):
     """Run ``fn`` on one blank input and return its output (to learn shapes)."""
     with torch.inference_mode(), _context(device):
         return _as_float(fn(to_device(preprocessing.example_input(), device)))
+
+
+def probed(key, learn):
+    """Return ``learn()``, computed once per ``key`` in the process (the last 64 are kept).
+
+    For what a probe learns (output widths, row sizes): ``key`` must name everything the
+    answer depends on, such as the weights and architecture digests and the input
+    pipeline, so that the many fits of a search probe a network once.
+    """
+    if key in _PROBED:
+        _PROBED.move_to_end(key)
+        return _PROBED[key]
+    value = _PROBED[key] = learn()
+    if len(_PROBED) > _PROBED_MAX:
+        _PROBED.popitem(last=False)
+    return value
 
 
 def nbytes(out):

@@ -23,7 +23,7 @@ import torch
 
 from .._core.activations import input_keys, make_namespace, module_digest, prefix_rows
 from .._core.device import use_amp
-from .._core.inference import probe, run_batches, take_rows
+from .._core.inference import probe, probed, run_batches, take_rows
 from ..backbones._optimize import fold_batchnorm, has_batchnorm
 
 # On a CPU the cache pass runs a copy of the frozen stages with BatchNorm folded into the
@@ -64,21 +64,27 @@ class FrozenStages:
     def probe(cls, trunk, n_stages, preprocessing, device):
         """Probe the first ``n_stages`` stages of ``trunk`` on one blank input."""
         prefix = trunk[:n_stages].eval()
-        outputs = []
+        digests = tuple(module_digest(stage) for stage in prefix)
 
-        def run(x):
-            for stage in prefix:
-                x = stage(x)
-                outputs.append(x)
-            return x
+        def learn():
+            outputs = []
 
-        probe(run, preprocessing, device)
+            def run(x):
+                for stage in prefix:
+                    x = stage(x)
+                    outputs.append(x)
+                return x
+
+            probe(run, preprocessing, device)
+            row_bytes = tuple(_float32_bytes(out) for out in outputs)
+            return row_bytes, tuple(torch.is_tensor(out) for out in outputs)
+
+        key = ("stages", digests, repr(preprocessing), device.type)
+        row_bytes, shareable = probed(key, learn)
         input_bytes = _float32_bytes(preprocessing.example_input())
-        row_bytes = tuple(_float32_bytes(out) for out in outputs)
-        shareable = tuple(torch.is_tensor(out) for out in outputs)
         ends = [i + 1 < len(trunk) and _has_parameters(trunk[i + 1]) for i in range(n_stages)]
         return cls(
-            digests=tuple(module_digest(stage) for stage in prefix),
+            digests=digests,
             row_bytes=row_bytes,
             shareable=shareable,
             worth_keeping=tuple(
