@@ -347,6 +347,19 @@ def test_ot_mapping_transports_new_source_rows_and_keeps_target_rows():
     np.testing.assert_allclose(ot.transform(new, sample_domain=np.ones(5, int)), moved[:5])
 
 
+def test_ot_mapping_with_an_underflowed_plan_says_which_parameter_to_change():
+    Xs, ys, Xt, _ = mean_shift(0, n=60)
+    X, y = stack(Xs, ys, Xt)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the plan's marginals are off, which it also says
+        with pytest.raises(ValueError, match=r"reg_e=0\.0001.*underflowed.*raise reg_e\.$"):
+            OTMapping(method="sinkhorn", reg_e=1e-4).fit(X, y)
+    moved = (
+        OTMapping(method="sinkhorn", reg_e=0.1).fit(X, y).transform(Xs, sample_domain=ys * 0 + 1)
+    )
+    assert np.isfinite(moved).all()  # the default weight transports every row
+
+
 def test_ot_mapping_without_pot_says_how_to_install(monkeypatch):
     import sys
 

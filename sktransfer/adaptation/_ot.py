@@ -166,7 +166,17 @@ class OTMapping(_FeatureAdaptation):
                 Xs=X[fitted], ys=codes[fitted], Xt=X[target], yt=target_codes
             )
         _check_marginals(self.transport_.coupling_, self.method)
-        return self._adapt_rows(X, source), None
+        with np.errstate(invalid="ignore", divide="ignore"):
+            adapted = self._adapt_rows(X, source)
+        if not np.isfinite(adapted).all():
+            regulariser = "" if self.method in ("sinkhorn", "emd") else " or lower reg_cl"
+            raise ValueError(
+                f"OTMapping(method={self.method!r}, reg_e={self.reg_e}, "
+                f"reg_cl={self.reg_cl}): the transport plan underflowed (some source rows "
+                f"send no mass anywhere), so they cannot be transported; raise "
+                f"reg_e{regulariser}."
+            )
+        return adapted, None
 
     def _map_source(self, Xs):
         if self.transport_ is None:
