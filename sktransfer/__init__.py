@@ -23,6 +23,9 @@ _LAZY = {
     "load_backbone": ".backbones",
     "save": ".persistence",
     "load": ".persistence",
+    "set_config": "._config",
+    "get_config": "._config",
+    "config_context": "._config",
 }
 
 __all__ = sorted(_LAZY) + ["__version__"]

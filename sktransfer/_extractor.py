@@ -14,7 +14,13 @@ from sklearn.base import ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from ._core.activations import cached_rows, input_keys, make_namespace, module_digest
+from ._core.activations import (
+    cached_rows,
+    input_keys,
+    make_namespace,
+    module_digest,
+    shared_store_bytes,
+)
 from ._core.base import TransferEstimator
 from ._core.device import fallback_device, resolve_device, use_amp
 from ._core.inference import probe, probed, run_batches
@@ -111,10 +117,6 @@ class PretrainedFeatureExtractor(
         :class:`FineTunedClassifier` and scikit-learn).
     progress : bool
         Deprecated alias of ``verbose``: use ``verbose=1``. It will be removed in 0.4.
-    shared_cache_size : float, default=1024
-        Megabytes of features kept in this process, shared by every extractor in it:
-        the folds, candidates and refit of a grid search compute each input's features
-        once. Least recently used features go first; 0 turns the sharing off. See Notes.
     memory : str, path-like, joblib.Memory or None, default=None
         A folder (or a :class:`joblib.Memory`) where features are also kept on disk, for
         other processes (a search with ``n_jobs``, a later session), as
@@ -149,7 +151,7 @@ class PretrainedFeatureExtractor(
     (checked to give the same features); the next batch is decoded while the network
     runs.
 
-    Features are shared between transforms (``shared_cache_size``, ``memory``), keyed by
+    Features are shared between transforms (the process's store, sized by ``sktransfer.set_config(shared_cache_size=...)``, and ``memory``), keyed by
     each input's content (a file's path, size and modification time, so a rewritten file
     is computed again; an array's, a PIL image's or a text's bytes) and by what computes
     them (the weights as they were at ``fit``, the input pipeline, ``layer`` and
@@ -179,7 +181,6 @@ class PretrainedFeatureExtractor(
         "pooling": [StrOptions(set(POOLINGS)), None],
         "verbose": ["verbose"],
         "progress": ["boolean", StrOptions({"deprecated"})],
-        "shared_cache_size": [Interval(Real, 0, None, closed="left")],
         "memory": [None, str, os.PathLike, HasMethods(["cache"])],
     }
     _safe_training_only = ("memory",)
@@ -198,7 +199,6 @@ class PretrainedFeatureExtractor(
         num_workers=0,
         verbose=0,
         progress="deprecated",
-        shared_cache_size=1024,
         memory=None,
     ):
         self.backbone = backbone
@@ -212,7 +212,6 @@ class PretrainedFeatureExtractor(
         self.num_workers = num_workers
         self.verbose = verbose
         self.progress = progress
-        self.shared_cache_size = shared_cache_size
         self.memory = memory
 
     def fit(self, X, y=None):
@@ -326,7 +325,7 @@ class PretrainedFeatureExtractor(
             batches = self._batches(subset, preprocessing, progress=show, desc="features")
             return run_batches(self._features, batches, len(subset), self.device_)
 
-        if not self.shared_cache_size and self.memory is None:
+        if not shared_store_bytes() and self.memory is None:
             return compute(np.arange(len(inputs))).numpy()
         namespace = make_namespace(
             "features",
@@ -337,9 +336,8 @@ class PretrainedFeatureExtractor(
             self.device_.type,
             use_amp(self.device_),
         )
-        max_bytes = int(self.shared_cache_size * 2**20)
         keys = input_keys(inputs)
-        rows = cached_rows(namespace, keys, compute, max_bytes=max_bytes, memory=self.memory)
+        rows = cached_rows(namespace, keys, compute, memory=self.memory)
         if show and sum(computed) < len(inputs):
             stored = len(inputs) - sum(computed)
             print(f"features: {stored} of {len(inputs)} from the shared cache", file=sys.stderr)

@@ -552,7 +552,9 @@ def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
     commands = {"extract": cmd_extract, "fit": cmd_fit, "predict": cmd_predict}
-    debug = os.environ.get("SKTRANSFER_DEBUG", "") not in ("", "0")
+    from ._config import get_config
+
+    debug = get_config()["debug"]
     prefix = f"sktransfer {args.command}"
     try:
         commands[args.command](args)

@@ -26,6 +26,8 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from numbers import Integral
 
+from ._config import config_context, environment_value
+
 __all__ = ["ExtractionSummary", "extract_features"]
 
 INSTALL_HINT = "pip install 'sktransfer[dask]'"
@@ -302,7 +304,7 @@ def _for_workers(extractor):
 
     params = extractor.get_params(deep=False)
     defaults = inspect.signature(type(extractor)).parameters
-    quiet = {"verbose": 0, "shared_cache_size": 0}
+    quiet = {"verbose": 0}
     if "progress" in params:  # the deprecated alias of verbose, at its default
         quiet["progress"] = defaults["progress"].default
     return extractor.set_params(**{k: v for k, v in quiet.items() if k in params})
@@ -671,7 +673,7 @@ def _allocator_keeps_memory():
     keeps what it frees (as it does by default); afterwards Dask's setting applies again.
     Only where that setting is in force, and only with glibc.
     """
-    trim = os.environ.get("MALLOC_TRIM_THRESHOLD_")
+    trim = environment_value("MALLOC_TRIM_THRESHOLD_")
     mallopt = _mallopt() if trim is not None else None
     if mallopt is None:
         yield
@@ -763,6 +765,13 @@ def _features(extractor, read_paths, errors):
     import numpy as np
 
     keep = np.ones(len(read_paths), dtype=bool)
+    with config_context(shared_cache_size=0):  # each row once: nothing to share
+        return _transform_partition(extractor, read_paths, keep, errors)
+
+
+def _transform_partition(extractor, read_paths, keep, errors):
+    import numpy as np
+
     try:
         return extractor.transform(read_paths), keep, []
     except (ValueError, OSError):

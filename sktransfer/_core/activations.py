@@ -24,8 +24,8 @@ stages, continuing from the deepest stage whose output is already cached.
 Where rows live:
 
 - **in this process**: one store shared by every estimator and thread, bounded by bytes
-  (the ``max_bytes`` of each call; the least recently used rows go first). ``max_bytes=0``
-  bypasses it;
+  (the ``shared_cache_size`` setting of :func:`sktransfer.set_config`, one bound for the
+  whole process; the least recently used rows go first). ``shared=False`` bypasses it;
 - **on disk**, when a folder is given (``memory=``, as ``Pipeline(memory=...)`` takes
   one): one safetensors file per namespace and key under
   ``<memory>/sktransfer-activations-v1/``, each written whole or not at all
@@ -47,13 +47,13 @@ import threading
 import types
 import warnings
 from collections import OrderedDict
-from numbers import Real
 
 import numpy as np
 import torch
 from safetensors.torch import load as load_tensors
 from safetensors.torch import save_file
 
+from .._config import get_config
 from .files import atomic_path
 
 __all__ = [
@@ -65,6 +65,7 @@ __all__ = [
     "make_namespace",
     "module_digest",
     "prefix_rows",
+    "shared_store_bytes",
 ]
 
 FOLDER = "sktransfer-activations-v1"  # under the memory folder; the version names the layout
@@ -312,11 +313,16 @@ class _Store:
         with self._lock:
             return self._layouts.get(namespace)
 
-    def get(self, namespace, keys, max_bytes):
+    @property
+    def max_bytes(self):
+        """The store's one bound: the ``shared_cache_size`` setting, in bytes."""
+        return int(get_config()["shared_cache_size"] * 2**20)
+
+    def get(self, namespace, keys):
         """Return ``{key: row}`` for the keys held (marking them used)."""
         found = {}
         with self._lock:
-            self._trim(max_bytes)
+            self._trim(self.max_bytes)
             for key in keys:
                 row = self._rows.get((namespace, key))
                 if row is not None:
@@ -324,8 +330,9 @@ class _Store:
                     found[key] = row
         return found
 
-    def put(self, namespace, layout, rows, max_bytes):
-        """Store ``{key: row}`` (copies the caller does not share) within ``max_bytes``."""
+    def put(self, namespace, layout, rows):
+        """Store ``{key: row}`` (copies the caller does not share) within the bound."""
+        max_bytes = self.max_bytes
         with self._lock:
             known = self._layouts.setdefault(namespace, layout)
             if known != layout:
@@ -364,6 +371,11 @@ def _layout_error(namespace, known, got):
         f"Rows of namespace {namespace[:12]} had the layout {known}; now {got}. A namespace "
         "must name everything that determines the output (weights, input pipeline, stage)."
     )
+
+
+def shared_store_bytes():
+    """Return the bound of the in-process store in bytes (0: off), from the settings."""
+    return _STORE.max_bytes
 
 
 def cache_info():
@@ -457,13 +469,7 @@ class _Disk:
 
 
 # --- the two entry points --------------------------------------------------------------------
-def _check_max_bytes(max_bytes):
-    if isinstance(max_bytes, bool) or not isinstance(max_bytes, Real) or not max_bytes >= 0:
-        raise ValueError(f"max_bytes must be a number >= 0; got {max_bytes!r}.")
-    return int(max_bytes)
-
-
-def cached_rows(namespace, keys, compute, *, max_bytes, memory=None):
+def cached_rows(namespace, keys, compute, *, shared=True, memory=None):
     """Return the rows of ``namespace`` for ``keys``, computing only the missing ones.
 
     Parameters
@@ -477,9 +483,10 @@ def cached_rows(namespace, keys, compute, *, max_bytes, memory=None):
         inputs whose rows are missing, each key once, and returns their rows in that
         order: a CPU tensor (float32 for features) with one row per index, or a dict of
         such tensors.
-    max_bytes : int
-        Bound of the in-process store, shared by all namespaces (least recently used rows
-        are evicted to stay under it); 0 bypasses the store.
+    shared : bool, default=True
+        Use the in-process store, shared by all namespaces and bounded by the
+        ``shared_cache_size`` setting (least recently used rows are evicted to stay under
+        it). It is off for every caller when that setting is 0.
     memory : str, path-like, joblib.Memory or None, default=None
         A folder that keeps the rows across processes; None keeps none on disk.
 
@@ -496,28 +503,28 @@ def cached_rows(namespace, keys, compute, *, max_bytes, memory=None):
     ...     print("computing", indices.tolist())
     ...     return torch.tensor([[float(len(texts[i]))] for i in indices])
     >>> ns = make_namespace("doctest", "text length")
-    >>> cached_rows(ns, input_keys(texts), lengths, max_bytes=2**20).tolist()
+    >>> cached_rows(ns, input_keys(texts), lengths).tolist()
     computing [0, 1]
     [[5.0], [8.0], [5.0]]
-    >>> cached_rows(ns, input_keys(texts[1:]), lengths, max_bytes=2**20).tolist()
+    >>> cached_rows(ns, input_keys(texts[1:]), lengths).tolist()
     [[8.0], [5.0]]
     """
     keys = list(keys)
     n = len(keys)
-    max_bytes = _check_max_bytes(max_bytes)
+    shared = bool(shared) and _STORE.max_bytes > 0
     disk = _Disk.open(memory)
-    if not max_bytes and disk is None:
+    if not shared and disk is None:
         return _join(*_split(compute(np.arange(n, dtype=np.int64)), n, namespace))
     try:
-        return _cached_rows(namespace, keys, compute, max_bytes, disk)
+        return _cached_rows(namespace, keys, compute, shared, disk)
     finally:
         if disk is not None:
             disk.report()
 
 
-def _cached_rows(namespace, keys, compute, max_bytes, disk):
+def _cached_rows(namespace, keys, compute, shared, disk):
     layout = _STORE.layout(namespace)
-    found = _STORE.get(namespace, keys, max_bytes) if max_bytes else {}
+    found = _STORE.get(namespace, keys) if shared else {}
     if disk is not None:
         for key in found:
             if not disk.has(namespace, key):  # kept in memory before the folder was given
@@ -528,8 +535,8 @@ def _cached_rows(namespace, keys, compute, max_bytes, disk):
             row_layout = None if row is None else _layout(row[0], [t[None] for t in row[1]])
             if row is not None and layout in (None, row_layout):  # another layout: recompute
                 layout, read[key] = row_layout, row[1]
-        if read and max_bytes:
-            _STORE.put(namespace, layout, read, max_bytes)
+        if read and shared:
+            _STORE.put(namespace, layout, read)
         found.update(read)
 
     first = {}  # each missing key -> its first position
@@ -547,8 +554,8 @@ def _cached_rows(namespace, keys, compute, max_bytes, disk):
         key: tuple(t[j].clone(memory_format=torch.contiguous_format) for t in tensors)
         for j, key in enumerate(first)
     }
-    if max_bytes:
-        _STORE.put(namespace, layout, copies, max_bytes)
+    if shared:
+        _STORE.put(namespace, layout, copies)
     if disk is not None:
         for key, row in copies.items():
             disk.write(namespace, key, names, row)
@@ -574,7 +581,7 @@ def _assemble(keys, layout, found, computed):
     return out
 
 
-def prefix_rows(stage_namespaces, keys, run_stages, *, max_bytes, memory=None):
+def prefix_rows(stage_namespaces, keys, run_stages, *, shared=True, memory=None):
     """Return the output of a network's leading stages, from the deepest stage cached.
 
     A network is a sequence of stages (``trunk[0], trunk[1], ...``). The output of the
@@ -597,8 +604,8 @@ def prefix_rows(stage_namespaces, keys, run_stages, *, max_bytes, memory=None):
         ndarray) and returns their output, one row per index, in order (as
         :func:`cached_rows`'s ``compute``). ``rows`` is the output of the first ``start``
         stages for those inputs; it is None when ``start`` is 0 (run from the inputs).
-    max_bytes : int
-        Bound of the in-process store (see :func:`cached_rows`); 0 bypasses it.
+    shared : bool, default=True
+        Use the in-process store (see :func:`cached_rows`).
     memory : str, path-like, joblib.Memory or None, default=None
         A folder that keeps the rows across processes.
 
@@ -619,7 +626,7 @@ def prefix_rows(stage_namespaces, keys, run_stages, *, max_bytes, memory=None):
         raise ValueError("The last stage namespace names the output wanted: it cannot be None.")
     keys = list(keys)
     checkpoints = [i + 1 for i, ns in enumerate(namespaces) if ns is not None]  # stage counts
-    if not _check_max_bytes(max_bytes) and memory is None:
+    if not (shared and _STORE.max_bytes) and memory is None:
         return run_stages(0, len(namespaces), None, np.arange(len(keys), dtype=np.int64))
 
     def rows(level, indices):
@@ -635,7 +642,7 @@ def prefix_rows(stage_namespaces, keys, run_stages, *, max_bytes, memory=None):
 
         subset = [keys[i] for i in indices]
         return cached_rows(
-            namespaces[stop - 1], subset, compute, max_bytes=max_bytes, memory=memory
+            namespaces[stop - 1], subset, compute, shared=shared, memory=memory
         )
 
     return rows(len(checkpoints) - 1, np.arange(len(keys), dtype=np.int64))

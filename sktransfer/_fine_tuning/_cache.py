@@ -21,7 +21,13 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .._core.activations import input_keys, make_namespace, module_digest, prefix_rows
+from .._core.activations import (
+    input_keys,
+    make_namespace,
+    module_digest,
+    prefix_rows,
+    shared_store_bytes,
+)
 from .._core.device import use_amp
 from .._core.inference import probe, probed, run_batches, take_rows
 from ..backbones._optimize import fold_batchnorm, has_batchnorm
@@ -147,14 +153,13 @@ def frozen_prefix_outputs(
     *,
     max_bytes,
     batch_size,
-    shared_bytes=0,
     memory=None,
-    shared_only=False,
+    for_prediction=False,
 ):
     """Return the output of the first ``len(stages)`` stages for every input, or None.
 
-    None when that output would take more than ``max_bytes`` (or, with ``shared_only``,
-    when it cannot be shared).
+    None when that output would take more than ``max_bytes`` (or, with
+    ``for_prediction``, when it cannot be shared).
 
     Parameters
     ----------
@@ -174,11 +179,9 @@ def frozen_prefix_outputs(
         The memory the output may take.
     batch_size : int
         Rows per forward pass when continuing from a stored stage output.
-    shared_bytes : int, default=0
-        Bound of the process's shared store (0: not used).
     memory : str, path-like, joblib.Memory or None, default=None
         A folder that keeps stage outputs across processes.
-    shared_only : bool, default=False
+    for_prediction : bool, default=False
         Return None when the output cannot be shared (prediction then runs the network
         batch by batch instead).
 
@@ -191,16 +194,16 @@ def frozen_prefix_outputs(
     if stages.row_bytes[-1] * n > max_bytes:
         return None
     run_stages = _StageRunner(trunk, inputs, batches_of, preprocessing, device, batch_size)
-    names = None
+    names, shared_bytes = None, shared_store_bytes()
     if shared_bytes or memory is not None:
         names = stages.namespaces(n, preprocessing, device, shared_bytes)
     if names is None or (names[-1] is None and memory is None):
-        return None if shared_only else run_stages(0, n_stages, None, np.arange(n))
+        return None if for_prediction else run_stages(0, n_stages, None, np.arange(n))
     if names[-1] is None:  # too large for the store: kept in the memory folder only
         names = [None] * (n_stages - 1) + [stages.namespace(n_stages, preprocessing, device)]
         shared_bytes = 0
     keys = input_keys(inputs)
-    return prefix_rows(names, keys, run_stages, max_bytes=shared_bytes, memory=memory)
+    return prefix_rows(names, keys, run_stages, shared=shared_bytes > 0, memory=memory)
 
 
 class _StageRunner:

@@ -15,6 +15,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d
 from skorch.dataset import Dataset
 
+from .._core.activations import shared_store_bytes
 from .._core.base import TransferEstimator
 from .._core.device import resolve_device, seed_everything
 from .._core.inference import run_batches, take_rows
@@ -107,12 +108,6 @@ class FineTunedClassifier(ClassifierMixin, TransferEstimator):
         stages for every training input). When the cache would be larger, or with
         ``cache_size=0``, every epoch runs the whole network instead (the same losses up
         to float rounding, and slower).
-    shared_cache_size : float, default=1024
-        Megabytes of frozen-stage outputs kept in this process between fits, shared by
-        every estimator in it: the folds, candidates and refit of a grid search run the
-        frozen stages once per input, and prediction starts from their stored output.
-        Least recently used outputs go first; 0 turns the sharing off (each fit then
-        computes its own, within ``cache_size``). See Notes.
     memory : str, path-like, joblib.Memory or None, default=None
         A folder (or a :class:`joblib.Memory`) where frozen-stage outputs are also kept
         on disk, for other processes (a search with ``n_jobs``, a later session), as
@@ -157,7 +152,7 @@ class FineTunedClassifier(ClassifierMixin, TransferEstimator):
     float rounding. On a CPU, from 128 training images on, the cache pass runs a copy of
     the frozen stages with BatchNorm folded into the convolutions (checked to agree).
 
-    The outputs are also shared between fits (``shared_cache_size``, ``memory``), keyed
+    The outputs are also shared between fits (the process's store, sized by ``sktransfer.set_config(shared_cache_size=...)``, and ``memory``), keyed
     by each input's content (a file's path, size and modification time; an array's or
     a text's bytes) and by the weights of the stages that computed them. A candidate of
     a search that freezes fewer groups continues from a shallower stage output stored by
@@ -204,7 +199,6 @@ class FineTunedClassifier(ClassifierMixin, TransferEstimator):
         "verbose": ["verbose"],
         "callbacks": [list, None],
         "cache_size": [Interval(Real, 0, None, closed="left")],
-        "shared_cache_size": [Interval(Real, 0, None, closed="left")],
         "memory": [None, str, os.PathLike, HasMethods(["cache"])],
     }
     _safe_training_only = ("callbacks", "augment", "memory")
@@ -236,7 +230,6 @@ class FineTunedClassifier(ClassifierMixin, TransferEstimator):
         callbacks=None,
         num_workers=0,
         cache_size=2048,
-        shared_cache_size=1024,
         memory=None,
     ):
         self.backbone = backbone
@@ -263,7 +256,6 @@ class FineTunedClassifier(ClassifierMixin, TransferEstimator):
         self.callbacks = callbacks
         self.num_workers = num_workers
         self.cache_size = cache_size
-        self.shared_cache_size = shared_cache_size
         self.memory = memory
 
     def fit(self, X, y):
@@ -349,13 +341,13 @@ class FineTunedClassifier(ClassifierMixin, TransferEstimator):
         train_idx, valid_idx = (torch.from_numpy(i) for i in split)
         return part(train_idx, self.augment), part(valid_idx, None), n_cached
 
-    def _frozen_outputs(self, trunk, frozen, inputs, preprocessing, device, shared_only=False):
+    def _frozen_outputs(self, trunk, frozen, inputs, preprocessing, device, for_prediction=False):
         """Return the output of the ``frozen`` stages (shared if it can be), or None."""
 
         def batches_of(subset):
-            progress, desc = self.verbose > 0, "predict" if shared_only else "frozen layers"
+            progress, desc = self.verbose > 0, "predict" if for_prediction else "frozen layers"
             return self._batches(
-                subset, preprocessing, progress=progress, desc=desc, uniform=not shared_only
+                subset, preprocessing, progress=progress, desc=desc, uniform=not for_prediction
             )
 
         return frozen_prefix_outputs(
@@ -367,9 +359,8 @@ class FineTunedClassifier(ClassifierMixin, TransferEstimator):
             device,
             max_bytes=int(self.cache_size * 2**20),
             batch_size=self.batch_size,
-            shared_bytes=int(self.shared_cache_size * 2**20),
             memory=self.memory,
-            shared_only=shared_only,
+            for_prediction=for_prediction,
         )
 
     def _class_weights(self, classes, y):
@@ -420,9 +411,9 @@ class FineTunedClassifier(ClassifierMixin, TransferEstimator):
         inputs = preprocessing.check(X)
         module = self.net_.module_.eval()
         logits, frozen = None, self._frozen_stages
-        if frozen is not None and (self.shared_cache_size or self.memory is not None):
+        if frozen is not None and (shared_store_bytes() or self.memory is not None):
             rows = self._frozen_outputs(
-                module.trunk, frozen, inputs, preprocessing, self.device_, shared_only=True
+                module.trunk, frozen, inputs, preprocessing, self.device_, for_prediction=True
             )
             if rows is not None:
                 with module.starting_at(len(frozen)):

@@ -25,6 +25,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .._config import get_config
 from ..exceptions import WeightsUnavailableError
 from ._weights import is_checkpoint_path, is_offline, load_checkpoint
 
@@ -39,10 +40,7 @@ def is_text_spec(spec):
 
 
 def _cache_root():
-    home = os.environ.get("SKTRANSFER_HOME") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "sktransfer"
-    )
-    return Path(home)
+    return Path(get_config()["models_folder"])
 
 
 def bundled_folder(name):

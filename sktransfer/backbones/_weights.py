@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 
+from .._config import get_config
 from .._core.files import atomic_write
 from ..exceptions import WeightsUnavailableError
 
@@ -25,12 +26,11 @@ DOWNLOAD_TIMEOUT = 10
 def is_offline():
     """Tell whether downloads must not be attempted.
 
-    Set ``SKTRANSFER_OFFLINE=1`` (``HF_HUB_OFFLINE=1`` is honoured too) on machines without
-    internet: a missing weight file then fails at once with a clear message instead of
-    waiting for a connection.
+    ``sktransfer.set_config(offline=True)`` (by default ``SKTRANSFER_OFFLINE=1`` or
+    ``HF_HUB_OFFLINE=1``) on machines without internet: a missing weight file then fails
+    at once with a clear message instead of waiting for a connection.
     """
-    flags = (os.environ.get("SKTRANSFER_OFFLINE"), os.environ.get("HF_HUB_OFFLINE"))
-    return any(f not in (None, "", "0", "false", "False") for f in flags)
+    return get_config()["offline"]
 
 
 def is_checkpoint_path(weights):

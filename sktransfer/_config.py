@@ -1,0 +1,168 @@
+"""Process-wide settings: :func:`set_config`, :func:`config_context`, :func:`get_config`.
+
+Every switch that is not an estimator's parameter lives here, and this is the one module
+that reads environment variables: an unset setting (``None``) takes its value from the
+environment when it is read, so that a variable exported before a run (or in a Dask
+worker's environment) still works. No estimator parameter changes what another estimator
+sees.
+
+=================== ======================================== ================================
+setting             meaning                                  default when unset
+=================== ======================================== ================================
+``offline``         never download weights or models; a      ``SKTRANSFER_OFFLINE`` or
+                    missing file fails at once, naming it    ``HF_HUB_OFFLINE`` set (not "0")
+``models_folder``   where bundled text models are unpacked   ``SKTRANSFER_HOME``, else
+                                                             ``$XDG_CACHE_HOME/sktransfer``,
+                                                             else ``~/.cache/sktransfer``
+``shared_cache_size`` MiB of computed rows the process keeps    1024
+                    for every estimator (0 turns it off)
+``debug``           the command line prints tracebacks       ``SKTRANSFER_DEBUG`` set (not "0")
+=================== ======================================== ================================
+"""
+
+import os
+import threading
+from contextlib import contextmanager
+from numbers import Real
+from pathlib import Path
+
+__all__ = ["config_context", "get_config", "set_config"]
+
+_DEFAULTS = {"offline": None, "models_folder": None, "shared_cache_size": 1024, "debug": None}
+_global = dict(_DEFAULTS)
+_local = threading.local()
+
+
+def _flag(*names):
+    return any(os.environ.get(name, "") not in ("", "0", "false", "False") for name in names)
+
+
+def _from_environment(name):
+    if name == "offline":
+        return _flag("SKTRANSFER_OFFLINE", "HF_HUB_OFFLINE")
+    if name == "debug":
+        return _flag("SKTRANSFER_DEBUG")
+    if name == "models_folder":
+        home = os.environ.get("SKTRANSFER_HOME")
+        if home:
+            return Path(home)
+        cache = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
+        return Path(cache) / "sktransfer"
+    raise KeyError(name)
+
+
+def environment_value(name, default=None):
+    """Read an environment variable that describes the process rather than sktransfer.
+
+    For facts such as the C library's allocator settings, which the library must respect
+    but does not own; every other variable is a setting of :func:`get_config`.
+    """
+    return os.environ.get(name, default)
+
+
+def _thread_config():
+    if not hasattr(_local, "config"):
+        _local.config = dict(_global)
+    return _local.config
+
+
+def get_config():
+    """Return the current settings, with unset ones read from the environment.
+
+    Returns
+    -------
+    config : dict
+        A copy: changing it changes nothing. See :func:`set_config` for the keys.
+
+    Examples
+    --------
+    >>> import sktransfer
+    >>> sktransfer.get_config()["shared_cache_size"]
+    1024
+    """
+    config = dict(_thread_config())
+    for name, value in config.items():
+        if value is None:
+            config[name] = _from_environment(name)
+    return config
+
+
+def _check(name, value):
+    if name == "shared_cache_size":
+        if isinstance(value, bool) or not isinstance(value, Real) or not value >= 0:
+            raise ValueError(f"shared_cache_size must be a number of MiB >= 0; got {value!r}.")
+    elif name in ("offline", "debug"):
+        if not isinstance(value, bool):
+            raise ValueError(f"{name} must be True or False; got {value!r}.")
+    elif name == "models_folder":
+        if not isinstance(value, (str, os.PathLike)):
+            raise ValueError(f"models_folder must be a path; got {value!r}.")
+        value = Path(value)
+    return value
+
+
+def set_config(**settings):
+    """Change process-wide settings (for this thread and, when set from it, new threads).
+
+    Parameters
+    ----------
+    offline : bool, optional
+        Never download: a missing weight file or model fails at once with a message that
+        names it and the folder it belongs in.
+    models_folder : str or path, optional
+        Where the bundled text models are unpacked.
+    shared_cache_size : float, optional
+        Size in MiB of the store of computed features and frozen-stage outputs that every
+        estimator of the process shares (``0`` turns it off). It has one size for the
+        whole process, so no estimator can empty another's rows.
+    debug : bool, optional
+        The command line prints the whole traceback of an unexpected error.
+
+    A setting given as ``None`` goes back to its default (the environment's value).
+
+    See Also
+    --------
+    config_context : change settings inside a ``with`` block only.
+    get_config : read them.
+    """
+    unknown = sorted(set(settings) - set(_DEFAULTS))
+    if unknown:
+        raise TypeError(
+            f"Unknown setting(s) {', '.join(unknown)}; the settings are "
+            f"{', '.join(sorted(_DEFAULTS))}."
+        )
+    checked = {
+        name: _DEFAULTS[name] if value is None else _check(name, value)
+        for name, value in settings.items()
+    }
+    _thread_config().update(checked)
+    if threading.current_thread() is threading.main_thread():
+        _global.update(checked)
+
+
+@contextmanager
+def config_context(**settings):
+    """Change settings inside a ``with`` block, restoring them on leaving it.
+
+    Parameters
+    ----------
+    **settings
+        As :func:`set_config` takes them.
+
+    Examples
+    --------
+    >>> import sktransfer
+    >>> with sktransfer.config_context(shared_cache_size=0):
+    ...     sktransfer.get_config()["shared_cache_size"]
+    0
+    """
+    before = dict(_thread_config())
+    before_global = dict(_global)
+    set_config(**settings)
+    try:
+        yield
+    finally:
+        _thread_config().clear()
+        _thread_config().update(before)
+        _global.clear()
+        _global.update(before_global)
