@@ -29,6 +29,7 @@ from distributed.diagnostics.plugin import WorkerPlugin  # noqa: E402
 from sktransfer import (  # noqa: E402
     FineTunedClassifier,
     PretrainedFeatureExtractor,
+    config_context,
     load_image_folder,
 )
 from sktransfer.cli import main  # noqa: E402
@@ -97,9 +98,9 @@ def _count_backbone_loads():
 
 
 def _forget_networks():
-    from sktransfer.distributed import _MODELS
+    from sktransfer.distributed._worker import MODEL_CACHE
 
-    _MODELS.clear()
+    MODEL_CACHE.clear()
 
 
 def _backbone_loads():
@@ -112,17 +113,18 @@ def _page_faults_of_one_and_four_batches():
     """Minor page faults of a partition of 1 batch and of 4 batches, 224 px, on this worker."""
     import resource
 
-    from sktransfer.distributed import _allocator_keeps_memory
+    from sktransfer.distributed._worker import allocator_keeps_memory
 
     images = np.random.default_rng(0).integers(0, 256, (16, 224, 224, 3), dtype=np.uint8)
-    model = PretrainedFeatureExtractor(batch_size=4, shared_cache_size=0).fit(images[:1])
-    model.transform(images[:4])
     faults = []
-    for n in (4, 16):
-        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-        with _allocator_keeps_memory():
-            model.transform(images[:n])
-        faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+    with config_context(shared_cache_size=0):  # every transform computes its rows
+        model = PretrainedFeatureExtractor(batch_size=4).fit(images[:1])
+        model.transform(images[:4])
+        for n in (4, 16):
+            before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+            with allocator_keeps_memory():
+                model.transform(images[:n])
+            faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
     return os.environ.get("MALLOC_TRIM_THRESHOLD_"), faults
 
 
