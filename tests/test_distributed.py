@@ -29,6 +29,7 @@ from distributed.diagnostics.plugin import WorkerPlugin  # noqa: E402
 from sktransfer import (  # noqa: E402
     FineTunedClassifier,
     PretrainedFeatureExtractor,
+    config_context,
     load_image_folder,
 )
 from sktransfer.cli import main  # noqa: E402
@@ -115,14 +116,15 @@ def _page_faults_of_one_and_four_batches():
     from sktransfer.distributed import _allocator_keeps_memory
 
     images = np.random.default_rng(0).integers(0, 256, (16, 224, 224, 3), dtype=np.uint8)
-    model = PretrainedFeatureExtractor(batch_size=4, shared_cache_size=0).fit(images[:1])
-    model.transform(images[:4])
+    model = PretrainedFeatureExtractor(batch_size=4).fit(images[:1])
     faults = []
-    for n in (4, 16):
-        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-        with _allocator_keeps_memory():
-            model.transform(images[:n])
-        faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+    with config_context(shared_cache_size=0):  # every transform computes its batches
+        model.transform(images[:4])
+        for n in (4, 16):
+            before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+            with _allocator_keeps_memory():
+                model.transform(images[:n])
+            faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
     return os.environ.get("MALLOC_TRIM_THRESHOLD_"), faults
 
 
