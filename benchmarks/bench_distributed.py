@@ -32,7 +32,7 @@ import torch
 from distributed import Client, LocalCluster
 from PIL import Image
 
-from sktransfer import PretrainedFeatureExtractor, load_image_folder
+from sktransfer import PretrainedFeatureExtractor, load_image_folder, set_config
 from sktransfer.distributed import extract_features
 
 from _results import machine_line, write_section
@@ -71,20 +71,13 @@ def tiny_images(paths, folder, n):
     return out
 
 
-def extractor(**params):
-    """An extractor that computes every image (no feature cache, where the version has one)."""
-    model = PretrainedFeatureExtractor(**params)
-    if "shared_cache_size" in model.get_params():
-        model.set_params(shared_cache_size=0)
-    return model
-
-
 PLAIN = """
 import sys, time, torch
-from sktransfer import PretrainedFeatureExtractor
+from sktransfer import PretrainedFeatureExtractor, set_config
 torch.set_num_threads(1)
+set_config(shared_cache_size=0)
 paths, start = sys.argv[1].split("|"), float(sys.argv[2])
-model = PretrainedFeatureExtractor(batch_size=int(sys.argv[3]), shared_cache_size=0)
+model = PretrainedFeatureExtractor(batch_size=int(sys.argv[3]))
 model.fit(paths[:1]).transform(paths[: int(sys.argv[3])])
 time.sleep(max(0.0, start - time.time()))
 t = time.perf_counter()
@@ -109,7 +102,7 @@ def paired(paths, batch_size, repeats):
         ) as cluster,
         Client(cluster) as client,
     ):
-        model = extractor(batch_size=batch_size)
+        model = PretrainedFeatureExtractor(batch_size=batch_size)
         out = Path(tempfile.mkdtemp())
         extract_features(paths[:batch_size], model, client=client, output=out / "warm")
         for k in range(repeats):
@@ -148,7 +141,8 @@ def main():
     unique, source = photos(work)
     paths = [unique[i % len(unique)] for i in range(args.n_images)]
     torch.set_num_threads(2)
-    local = extractor(batch_size=args.batch_size).fit(paths[:1])
+    set_config(shared_cache_size=0)  # every transform computes its images (workers do too)
+    local = PretrainedFeatureExtractor(batch_size=args.batch_size).fit(paths[:1])
     local.transform(paths[: args.batch_size])  # warm-up
 
     with (
@@ -161,7 +155,7 @@ def main():
         ) as cluster,
         Client(cluster) as client,
     ):
-        remote = extractor(batch_size=args.batch_size)
+        remote = PretrainedFeatureExtractor(batch_size=args.batch_size)
         run = iter(range(10**6))
 
         def to_folder(images, model, partition_size):
@@ -196,7 +190,7 @@ def main():
 
         # per-partition overhead: the same tiny images in many or few partitions
         tiny = tiny_images(unique, work, 48)
-        small = extractor(image_size=32, batch_size=args.batch_size)
+        small = PretrainedFeatureExtractor(image_size=32, batch_size=args.batch_size)
         to_folder(tiny[:4], small, 1)  # warm-up
         many, few = [], []
         for _ in range(args.repeats):

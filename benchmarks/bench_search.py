@@ -1,8 +1,9 @@
 """Grid searches with and without the shared activation cache.
 
 Two searches a user runs to choose settings, each timed with the cache turned off
-(``shared_cache_size=0``: every fold, candidate and refit runs the pretrained network
-again) and on (the default), in the same run, against one fit of the same model:
+(``sktransfer.config_context(shared_cache_size=0)``: every fold, candidate and refit runs
+the pretrained network again) and on (the default), in the same run, against one fit of
+the same model:
 
 - feature transfer: ``GridSearchCV(Pipeline([PretrainedFeatureExtractor(),
   LogisticRegression()]), C in 4 values, cv=5)``: 21 fits, 20 scorings;
@@ -36,7 +37,12 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import Pipeline
 
-from sktransfer import FineTunedClassifier, PretrainedFeatureExtractor, load_image_folder
+from sktransfer import (
+    FineTunedClassifier,
+    PretrainedFeatureExtractor,
+    config_context,
+    load_image_folder,
+)
 from sktransfer._core.activations import cache_info, clear_cache
 
 from _results import machine_line, write_section
@@ -91,29 +97,29 @@ def classifier():
     return LogisticRegression(max_iter=2000)
 
 
-def pipeline(shared):
-    return Pipeline(
-        [("features", PretrainedFeatureExtractor(shared_cache_size=shared)), ("clf", classifier())]
-    )
+def pipeline():
+    return Pipeline([("features", PretrainedFeatureExtractor()), ("clf", classifier())])
 
 
-def fine_tuning(shared):
-    return FineTunedClassifier(max_epochs=5, random_state=0, shared_cache_size=shared)
+def fine_tuning():
+    return FineTunedClassifier(max_epochs=5, random_state=0)
 
 
 SEARCHES = {
     "feature transfer": (pipeline, {"clf__C": [0.01, 0.1, 1.0, 10.0]}, 5),
     "fine-tuning": (fine_tuning, {"n_frozen": ["all", -1, -2], "lr": [1e-3, 3e-4]}, 3),
 }
-DEFAULT = 1024  # shared_cache_size, megabytes
+DEFAULT = 1024  # MiB: the default of sktransfer.set_config(shared_cache_size=...)
 
 
-def timed(fn, cold=True):
+def timed(fn, shared=DEFAULT, cold=True):
+    """Time ``fn()`` with the shared store of ``shared`` MiB (emptied first when ``cold``)."""
     if cold:
         clear_cache()
-    start = time.perf_counter()
-    result = fn()
-    return time.perf_counter() - start, result
+    with config_context(shared_cache_size=shared):
+        start = time.perf_counter()
+        result = fn()
+        return time.perf_counter() - start, result
 
 
 ARMS = ("one fit", "off", "on", "warm")
@@ -141,15 +147,15 @@ def run(args, X, y, source):
     found, kept, load, classifier_alone = {}, {}, [], []
     for _ in range(args.repeats):  # interleaved, so drift hits every arm alike
         for name, (make, grid, cv) in SEARCHES.items():
-            seconds, _ = timed(lambda make=make: make(0).fit(X, y))
+            seconds, _ = timed(lambda make=make: make().fit(X, y), shared=0)
             times[name, "one fit"].append(seconds)
             for arm, shared, cold in (
                 ("off", 0, True),
                 ("on", DEFAULT, True),
                 ("warm", DEFAULT, False),
             ):
-                search = GridSearchCV(make(shared), grid, cv=cv)
-                seconds, search = timed(lambda search=search: search.fit(X, y), cold)
+                search = GridSearchCV(make(), grid, cv=cv)
+                seconds, search = timed(lambda search=search: search.fit(X, y), shared, cold)
                 times[name, arm].append(seconds)
                 found[name, arm] = search
                 kept[name] = cache_info()
@@ -212,7 +218,8 @@ def run(args, X, y, source):
         f"""## Grid searches and the shared activation cache (`bench_search.py`)
 
 {source}; EfficientNet-Lite0 (bundled weights), 224 px, batch 32. Each search is timed
-with the shared cache off (`shared_cache_size=0`) and on (the default, {DEFAULT} MB),
+with the shared cache off (`sktransfer.set_config(shared_cache_size=0)`) and on (the
+default, {DEFAULT} MB),
 against one fit of the same model (cache off), each from an empty store; "warm store"
 runs the cached search again on the store it filled: what remains when no image goes
 through the frozen network (the classifier's fits, the training of unfrozen groups, the

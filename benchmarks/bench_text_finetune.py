@@ -32,7 +32,7 @@ from skorch.hf import HuggingfacePretrainedTokenizer
 from torch import nn
 from transformers import AutoModel, AutoTokenizer
 
-from sktransfer import FineTunedClassifier
+from sktransfer import FineTunedClassifier, config_context
 from sktransfer.backbones._text import model_folder
 
 import _text_data
@@ -104,9 +104,9 @@ def ours(folder, data, args, seed, setting):
         backbone_lr=args.backbone_lr,
         batch_size=32,
         random_state=seed,
-        shared_cache_size=0,  # each run computes its frozen layers, as the baseline does
     )
-    return float(clf.fit(X, y).score(X_test, y_test))
+    with config_context(shared_cache_size=0):  # each run computes its frozen layers
+        return float(clf.fit(X, y).score(X_test, y_test))
 
 
 def datasets(n, repeats):

@@ -20,6 +20,7 @@ setting             meaning                                  default when unset
 =================== ======================================== ================================
 """
 
+import math
 import os
 import threading
 from contextlib import contextmanager
@@ -89,7 +90,11 @@ def get_config():
 
 def _check(name, value):
     if name == "shared_cache_size":
-        if isinstance(value, bool) or not isinstance(value, Real) or not value >= 0:
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, Real)
+            or not (value >= 0 and math.isfinite(value))
+        ):
             raise ValueError(f"shared_cache_size must be a number of MiB >= 0; got {value!r}.")
     elif name in ("offline", "debug"):
         if not isinstance(value, bool):
@@ -157,12 +162,12 @@ def config_context(**settings):
     0
     """
     before = dict(_thread_config())
-    before_global = dict(_global)
     set_config(**settings)
     try:
         yield
     finally:
         _thread_config().clear()
         _thread_config().update(before)
-        _global.clear()
-        _global.update(before_global)
+        if threading.current_thread() is threading.main_thread():  # only it sets _global
+            _global.clear()
+            _global.update(before)

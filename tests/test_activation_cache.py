@@ -23,6 +23,7 @@ from sktransfer._core.activations import (
     make_namespace,
     module_digest,
     prefix_rows,
+    shared_store_bytes,
 )
 
 MB = 2**20
@@ -123,7 +124,7 @@ def test_a_rewritten_file_gets_a_new_key_and_its_row_is_computed_again(tmp_path)
     ns = make_namespace("files")
     keys = image_keys(paths)
     compute = Counting(keys)
-    cached_rows(ns, keys, compute, max_bytes=MB)
+    cached_rows(ns, keys, compute)
 
     _save(paths[1], rng.integers(0, 256, (24, 24, 3), dtype=np.uint8))  # new size
     same_size = tmp_path / "3.png"
@@ -136,7 +137,7 @@ def test_a_rewritten_file_gets_a_new_key_and_its_row_is_computed_again(tmp_path)
     assert new_keys[0] == keys[0] and new_keys[2] == keys[2]
     assert new_keys[1] != keys[1] and new_keys[3] != keys[3]
     compute.keys, compute.asked = new_keys, []
-    cached_rows(ns, new_keys, compute, max_bytes=MB)
+    cached_rows(ns, new_keys, compute)
     assert compute.asked == [1, 3]
 
 
@@ -150,16 +151,16 @@ def test_only_missing_rows_are_computed_and_each_key_once():
     keys = text_keys(10)
     ns = make_namespace("reuse")
     compute = Counting(keys)
-    first = cached_rows(ns, keys[:6], compute, max_bytes=MB)
+    first = cached_rows(ns, keys[:6], compute)
     assert compute.asked == [0, 1, 2, 3, 4, 5]
     wanted = [keys[i] for i in (8, 2, 9, 2, 5, 8)]  # folds overlap; repeats come once
     compute.keys, compute.asked = wanted, []
-    rows = cached_rows(ns, wanted, compute, max_bytes=MB)
+    rows = cached_rows(ns, wanted, compute)
     assert compute.asked == [0, 2]  # the first places of the two new keys
     assert torch.equal(bits(rows), bits(compute.expected(wanted)))
     assert torch.equal(bits(rows[1]), bits(first[2]))
     compute.asked = []
-    cached_rows(ns, wanted, compute, max_bytes=MB)
+    cached_rows(ns, wanted, compute)
     assert compute.asked == []
 
 
@@ -170,18 +171,16 @@ def test_another_namespace_computes_again():
     keys = text_keys(3)
     compute = Counting(keys)
     before = make_namespace(backbone.weights_digest(), "layer=None")
-    cached_rows(before, keys, compute, max_bytes=MB)
+    cached_rows(before, keys, compute)
     with torch.no_grad():
         next(backbone.net.parameters())[0, 0, 0, 0] += 1e-3  # new weights, same shapes
     after = make_namespace(backbone.weights_digest(), "layer=None")
     assert after != before
     compute.asked = []
-    cached_rows(after, keys, compute, max_bytes=MB)
+    cached_rows(after, keys, compute)
     assert compute.asked == [0, 1, 2]
     compute.asked = []
-    cached_rows(
-        make_namespace(backbone.weights_digest(), "layer='blocks3'"), keys, compute, max_bytes=MB
-    )
+    cached_rows(make_namespace(backbone.weights_digest(), "layer='blocks3'"), keys, compute)
     assert compute.asked == [0, 1, 2]
 
 
@@ -220,45 +219,69 @@ def test_cached_rows_are_bit_identical_to_an_uncached_extractor(sample_photos, t
     def fail(indices):
         raise AssertionError(f"computed {indices} again")
 
-    first = cached_rows(ns, keys, compute, max_bytes=MB, memory=tmp_path).numpy()
+    first = cached_rows(ns, keys, compute, memory=tmp_path).numpy()
     assert first.dtype == np.float32 and first.tobytes() == plain.tobytes()
-    again = cached_rows(ns, keys[2:7], fail, max_bytes=MB).numpy()
+    again = cached_rows(ns, keys[2:7], fail).numpy()
     assert again.tobytes() == plain[2:7].tobytes()
     clear_cache()  # another process: only the folder has them
-    from_disk = cached_rows(ns, keys, fail, max_bytes=0, memory=tmp_path).numpy()
+    from_disk = cached_rows(ns, keys, fail, shared=False, memory=tmp_path).numpy()
     assert from_disk.tobytes() == plain.tobytes()
 
 
-def computed(ns, wanted, max_bytes):
-    """Call cached_rows and return the positions whose rows it computed."""
+def computed(ns, wanted, store_bytes):
+    """Call cached_rows with the store bounded by ``store_bytes``; return what it computed."""
     compute = Counting(wanted)
-    cached_rows(ns, wanted, compute, max_bytes=max_bytes)
+    with sktransfer.config_context(shared_cache_size=store_bytes / MB):
+        cached_rows(ns, wanted, compute)
     return compute.asked
 
 
 def test_the_store_is_bounded_and_evicts_the_least_recently_used_rows():
     keys = text_keys(6)
     ns = make_namespace("lru")  # rows of 4 float32: 16 bytes each
-    assert computed(ns, keys[:3], max_bytes=48) == [0, 1, 2]
-    assert computed(ns, keys[:1], max_bytes=48) == []  # keys[0] used again: keys[1] oldest
-    assert computed(ns, keys[3:4], max_bytes=48) == [0]
+    assert computed(ns, keys[:3], store_bytes=48) == [0, 1, 2]
+    assert computed(ns, keys[:1], store_bytes=48) == []  # keys[0] used again: keys[1] oldest
+    assert computed(ns, keys[3:4], store_bytes=48) == [0]
     assert cache_info() == {"rows": 3, "nbytes": 48, "namespaces": 1}
-    assert computed(ns, keys[:4], max_bytes=48) == [1]
-    assert computed(ns, keys[4:5], max_bytes=20) == [0]  # a smaller bound applies at once
+    assert computed(ns, keys[:4], store_bytes=48) == [1]
+    assert computed(ns, keys[4:5], store_bytes=20) == [0]  # a smaller bound applies at once
     assert cache_info()["nbytes"] == 16
-    computed(ns, keys[5:], max_bytes=8)  # a row over the bound is not stored
+    computed(ns, keys[5:], store_bytes=8)  # a row over the bound is not stored
     assert cache_info()["nbytes"] == 0
 
 
-def test_max_bytes_zero_without_memory_computes_everything_every_time():
+def test_the_bound_is_the_setting_read_at_every_call():
+    assert shared_store_bytes() == sktransfer.get_config()["shared_cache_size"] * MB
+    keys = text_keys(4)
+    ns = make_namespace("setting")
+    assert computed(ns, keys, store_bytes=64) == [0, 1, 2, 3]
+    with sktransfer.config_context(shared_cache_size=32 / MB):
+        assert shared_store_bytes() == 32
+        cached_rows(ns, keys[3:], Counting(keys[3:]))  # trims the store to its new bound
+    assert cache_info() == {"rows": 2, "nbytes": 32, "namespaces": 1}
+    assert computed(ns, keys[2:], store_bytes=64) == []  # the two most recently used stay
+    assert computed(ns, keys[:2], store_bytes=64) == [0, 1]
+
+
+def test_without_the_store_or_memory_every_call_computes_everything():
     keys = text_keys(3)
     compute = Counting(keys)
-    for _ in range(2):
-        cached_rows(make_namespace("off"), keys, compute, max_bytes=0)
-    assert compute.asked == [0, 1, 2, 0, 1, 2]
+    cached_rows(make_namespace("off"), keys, compute, shared=False)
+    with sktransfer.config_context(shared_cache_size=0):  # off for every caller
+        assert shared_store_bytes() == 0
+        cached_rows(make_namespace("off"), keys, compute)
+    cached_rows(make_namespace("off"), keys, compute, shared=False)
+    assert compute.asked == [0, 1, 2] * 3
     assert cache_info()["rows"] == 0
-    with pytest.raises(ValueError, match="max_bytes"):
-        cached_rows(make_namespace("off"), keys, compute, max_bytes=-1)
+
+
+def test_a_negative_store_size_is_refused_and_changes_nothing():
+    keys = text_keys(2)
+    assert computed(make_namespace("kept"), keys, store_bytes=MB) == [0, 1]
+    with pytest.raises(ValueError, match="shared_cache_size must be a number of MiB >= 0"):
+        sktransfer.set_config(shared_cache_size=-1)
+    assert sktransfer.get_config()["shared_cache_size"] == 1024
+    assert computed(make_namespace("kept"), keys, store_bytes=MB) == []
 
 
 def test_threads_share_one_consistent_store():
@@ -272,16 +295,17 @@ def test_threads_share_one_consistent_store():
             for step in range(30):
                 start = (offset * 7 + step * 3) % 30
                 wanted = keys[start : start + 10]
-                rows = cached_rows(ns, wanted, Counting(wanted), max_bytes=16 * 25)
+                rows = cached_rows(ns, wanted, Counting(wanted))
                 assert torch.equal(bits(rows), bits(reference[start : start + 10]))
         except BaseException as exc:  # reported in the main thread
             errors.append(exc)
 
     threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    with sktransfer.config_context(shared_cache_size=16 * 25 / MB):  # threads started in it
+        for thread in threads:  # see its bound
+            thread.start()
+        for thread in threads:
+            thread.join()
     assert not errors
     info = cache_info()
     assert info["nbytes"] == 16 * info["rows"] <= 16 * 25
@@ -290,11 +314,11 @@ def test_threads_share_one_consistent_store():
 def test_rows_of_one_namespace_keep_one_layout():
     keys = text_keys(3)
     ns = make_namespace("layout")
-    cached_rows(ns, keys[:2], Counting(keys, width=4), max_bytes=MB)
+    cached_rows(ns, keys[:2], Counting(keys, width=4))
     with pytest.raises(ValueError, match="namespace must name everything"):
-        cached_rows(ns, keys, Counting(keys, width=5), max_bytes=MB)
+        cached_rows(ns, keys, Counting(keys, width=5))
     with pytest.raises(ValueError, match="2 rows"):
-        cached_rows(make_namespace("short"), keys[:2], lambda i: torch.zeros(1, 4), max_bytes=MB)
+        cached_rows(make_namespace("short"), keys[:2], lambda i: torch.zeros(1, 4))
 
 
 def test_rows_with_several_parts_keep_their_dtypes(tmp_path):
@@ -306,8 +330,8 @@ def test_rows_with_several_parts_keep_their_dtypes(tmp_path):
         return {"mask": mask, "hidden": hidden}
 
     ns = make_namespace("text stage")
-    first = cached_rows(ns, keys[:3], compute, max_bytes=0, memory=tmp_path)
-    rows = cached_rows(ns, keys, compute, max_bytes=MB, memory=tmp_path)
+    first = cached_rows(ns, keys[:3], compute, shared=False, memory=tmp_path)
+    rows = cached_rows(ns, keys, compute, memory=tmp_path)
     assert rows["mask"].dtype == torch.int64 and rows["hidden"].dtype == torch.float32
     assert torch.equal(bits(rows["hidden"][:3]), bits(first["hidden"]))
     assert torch.equal(rows["mask"][:3], first["mask"])
@@ -322,7 +346,7 @@ def test_an_unreadable_file_is_computed_again_and_rewritten(tmp_path):
     keys = text_keys(4)
     ns = make_namespace("corrupt")
     compute = Counting(keys)
-    expected = cached_rows(ns, keys, compute, max_bytes=0, memory=tmp_path)
+    expected = cached_rows(ns, keys, compute, shared=False, memory=tmp_path)
     files = _files(tmp_path)
     assert len(files) == 4 and all(f.endswith(".safetensors") for f in files)
     with open(files[0], "r+b") as f:
@@ -330,11 +354,11 @@ def test_an_unreadable_file_is_computed_again_and_rewritten(tmp_path):
     with open(files[1], "wb") as f:
         f.write(b"not safetensors")
     compute.asked = []
-    rows = cached_rows(ns, keys, compute, max_bytes=0, memory=tmp_path)
+    rows = cached_rows(ns, keys, compute, shared=False, memory=tmp_path)
     assert len(compute.asked) == 2
     assert torch.equal(bits(rows), bits(expected))
     compute.asked = []
-    cached_rows(ns, keys, compute, max_bytes=0, memory=tmp_path)
+    cached_rows(ns, keys, compute, shared=False, memory=tmp_path)
     assert compute.asked == []
 
 
@@ -344,27 +368,27 @@ def test_memory_takes_a_folder_or_a_joblib_memory_and_names_a_bad_one(tmp_path):
     keys = text_keys(2)
     compute = Counting(keys)
     ns = make_namespace("joblib")
-    cached_rows(ns, keys, compute, max_bytes=0, memory=joblib.Memory(tmp_path, verbose=0))
-    cached_rows(ns, keys, compute, max_bytes=0, memory=str(tmp_path))
+    cached_rows(ns, keys, compute, shared=False, memory=joblib.Memory(tmp_path, verbose=0))
+    cached_rows(ns, keys, compute, shared=False, memory=str(tmp_path))
     assert compute.asked == [0, 1]
-    cached_rows(ns, keys, compute, max_bytes=0, memory=joblib.Memory(None))  # no folder
+    cached_rows(ns, keys, compute, shared=False, memory=joblib.Memory(None))  # no folder
     assert compute.asked == [0, 1, 0, 1]
     a_file = tmp_path / "a_file"
     a_file.write_text("")
     with pytest.raises(NotADirectoryError, match="a_file"):
-        cached_rows(ns, keys, compute, max_bytes=0, memory=a_file)
+        cached_rows(ns, keys, compute, shared=False, memory=a_file)
     with pytest.raises(TypeError, match="memory must be"):
-        cached_rows(ns, keys, compute, max_bytes=0, memory=3)
+        cached_rows(ns, keys, compute, shared=False, memory=3)
 
 
 def test_rows_kept_in_memory_reach_a_folder_given_later(tmp_path):
     keys = text_keys(3)
     ns = make_namespace("later")
     compute = Counting(keys)
-    cached_rows(ns, keys, compute, max_bytes=MB)
-    cached_rows(ns, keys, compute, max_bytes=MB, memory=tmp_path)
+    cached_rows(ns, keys, compute)
+    cached_rows(ns, keys, compute, memory=tmp_path)
     clear_cache()
-    cached_rows(ns, keys, compute, max_bytes=0, memory=tmp_path)
+    cached_rows(ns, keys, compute, shared=False, memory=tmp_path)
     assert compute.asked == [0, 1, 2]
 
 
@@ -375,7 +399,7 @@ def _write_rows(folder, barrier):
     keys = text_keys(N_CONCURRENT)
     barrier.wait()
     ns = make_namespace("concurrent")
-    cached_rows(ns, keys, Counting(keys, width=512), max_bytes=0, memory=folder)
+    cached_rows(ns, keys, Counting(keys, width=512), shared=False, memory=folder)
 
 
 def test_two_processes_writing_the_same_rows_leave_readable_identical_files(tmp_path):
@@ -396,7 +420,7 @@ def test_two_processes_writing_the_same_rows_leave_readable_identical_files(tmp_
     def fail(indices):
         raise AssertionError(f"rows {indices.tolist()} were not readable")
 
-    rows = cached_rows(make_namespace("concurrent"), keys, fail, max_bytes=0, memory=tmp_path)
+    rows = cached_rows(make_namespace("concurrent"), keys, fail, shared=False, memory=tmp_path)
     assert torch.equal(bits(rows), bits(Counting(keys, width=512).expected(keys)))
 
 
@@ -428,25 +452,25 @@ class Stages:
 def test_a_deep_prefix_leaves_the_named_shallower_outputs_behind():
     keys = text_keys(6)
     net = Stages(keys)
-    rows = prefix_rows(net.namespaces(4, kept={1, 2, 3}), keys, net, max_bytes=MB)
+    rows = prefix_rows(net.namespaces(4, kept={1, 2, 3}), keys, net)
     assert torch.equal(bits(rows), bits(net.expected(4)))
     assert [run[:2] for run in net.runs] == [(0, 2), (2, 3), (3, 4)]
     net.runs = []
-    rows = prefix_rows(net.namespaces(3, kept={1, 2}), keys, net, max_bytes=MB)
+    rows = prefix_rows(net.namespaces(3, kept={1, 2}), keys, net)
     assert net.runs == [] and torch.equal(bits(rows), bits(net.expected(3)))
 
 
 def test_a_deeper_prefix_continues_from_the_deepest_stage_cached_for_each_input():
     keys = text_keys(6)
     net = Stages(keys)
-    prefix_rows(net.namespaces(2, kept={1}), keys[:4], net, max_bytes=MB)
+    prefix_rows(net.namespaces(2, kept={1}), keys[:4], net)
     net.runs = []
-    rows = prefix_rows(net.namespaces(4, kept={1, 3}), keys, net, max_bytes=MB)
+    rows = prefix_rows(net.namespaces(4, kept={1, 3}), keys, net)
     # the first four inputs continue from stage 2; the two new ones run from the input
     assert sorted(net.runs) == [(0, 2, [4, 5]), (2, 4, [0, 1, 2, 3, 4, 5])]
     assert torch.allclose(rows, net.expected(4), atol=1e-6, rtol=0)
     net.runs = []
-    prefix_rows(net.namespaces(4, kept={1, 3}), keys, net, max_bytes=MB)
+    prefix_rows(net.namespaces(4, kept={1, 3}), keys, net)
     assert net.runs == []
 
 
@@ -454,10 +478,10 @@ def test_prefix_rows_without_any_cache_runs_all_stages_at_once():
     keys = text_keys(3)
     net = Stages(keys)
     for _ in range(2):
-        prefix_rows(net.namespaces(4, kept={1, 3}), keys, net, max_bytes=0)
+        prefix_rows(net.namespaces(4, kept={1, 3}), keys, net, shared=False)
     assert net.runs == [(0, 4, [0, 1, 2])] * 2
     with pytest.raises(ValueError, match="cannot be None"):
-        prefix_rows(net.namespaces(4, kept={1}), keys, net, max_bytes=MB)
+        prefix_rows(net.namespaces(4, kept={1}), keys, net)
 
 
 # --- the estimators share it -----------------------------------------------------------------
@@ -496,16 +520,14 @@ def test_a_pipeline_search_computes_each_image_once(crops, computed_rows):
     for size in (0, 64):
         pipe = Pipeline(
             [
-                (
-                    "features",
-                    sktransfer.PretrainedFeatureExtractor(shared_cache_size=size, **FAST),
-                ),
+                ("features", sktransfer.PretrainedFeatureExtractor(**FAST)),
                 ("clf", LogisticRegression(max_iter=500)),
             ]
         )
         computed_rows["features"] = 0
         grid = {"clf__C": [0.1, 1.0]}
-        searches[size] = GridSearchCV(pipe, grid, cv=3, scoring="neg_log_loss").fit(X, y)
+        with sktransfer.config_context(shared_cache_size=size):
+            searches[size] = GridSearchCV(pipe, grid, cv=3, scoring="neg_log_loss").fit(X, y)
         searches[size].n_rows = computed_rows["features"]
     assert searches[0].n_rows == 2 * 3 * len(X) + len(X)  # every fold, candidate and refit
     assert searches[64].n_rows == len(X)
@@ -527,11 +549,8 @@ def test_a_rewritten_image_file_gets_new_features(tmp_path, crops, computed_rows
     Image.fromarray(X[10]).save(paths[2])  # another photo under the same name
     after = extractor.transform(paths)
     assert computed_rows["features"] == 4 + 1
-    fresh = (
-        sktransfer.PretrainedFeatureExtractor(shared_cache_size=0, **FAST)
-        .fit(paths)
-        .transform(paths)
-    )
+    with sktransfer.config_context(shared_cache_size=0):
+        fresh = sktransfer.PretrainedFeatureExtractor(**FAST).fit(paths).transform(paths)
     np.testing.assert_allclose(after, fresh, atol=1e-5)
     assert np.array_equal(after[[0, 1, 3]], before[[0, 1, 3]])
     assert not np.allclose(after[2], before[2])
@@ -542,19 +561,52 @@ def test_the_memory_folder_serves_another_process(tmp_path, crops, computed_rows
     extractor = sktransfer.PretrainedFeatureExtractor(memory=tmp_path, **FAST).fit(X)
     features = extractor.transform(X)
     clear_cache()  # what a new process starts with
-    again = sktransfer.PretrainedFeatureExtractor(
-        memory=str(tmp_path), shared_cache_size=0, **FAST
-    )
-    assert again.fit(X).transform(X).tobytes() == features.tobytes()
+    again = sktransfer.PretrainedFeatureExtractor(memory=str(tmp_path), **FAST)
+    with sktransfer.config_context(shared_cache_size=0):
+        assert again.fit(X).transform(X).tobytes() == features.tobytes()
     assert computed_rows["features"] == len(X)
 
 
-def test_the_cache_parameters_are_validated(crops):
-    X, _ = crops
-    with pytest.raises(ValueError, match="'shared_cache_size' parameter"):
-        sktransfer.PretrainedFeatureExtractor(shared_cache_size=-1, **FAST).fit(X)
+def test_the_memory_parameter_is_validated(crops):
+    X, y = crops
     with pytest.raises(ValueError, match="'memory' parameter"):
-        sktransfer.FineTunedClassifier(memory=3, **FAST).fit(X, crops[1])
+        sktransfer.PretrainedFeatureExtractor(memory=3, **FAST).fit(X)
+    with pytest.raises(ValueError, match="'memory' parameter"):
+        sktransfer.FineTunedClassifier(memory=3, **FAST).fit(X, y)
+
+
+@pytest.mark.parametrize("name", ["PretrainedFeatureExtractor", "FineTunedClassifier"])
+def test_no_estimator_parameter_sizes_the_shared_store(name):
+    estimator = getattr(sktransfer, name)
+    assert "shared_cache_size" not in estimator().get_params()
+    with pytest.raises(TypeError, match="shared_cache_size"):
+        estimator(shared_cache_size=0)
+
+
+def test_two_extractors_in_one_process_both_keep_their_rows(crops, computed_rows):
+    X, _ = crops
+    first = sktransfer.PretrainedFeatureExtractor(**FAST).fit(X)
+    second = sktransfer.PretrainedFeatureExtractor(layer="blocks3", **FAST).fit(X)
+    features = {"first": first.transform(X), "second": second.transform(X)}
+    assert computed_rows["features"] == 2 * len(X)
+    assert cache_info()["namespaces"] == 2
+    for _ in range(2):  # each one's transforms leave the other's rows where they are
+        assert first.transform(X).tobytes() == features["first"].tobytes()
+        assert second.transform(X).tobytes() == features["second"].tobytes()
+    assert computed_rows["features"] == 2 * len(X)
+
+
+def test_with_the_store_off_a_second_transform_computes_again(crops, computed_rows):
+    X, _ = crops
+    extractor = sktransfer.PretrainedFeatureExtractor(**FAST).fit(X)
+    with sktransfer.config_context(shared_cache_size=0):
+        features = extractor.transform(X)
+        assert extractor.transform(X).tobytes() == features.tobytes()
+    assert computed_rows["features"] == 2 * len(X)
+    assert cache_info()["rows"] == 0
+    extractor.transform(X)  # the setting restored: kept from now on
+    extractor.transform(X)
+    assert computed_rows["features"] == 3 * len(X)
 
 
 def stage_chain(runs, n):
@@ -576,10 +628,9 @@ def test_fine_tuning_continues_from_the_stage_outputs_another_fit_left(crops, co
     middle = sktransfer.FineTunedClassifier(n_frozen=-1, **params).fit(X, y)  # stages 0..7: stored
     assert computed_rows["stages"] == []
     for clf in (shallow, deep, middle):  # prediction starts from the stored outputs too
-        uncached = sktransfer.FineTunedClassifier(
-            n_frozen=clf.n_frozen, shared_cache_size=0, **params
-        )
-        expected = uncached.fit(X, y).predict_proba(X)
+        uncached = sktransfer.FineTunedClassifier(n_frozen=clf.n_frozen, **params)
+        with sktransfer.config_context(shared_cache_size=0):
+            expected = uncached.fit(X, y).predict_proba(X)
         computed_rows["stages"] = []
         np.testing.assert_allclose(clf.predict_proba(X), expected, atol=1e-5)
         assert computed_rows["stages"] == []
@@ -592,11 +643,10 @@ def test_a_fine_tuning_search_runs_the_frozen_stages_once_per_image(crops, compu
     grid = {"n_frozen": ["all", -1], "lr": [1e-3, 3e-4]}
     searches = {}
     for size in (0, 64):
-        clf = sktransfer.FineTunedClassifier(
-            max_epochs=1, random_state=0, shared_cache_size=size, **FAST
-        )
+        clf = sktransfer.FineTunedClassifier(max_epochs=1, random_state=0, **FAST)
         computed_rows["stages"] = []
-        searches[size] = GridSearchCV(clf, grid, cv=3, scoring="neg_log_loss").fit(X, y)
+        with sktransfer.config_context(shared_cache_size=size):
+            searches[size] = GridSearchCV(clf, grid, cv=3, scoring="neg_log_loss").fit(X, y)
         searches[size].runs = computed_rows["stages"]
     from_inputs = sum(n for start, _, n in searches[64].runs if start == 0)
     assert from_inputs == len(X)  # the rest continued from stored stage outputs

@@ -109,8 +109,10 @@ def test_fine_tuning_networks_with_equal_weights_share_no_rows(images, stage_run
     stage_runs.clear()
     cached = sktransfer.FineTunedClassifier(tanh, **params).fit(X, y)
     assert stage_runs, "the Tanh network got the ReLU network's cached activations"
-    uncached = sktransfer.FineTunedClassifier(tanh, shared_cache_size=0, **params).fit(X, y)
-    np.testing.assert_allclose(cached.predict_proba(X), uncached.predict_proba(X), atol=1e-5)
+    with sktransfer.config_context(shared_cache_size=0):
+        uncached = sktransfer.FineTunedClassifier(tanh, **params).fit(X, y)
+        expected = uncached.predict_proba(X)
+    np.testing.assert_allclose(cached.predict_proba(X), expected, atol=1e-5)
 
     stage_runs.clear()  # a copy of the first network is the same network: a cache hit
     sktransfer.FineTunedClassifier(copy.deepcopy(network()), **params).fit(X, y)
@@ -123,11 +125,8 @@ def test_extractors_with_equal_weights_share_no_rows(images):
     relu_features = relu.transform(X)
     tanh = network(nn.Tanh())
     features = sktransfer.PretrainedFeatureExtractor(tanh, **FAST).fit(X).transform(X)
-    expected = (
-        sktransfer.PretrainedFeatureExtractor(tanh, shared_cache_size=0, **FAST)
-        .fit(X)
-        .transform(X)
-    )
+    with sktransfer.config_context(shared_cache_size=0):
+        expected = sktransfer.PretrainedFeatureExtractor(tanh, **FAST).fit(X).transform(X)
     assert not np.allclose(expected, relu_features)
     np.testing.assert_allclose(features, expected, atol=1e-6)
     rows = cache_info()["rows"]
