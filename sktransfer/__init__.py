@@ -17,8 +17,8 @@ __version__ = "0.1.0"
 _LAZY = {
     "PretrainedFeatureExtractor": "._extractor",
     "FineTunedClassifier": "._fine_tuning",
-    "load_image_folder": "._images",
-    "find_image_files": "._images",
+    "load_image_folder": "._modalities",
+    "find_image_files": "._modalities",
     "Backbone": ".backbones",
     "load_backbone": ".backbones",
     "save": ".persistence",

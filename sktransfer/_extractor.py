@@ -1,69 +1,26 @@
 """Feature transfer: a pretrained backbone as a scikit-learn transformer."""
 
 import copy
-import difflib
-import os
 import sys
 import warnings
 from functools import partial
-from numbers import Real
 
 import numpy as np
 import torch
 from sklearn.base import ClassNamePrefixFeaturesOutMixin, TransformerMixin
-from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
+from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from ._core.activations import (
-    cached_rows,
-    input_keys,
-    make_namespace,
-    module_digest,
-    shared_store_bytes,
-)
-from ._core.base import TransferEstimator
+from ._base import TransferEstimator
+from ._core.activations import cached_rows, input_keys, make_namespace, shared_store_bytes
 from ._core.device import fallback_device, resolve_device, use_amp
-from ._core.inference import probe, probed, run_batches
-from .backbones import DEFAULT_BACKBONE, Backbone
-from .backbones._optimize import fold_batchnorm
-from .backbones._text import pool_tokens
+from ._core.digests import module_digest
+from ._core.inference import memoized_probe, probe, run_batches
+from ._parameters import constraints
+from ._transferability import best_layer
+from .backbones import DEFAULT_BACKBONE, FINAL_INPUT, Backbone, LayerTaps, fold_batchnorm
 
 CPU = torch.device("cpu")
-
-POOLINGS = ("avg", "max", "avgmax", "token")
-
-
-class _Stop(Exception):
-    """Raised by a forward hook once the wanted layer has run: the rest is skipped."""
-
-
-def pool_features(out, pooling):
-    """Pool a layer's output to ``(n_samples, n_features)``.
-
-    Feature maps ``(n, C, H, W)`` are pooled over space, token sequences ``(n, L, C)``
-    over tokens (``"token"`` takes the first, class token); ``pooling=None`` flattens. A
-    text stage's ``{"hidden", "mask"}`` output is pooled over its real (unpadded) tokens.
-    """
-    if isinstance(out, dict):
-        if pooling is None:
-            raise ValueError("pooling=None cannot flatten texts of different lengths.")
-        return pool_tokens(out["hidden"], out["mask"], "mean" if pooling == "avg" else pooling)
-    if isinstance(out, (tuple, list)):
-        out = out[0]
-    if out.ndim == 2 or pooling is None:
-        return out.flatten(1)
-    dims = (2, 3) if out.ndim == 4 else (1,)
-    if pooling == "avg":
-        return out.mean(dims)
-    if pooling == "max":
-        return out.amax(dims)
-    if pooling == "avgmax":
-        return torch.cat([out.mean(dims), out.amax(dims)], dim=1)
-    if out.ndim != 3:
-        raise ValueError(
-            f"pooling='token' needs a token sequence (n, L, C); got {tuple(out.shape)}."
-        )
-    return out[:, 0]
 
 
 class PretrainedFeatureExtractor(
@@ -151,7 +108,8 @@ class PretrainedFeatureExtractor(
     (checked to give the same features); the next batch is decoded while the network
     runs.
 
-    Features are shared between transforms (the process's store, sized by ``sktransfer.set_config(shared_cache_size=...)``, and ``memory``), keyed by
+    Features are shared between transforms (``memory`` and the process's store, whose size is the
+    ``shared_cache_size`` of :func:`sktransfer.set_config`), keyed by
     each input's content (a file's path, size and modification time, so a rewritten file
     is computed again; an array's, a PIL image's or a text's bytes) and by what computes
     them (the weights as they were at ``fit``, the input pipeline, ``layer`` and
@@ -177,11 +135,8 @@ class PretrainedFeatureExtractor(
 
     _parameter_constraints: dict = {
         **TransferEstimator._parameter_constraints,
-        "layer": [str, None],
-        "pooling": [StrOptions(set(POOLINGS)), None],
-        "verbose": ["verbose"],
+        **constraints("layer", "pooling", "verbose", "memory"),
         "progress": ["boolean", StrOptions({"deprecated"})],
-        "memory": [None, str, os.PathLike, HasMethods(["cache"])],
     }
     _safe_training_only = ("memory",)
 
@@ -253,8 +208,6 @@ class PretrainedFeatureExtractor(
                 "layer='auto' chooses the layer by how well its features fit the labels: "
                 "pass y to fit (or name a layer)."
             )
-        from .selection import best_layer
-
         return best_layer(
             backbone,
             X,
@@ -268,7 +221,7 @@ class PretrainedFeatureExtractor(
 
     def _set_fitted(self, backbone, device, layer, pooling):
         """Set every fitted attribute (after ``fit``, unpickling and loading)."""
-        _check_layer(backbone, layer)
+        backbone.check_layer(layer)
         self.backbone_ = backbone
         self.device_ = device
         self.layer_ = layer
@@ -278,7 +231,7 @@ class PretrainedFeatureExtractor(
         self._weights_digest = module_digest(backbone.net)  # its weights and architecture
         shapes = partial(self._features, net=backbone.net)  # on the CPU, as loaded
         key = ("features", self._weights_digest, repr(backbone.preprocessing), layer, pooling)
-        self.n_features_out_ = probed(
+        self.n_features_out_ = memoized_probe(
             key, lambda: int(probe(shapes, backbone.preprocessing, CPU).shape[1])
         )
 
@@ -286,9 +239,10 @@ class PretrainedFeatureExtractor(
         net = self._inference_net() if net is None else net
         if self.layer_ is None and self._pooling == "avg":
             return net(x)
-        if self.layer_ is None:  # re-pool the last feature map (the input of the pool stage)
-            return pool_features(net[:-1](x), self._pooling)
-        return _layer_output(net, self.layer_, x, self._pooling)
+        # a layer, or the last feature map (the input of the pool stage) pooled otherwise
+        layer = FINAL_INPUT if self.layer_ is None else self.layer_
+        _, outputs = LayerTaps(net, [layer])(x)
+        return self.backbone_.preprocessing.pool(outputs[layer], self._pooling)
 
     def _inference_net(self):
         """Return the network as inference runs it, built on first use.
@@ -393,19 +347,6 @@ class PretrainedFeatureExtractor(
         return estimator
 
 
-def _check_layer(backbone, layer):
-    if layer is None or layer in backbone.layer_names:
-        return
-    close = difflib.get_close_matches(layer, backbone.layer_names, n=3)
-    hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
-    stages = [name for name, _ in backbone.net.named_children()]
-    raise ValueError(
-        f"Unknown layer {layer!r} for backbone {backbone.name!r}.{hint} The stages "
-        f"are {stages}; every valid name ({len(backbone.layer_names)} in all, e.g. "
-        f"{backbone.layer_names[1]!r}) is listed by backbone_.layer_names."
-    )
-
-
 def _inference_net(backbone, device, layer):
     """Return the network as inference runs it: eval mode, no gradients, channels-last, on device.
 
@@ -418,21 +359,3 @@ def _inference_net(backbone, device, layer):
         with torch.random.fork_rng(devices=[]):
             net = fold_batchnorm(net, backbone.preprocessing.example_input(2, random=True))
     return net.to(device, memory_format=torch.channels_last)
-
-
-def _layer_output(net, layer, x, pooling):
-    """Run ``net`` until ``layer`` has run (the rest is skipped); return its pooled output."""
-    captured = {}
-
-    def hook(module, inputs, output):
-        captured["out"] = output
-        raise _Stop
-
-    handle = net.get_submodule(layer).register_forward_hook(hook)
-    try:
-        net(x)
-    except _Stop:
-        pass
-    finally:
-        handle.remove()
-    return pool_features(captured["out"], pooling)

@@ -25,6 +25,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from ._config import get_config
+
 EPILOG = "Weights are looked up offline first; set SKTRANSFER_OFFLINE=1 to never download."
 FEATURE_FORMATS = (".parquet", ".csv", ".npz")
 TABLE_FORMATS = (".csv", ".parquet")
@@ -470,7 +472,7 @@ def _check_model_file(path):
 
 
 def _collect_images(inputs):
-    from ._images import IMG_EXTENSIONS, find_image_files
+    from ._modalities import IMG_EXTENSIONS, find_image_files
 
     files = []
     for item in inputs:
@@ -552,8 +554,6 @@ def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
     commands = {"extract": cmd_extract, "fit": cmd_fit, "predict": cmd_predict}
-    from ._config import get_config
-
     debug = get_config()["debug"]
     prefix = f"sktransfer {args.command}"
     try:

@@ -18,13 +18,13 @@ from sktransfer._core.activations import (
     cache_info,
     cached_rows,
     clear_cache,
-    fingerprint,
     input_keys,
     make_namespace,
     module_digest,
     prefix_rows,
     shared_store_bytes,
 )
+from sktransfer._modalities import ImageList, TextList, check_images, check_texts
 
 MB = 2**20
 
@@ -60,27 +60,31 @@ def bits(tensor):
 
 
 def image_keys(X):
-    from sktransfer._images import check_images
-
     return input_keys(check_images(X))
 
 
 def text_keys(n, prefix="text"):
-    return input_keys([f"{prefix} {i}" for i in range(n)])
+    return input_keys(check_texts([f"{prefix} {i}" for i in range(n)]))
+
+
+def key_of(item, kind):
+    """The content key of one input, as its modality's checked container gives it."""
+    inputs = TextList([item]) if kind == "texts" else ImageList([item], kind)
+    return inputs.content_keys()[0]
 
 
 # --- keys ------------------------------------------------------------------------------------
 def test_equal_arrays_give_equal_keys_and_any_difference_a_new_key():
     rng = np.random.default_rng(0)
     a = rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)
-    key = fingerprint(a, "arrays")
-    assert fingerprint(a.copy(), "arrays") == key
-    assert fingerprint(np.asfortranarray(a), "arrays") == key  # same pixels, other memory
+    key = key_of(a, "arrays")
+    assert key_of(a.copy(), "arrays") == key
+    assert key_of(np.asfortranarray(a), "arrays") == key  # same pixels, other memory
     one_pixel = a.copy()
     one_pixel[3, 4, 1] ^= 1
-    assert fingerprint(one_pixel, "arrays") != key
-    assert fingerprint(a.reshape(16, 48), "arrays") != key  # same bytes, another shape
-    assert fingerprint((a / 255).astype(np.float32), "arrays") != key  # another dtype
+    assert key_of(one_pixel, "arrays") != key
+    assert key_of(a.reshape(16, 48), "arrays") != key  # same bytes, another shape
+    assert key_of((a / 255).astype(np.float32), "arrays") != key  # another dtype
     # rows of one stacked array are keyed like the same images given one by one
     stack = np.stack([a, one_pixel])
     assert image_keys(stack) == image_keys([a, one_pixel])
@@ -90,26 +94,26 @@ def test_equal_pil_images_give_equal_keys_and_orientation_or_palette_matter():
     rng = np.random.default_rng(0)
     pixels = rng.integers(0, 256, (12, 10, 3), dtype=np.uint8)
     image = Image.fromarray(pixels)
-    key = fingerprint(image, "pil")
-    assert fingerprint(Image.fromarray(pixels.copy()), "pil") == key
-    assert fingerprint(image.convert("L"), "pil") != key
+    key = key_of(image, "pil")
+    assert key_of(Image.fromarray(pixels.copy()), "pil") == key
+    assert key_of(image.convert("L"), "pil") != key
     turned = Image.fromarray(pixels)
     turned.getexif()[0x0112] = 6  # decoded upright, i.e. rotated: other pixels
-    assert fingerprint(turned, "pil") != key
+    assert key_of(turned, "pil") != key
     indices = Image.fromarray(pixels[..., 0] % 4).convert("P")
     repainted = indices.copy()
     repainted.putpalette([255 - v for v in indices.getpalette()])
-    assert fingerprint(repainted, "pil") != fingerprint(indices, "pil")
+    assert key_of(repainted, "pil") != key_of(indices, "pil")
 
 
 def test_text_keys_follow_the_text_exactly():
-    keys = input_keys(["a cat", "a cat", "a  cat", "A cat", "un chat é", "un chat é"])
+    keys = input_keys(check_texts(["a cat", "a cat", "a  cat", "A cat", "un chat é", "un chat é"]))
     assert keys[0] == keys[1] and keys[4] == keys[5]
     assert len(set(keys)) == 4
     # a text and a file path with the same characters are different inputs
-    assert fingerprint("a cat", "texts") != fingerprint(__file__, "paths")
-    with pytest.raises(TypeError, match="texts"):
-        input_keys(["a cat", 3])
+    assert key_of("a cat", "texts") != key_of(__file__, "paths")
+    with pytest.raises(TypeError, match="not a string"):
+        check_texts(["a cat", 3])
 
 
 def _save(path, pixels):
@@ -143,7 +147,7 @@ def test_a_rewritten_file_gets_a_new_key_and_its_row_is_computed_again(tmp_path)
 
 def test_a_file_deleted_after_checking_is_named():
     with pytest.raises(FileNotFoundError, match="no_such_image.png"):
-        fingerprint("no_such_image.png", "paths")
+        key_of("no_such_image.png", "paths")
 
 
 # --- the store -------------------------------------------------------------------------------

@@ -238,7 +238,7 @@ def test_offline_setting_makes_a_missing_weight_file_fail_at_once(
     importlib.util.find_spec("all_minilm_l6_v2") is None, reason="the bundled text model"
 )
 def test_the_bundled_text_model_is_unpacked_into_the_models_folder(tmp_path):
-    from sktransfer.backbones._text import model_folder
+    from sktransfer.backbones._text_models import model_folder
 
     with config_context(models_folder=tmp_path / "models here"):
         folder = model_folder("all-MiniLM-L6-v2")

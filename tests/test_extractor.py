@@ -97,7 +97,7 @@ def test_a_network_is_probed_once_per_layer_pooling_and_input_size(crops, monkey
     import sktransfer._extractor as extractor_module
 
     X, _ = crops
-    monkeypatch.setattr(inference, "_PROBED", type(inference._PROBED)())
+    monkeypatch.setattr(inference, "PROBES", inference.ProbeCache())
     calls = []
 
     def counting(fn, preprocessing, device):

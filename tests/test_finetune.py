@@ -99,7 +99,7 @@ def test_frozen_stages_are_probed_once_per_prefix(split, monkeypatch):
     import sktransfer._core.inference as inference
 
     X, y, _, _ = split
-    monkeypatch.setattr(inference, "_PROBED", type(inference._PROBED)())
+    monkeypatch.setattr(inference, "PROBES", inference.ProbeCache())
     calls = []
 
     def counting(fn, preprocessing, device):

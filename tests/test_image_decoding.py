@@ -11,7 +11,7 @@ import torch
 from PIL import Image, ImageOps
 
 from sktransfer import PretrainedFeatureExtractor
-from sktransfer._images import check_images, decode_file
+from sktransfer._modalities import check_images, decode_file
 from sktransfer.backbones import load_backbone
 
 

@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from sktransfer import load_image_folder
-from sktransfer._images import check_images, find_image_files, iter_batches
+from sktransfer._modalities import check_images, find_image_files, iter_batches
 
 
 def test_load_image_folder(image_folder):

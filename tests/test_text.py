@@ -18,7 +18,7 @@ from sklearn.pipeline import make_pipeline
 
 import sktransfer
 from sktransfer import FineTunedClassifier, PretrainedFeatureExtractor, load_backbone
-from sktransfer.backbones._text import model_folder
+from sktransfer.backbones._text_models import model_folder
 from sktransfer.exceptions import WeightsUnavailableError
 
 MODEL = "all-MiniLM-L6-v2"

@@ -1,7 +1,8 @@
-"""The private core every estimator and every modality shares.
+"""The bottom floor every estimator and every modality shares (no network, no modality).
 
-``device`` (device choice, seeding, mixed precision), ``inference`` (the one batched
-forward loop), ``activations`` (the store of computed features and frozen-stage outputs
-that fits, searches and processes share), ``files`` (atomic writes) and ``base`` (what the
-transfer estimators have in common). Nothing here imports an estimator at module level.
+``digests`` (content keys, weight and module digests), ``files`` (atomic writes),
+``device`` (device choice, seeding, mixed precision), ``progress`` (progress bars),
+``inference`` (the one batched forward loop, and what probing learnt) and ``activations``
+(the store of computed features and frozen-stage outputs that fits, searches and
+processes share). Nothing here imports another sktransfer module but ``_config``.
 """

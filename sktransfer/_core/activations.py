@@ -41,10 +41,8 @@ A row is a tensor, or a dict of tensors for a stage whose output has several par
 text encoder's hidden states and attention mask); all rows of a namespace share one layout.
 """
 
-import hashlib
 import os
 import threading
-import types
 import warnings
 from collections import OrderedDict
 
@@ -54,13 +52,14 @@ from safetensors.torch import load as load_tensors
 from safetensors.torch import save_file
 
 from .._config import get_config
+from .digests import content_digest, module_digest
 from .files import atomic_path
 
 __all__ = [
     "cache_info",
     "cached_rows",
     "clear_cache",
-    "fingerprint",
+    "content_digest",
     "input_keys",
     "make_namespace",
     "module_digest",
@@ -74,89 +73,19 @@ _PART = "part."  # the prefix of the tensor names for a row that is a dict
 
 
 # --- keys ------------------------------------------------------------------------------------
-def _digest(*chunks):
-    h = hashlib.blake2b(digest_size=20)
-    for chunk in chunks:
-        data = chunk if isinstance(chunk, (bytes, memoryview)) else str(chunk).encode()
-        h.update(len(data).to_bytes(8, "little"))  # lengths first: no two splits collide
-        h.update(data)
-    return h.hexdigest()
-
-
-def fingerprint(item, kind, *, draft_size=None):
-    """Return the content key of one input.
-
-    Parameters
-    ----------
-    item : str, path-like, ndarray, PIL image
-        One input as ``ImageList.items`` or ``TextList.items`` hold it.
-    kind : {"paths", "array", "arrays", "pil", "texts"}
-        The container's kind (``"array"`` and ``"arrays"`` both take one image array).
-    draft_size : int, default=None
-        The JPEG draft size the files are decoded at (it changes their pixels).
-
-    Returns
-    -------
-    key : str
-        40 hex digits. Equal inputs give equal keys; a file rewritten (new size,
-        modification time or inode) gets a new key.
-    """
-    if kind == "paths":
-        path = os.fspath(item)
-        try:
-            st = os.stat(path)
-        except FileNotFoundError:
-            raise FileNotFoundError(f"Image file not found: {path}") from None
-        return _digest(
-            "path",
-            os.path.realpath(path),
-            st.st_dev,
-            st.st_ino,
-            st.st_size,
-            st.st_mtime_ns,
-            st.st_ctime_ns,
-            draft_size,
-        )
-    if kind in ("array", "arrays"):
-        array = np.ascontiguousarray(item)
-        return _digest("array", array.dtype.str, array.shape, memoryview(array).cast("B"))
-    if kind == "pil":
-        orientation = item.getexif().get(0x0112)  # ImageOps.exif_transpose turns by it
-        palette = item.getpalette() if item.mode in ("P", "PA") else None
-        return _digest("pil", item.mode, item.size, orientation, palette, item.tobytes())
-    if kind == "texts":
-        if not isinstance(item, str):
-            raise TypeError(f"A text input must be a str; got {type(item).__name__}.")
-        return _digest("text", item.encode("utf-8", "surrogatepass"))
-    raise ValueError(
-        f"Unknown input kind {kind!r}: expected 'paths', 'array', 'arrays', 'pil' or 'texts'."
-    )
-
-
 def input_keys(inputs):
-    """Return the content key of every input, in order.
+    """Return the content key of every input, in order: ``inputs.content_keys()``.
 
     Parameters
     ----------
-    inputs : ImageList, TextList or list of str
-        Checked inputs (``preprocessing.check(X)``): anything with ``kind`` and ``items``,
-        or a plain sequence of texts.
+    inputs : checked inputs
+        What an input pipeline's ``check`` returns (``ImageList``, ``TextList``, ...).
 
     Returns
     -------
     keys : list of str
     """
-    kind = getattr(inputs, "kind", None)
-    items = getattr(inputs, "items", inputs)
-    if kind is None:
-        if not all(isinstance(item, str) for item in items):
-            raise TypeError(
-                "Inputs without a kind must be texts (str); check them with the backbone's "
-                "preprocessing.check first."
-            )
-        kind = "texts"
-    draft_size = getattr(inputs, "draft_size", None)
-    return [fingerprint(items[i], kind, draft_size=draft_size) for i in range(len(items))]
+    return list(inputs.content_keys())
 
 
 def make_namespace(*parts):
@@ -181,83 +110,7 @@ def make_namespace(*parts):
     False
     """
     texts = [part if isinstance(part, str) else repr(part) for part in parts]
-    return _digest("namespace", torch.__version__, *texts)
-
-
-def module_digest(module):
-    """Return the SHA-256 of a module's structure and tensors: what names its output.
-
-    The tensors are the state dict (parameters and buffers, names included), as
-    :meth:`Backbone.weights_digest <sktransfer.Backbone.weights_digest>` hashes them; the
-    structure is the module's ``repr`` (layers, strides, padding, activations), the class
-    of every submodule and their plain settings (numbers, strings, functions such as a
-    transformer layer's activation, which the ``repr`` leaves out). Networks with equal
-    weights but another activation, stride or pooling thus get different digests, and
-    never share rows; a copy of a network (``copy.deepcopy``, a clone's backbone, the
-    same network loaded again) gets the same one.
-
-    Name a computation by this digest, not by ``Backbone.weights_digest()``: that one
-    names the weights only (it is stored in files to check them on loading).
-
-    Parameters
-    ----------
-    module : torch.nn.Module
-        A network, or one stage of it (the namespace of a prefix's output then names
-        the stages of that prefix only).
-
-    Returns
-    -------
-    digest : str
-        64 hex digits.
-
-    Examples
-    --------
-    >>> from torch import nn
-    >>> conv = nn.Conv2d(3, 4, 3)
-    >>> module_digest(nn.Sequential(conv, nn.ReLU())) == module_digest(
-    ...     nn.Sequential(conv, nn.Tanh()))
-    False
-    """
-    digest = hashlib.sha256()
-    structure = _structure(module).encode()
-    digest.update(len(structure).to_bytes(8, "little") + structure)
-    for name, tensor in module.state_dict().items():
-        data = tensor.detach().cpu().contiguous()
-        digest.update(name.encode() + str(data.dtype).encode() + str(tuple(data.shape)).encode())
-        digest.update(data.view(-1).view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()
-
-
-def _structure(module):
-    """Describe what a module computes besides its tensors, in a text stable across copies."""
-    lines = [repr(module)]
-    for name, sub in module.named_modules(remove_duplicate=False):
-        kind = type(sub)
-        settings = (
-            (attr, _setting(value))
-            for attr, value in sorted(vars(sub).items())
-            if not attr.startswith("_") and attr != "training"  # eval mode is always used
-        )
-        settings = ", ".join(f"{attr}={text}" for attr, text in settings if text is not None)
-        lines.append(f"{name}: {kind.__module__}.{kind.__qualname__}({settings})")
-    return "\n".join(lines)
-
-
-_PLAIN = (bool, int, float, complex, str, bytes, type(None), torch.dtype)
-_FUNCTIONS = (types.FunctionType, types.BuiltinFunctionType, types.MethodType)
-
-
-def _setting(value):
-    """Return the text of a plain setting (number, string, function...); None otherwise."""
-    if isinstance(value, _PLAIN):
-        return repr(value)
-    if isinstance(value, (tuple, list)):
-        parts = [_setting(item) for item in value]
-        return None if None in parts else f"{type(value).__name__}({', '.join(parts)})"
-    if isinstance(value, _FUNCTIONS):  # by name: an address would differ in every process
-        function = getattr(value, "__func__", value)
-        return f"{getattr(function, '__module__', None)}.{function.__qualname__}"
-    return None
+    return content_digest("namespace", torch.__version__, *texts)
 
 
 # --- rows: a tensor, or a dict of tensors, with one row per input ------------------------------
@@ -363,7 +216,7 @@ class _Store:
             self.nbytes = 0
 
 
-_STORE = _Store()
+_STORE = _Store()  # the shared store: one per process, sized by the settings
 
 
 def _layout_error(namespace, known, got):
@@ -423,9 +276,9 @@ class _Disk:
         return cls(root)
 
     def path(self, namespace, key):
-        name = _digest("file", key)
+        name = content_digest("file", key)
         return os.path.join(
-            self.root, _digest("folder", namespace), name[:2], name + ".safetensors"
+            self.root, content_digest("folder", namespace), name[:2], name + ".safetensors"
         )
 
     def read(self, namespace, key):
@@ -499,14 +352,15 @@ def cached_rows(namespace, keys, compute, *, shared=True, memory=None):
     Examples
     --------
     >>> texts = ["a cat", "two dogs", "a cat"]
+    >>> keys = [content_digest(text) for text in texts]
     >>> def lengths(indices):
     ...     print("computing", indices.tolist())
     ...     return torch.tensor([[float(len(texts[i]))] for i in indices])
     >>> ns = make_namespace("doctest", "text length")
-    >>> cached_rows(ns, input_keys(texts), lengths).tolist()
+    >>> cached_rows(ns, keys, lengths).tolist()
     computing [0, 1]
     [[5.0], [8.0], [5.0]]
-    >>> cached_rows(ns, input_keys(texts[1:]), lengths).tolist()
+    >>> cached_rows(ns, keys[1:], lengths).tolist()
     [[8.0], [5.0]]
     """
     keys = list(keys)
@@ -641,8 +495,6 @@ def prefix_rows(stage_namespaces, keys, run_stages, *, shared=True, memory=None)
             return run_stages(start, stop, rows(level - 1, wanted), wanted)
 
         subset = [keys[i] for i in indices]
-        return cached_rows(
-            namespaces[stop - 1], subset, compute, shared=shared, memory=memory
-        )
+        return cached_rows(namespaces[stop - 1], subset, compute, shared=shared, memory=memory)
 
     return rows(len(checkpoints) - 1, np.arange(len(keys), dtype=np.int64))

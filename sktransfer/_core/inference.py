@@ -13,8 +13,33 @@ import torch
 
 from .device import use_amp
 
-_PROBED = OrderedDict()  # what probing learnt, by the name of what was probed
-_PROBED_MAX = 64
+
+class ProbeCache:
+    """What probing learnt (output widths, row sizes), by the name of what was probed.
+
+    One per process (:data:`PROBES`), bounded: the last ``maxsize`` answers are kept.
+    """
+
+    def __init__(self, maxsize=64):
+        self.maxsize = maxsize
+        self._answers = OrderedDict()
+
+    def get(self, key, learn):
+        """Return the answer for ``key``, calling ``learn()`` the first time."""
+        if key in self._answers:
+            self._answers.move_to_end(key)
+            return self._answers[key]
+        value = self._answers[key] = learn()
+        if len(self._answers) > self.maxsize:
+            self._answers.popitem(last=False)
+        return value
+
+    def clear(self):
+        """Forget every answer."""
+        self._answers.clear()
+
+
+PROBES = ProbeCache()
 
 
 def to_device(batch, device):
@@ -104,20 +129,14 @@ def probe(fn, preprocessing, device):
         return _as_float(fn(to_device(preprocessing.example_input(), device)))
 
 
-def probed(key, learn):
+def memoized_probe(key, learn):
     """Return ``learn()``, computed once per ``key`` in the process (the last 64 are kept).
 
     For what a probe learns (output widths, row sizes): ``key`` must name everything the
     answer depends on, such as the weights and architecture digests and the input
     pipeline, so that the many fits of a search probe a network once.
     """
-    if key in _PROBED:
-        _PROBED.move_to_end(key)
-        return _PROBED[key]
-    value = _PROBED[key] = learn()
-    if len(_PROBED) > _PROBED_MAX:
-        _PROBED.popitem(last=False)
-    return value
+    return PROBES.get(key, learn)
 
 
 def nbytes(out):

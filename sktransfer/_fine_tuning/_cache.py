@@ -29,8 +29,8 @@ from .._core.activations import (
     shared_store_bytes,
 )
 from .._core.device import use_amp
-from .._core.inference import probe, probed, run_batches, take_rows
-from ..backbones._optimize import fold_batchnorm, has_batchnorm
+from .._core.inference import memoized_probe, probe, run_batches, take_rows
+from ..backbones import fold_batchnorm, has_batchnorm
 
 # On a CPU the cache pass runs a copy of the frozen stages with BatchNorm folded into the
 # convolutions (about 1.4x faster at 224 px) when it covers this many inputs: folding
@@ -86,7 +86,7 @@ class FrozenStages:
             return row_bytes, tuple(torch.is_tensor(out) for out in outputs)
 
         key = ("stages", digests, repr(preprocessing), device.type)
-        row_bytes, shareable = probed(key, learn)
+        row_bytes, shareable = memoized_probe(key, learn)
         input_bytes = _float32_bytes(preprocessing.example_input())
         ends = [i + 1 < len(trunk) and _has_parameters(trunk[i + 1]) for i in range(n_stages)]
         return cls(
@@ -247,18 +247,3 @@ def row_batches(rows, batch_size):
     n = len(next(iter(rows.values()))) if isinstance(rows, dict) else len(rows)
     for start in range(0, n, batch_size):
         yield take_rows(rows, slice(start, start + batch_size))
-
-
-def frozen_stage_count(trunk, layer_groups, n_frozen):
-    """Count the leading stages of ``trunk`` whose parameters are all in frozen groups.
-
-    As :meth:`Backbone.frozen_stages <sktransfer.Backbone.frozen_stages>` after
-    ``freeze(n_frozen)``, without touching the parameters (for a fitted or loaded model).
-    """
-    frozen = {name for _, names in layer_groups[:n_frozen] for name in names}
-    count = 0
-    for stage_name, stage in trunk.named_children():
-        if any(f"{stage_name}.{name}" not in frozen for name, _ in stage.named_parameters()):
-            break
-        count += 1
-    return count

@@ -6,13 +6,11 @@ that is a fitted model or a :class:`~sktransfer.Backbone` is stored with its wei
 unless they rebuild from their name.
 """
 
-from dataclasses import asdict
-
 import numpy as np
 
 from .._core.device import fallback_device
 from ..backbones import load_backbone
-from ..backbones._base import check_stored_tensors, preprocessing_from_json
+from ..backbones._backbone import check_stored_tensors
 from ._network import TransferNet, make_head, to_device
 from ._skorch import build_net, release_training_state
 
@@ -33,7 +31,7 @@ def to_safe_state(estimator):
         "backbone_param": described,
         "spec": record.spec,
         "weights_label": None if record.weights is None else str(record.weights),
-        "preprocessing": asdict(record.preprocessing),
+        "preprocessing": record.preprocessing.describe(),
         "classes_dtype": kind,
         "classes": classes,
         "n_frozen_": estimator.n_frozen_,
@@ -54,7 +52,7 @@ def from_safe_state(cls, params, state, tensors):
     )
     check_stored_tensors(state["spec"], _strip(tensors, "module.trunk."))
     backbone = load_backbone(state["spec"], weights=None)  # the architecture
-    backbone.preprocessing = preprocessing_from_json(state["preprocessing"])
+    backbone.preprocessing = backbone.preprocessing.restore(state["preprocessing"])
     backbone.weights = state["weights_label"]
     classes = _classes_from_json(state["classes_dtype"], state["classes"])
     _check_head_shapes(estimator.head, len(classes), _strip(tensors, "module.head."))

@@ -1,6 +1,5 @@
 """Parameter transfer: fine-tune a pretrained backbone as a scikit-learn classifier."""
 
-import os
 from dataclasses import replace
 from numbers import Integral, Real
 
@@ -9,18 +8,19 @@ import torch
 from sklearn.base import ClassifierMixin
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import LabelEncoder
-from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d
 from skorch.dataset import Dataset
 
+from .._base import TransferEstimator
 from .._core.activations import shared_store_bytes
-from .._core.base import TransferEstimator
 from .._core.device import resolve_device, seed_everything
 from .._core.inference import run_batches, take_rows
-from ..backbones import DEFAULT_BACKBONE
-from ._cache import FrozenStages, frozen_prefix_outputs, frozen_stage_count, row_batches
+from .._parameters import constraints
+from ..backbones import DEFAULT_BACKBONE, frozen_stage_count
+from ._cache import FrozenStages, frozen_prefix_outputs, row_batches
 from ._codec import from_safe_state, to_safe_state
 from ._network import TransferNet, make_head, to_device
 from ._skorch import OPTIMIZERS, build_net, release_training_state
@@ -152,12 +152,13 @@ class FineTunedClassifier(ClassifierMixin, TransferEstimator):
     float rounding. On a CPU, from 128 training images on, the cache pass runs a copy of
     the frozen stages with BatchNorm folded into the convolutions (checked to agree).
 
-    The outputs are also shared between fits (the process's store, sized by ``sktransfer.set_config(shared_cache_size=...)``, and ``memory``), keyed
+    The outputs are also shared between fits (``memory`` and the process's store, whose size is the
+    ``shared_cache_size`` of :func:`sktransfer.set_config`), keyed
     by each input's content (a file's path, size and modification time; an array's or
     a text's bytes) and by the weights of the stages that computed them. A candidate of
     a search that freezes fewer groups continues from a shallower stage output stored by
     an earlier one: the deepest frozen output is stored and, within half of
-    ``shared_cache_size``, the shallower outputs where a fit that freezes fewer groups
+    the store, the shallower outputs where a fit that freezes fewer groups
     would start (those no larger than an input image). Outputs that come in several
     parts (a text encoder's token states, whose length follows the batch) are not
     shared. A stored output is the one computed first, perhaps in another batch: it may
@@ -195,43 +196,20 @@ class FineTunedClassifier(ClassifierMixin, TransferEstimator):
         "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
         "class_weight": [StrOptions({"balanced"}), dict, None],
-        "random_state": ["random_state"],
-        "verbose": ["verbose"],
+        **constraints("random_state", "verbose", "memory"),
         "callbacks": [list, None],
         "cache_size": [Interval(Real, 0, None, closed="left")],
-        "memory": [None, str, os.PathLike, HasMethods(["cache"])],
     }
     _safe_training_only = ("callbacks", "augment", "memory")
 
     def __init__(
-        self,
-        backbone=DEFAULT_BACKBONE,
-        *,
-        weights="DEFAULT",
-        n_frozen="all",
-        head=None,
-        dropout=0.0,
-        max_epochs=10,
-        batch_size=32,
-        lr=1e-3,
-        backbone_lr=None,
-        optimizer="adamw",
-        weight_decay=1e-4,
-        augment=None,
-        image_size=None,
-        max_length=None,
-        early_stopping=False,
-        validation_fraction=0.1,
-        n_iter_no_change=3,
-        class_weight=None,
-        device="auto",
-        random_state=None,
-        verbose=0,
-        callbacks=None,
-        num_workers=0,
-        cache_size=2048,
-        memory=None,
-    ):
+        self, backbone=DEFAULT_BACKBONE, *, weights="DEFAULT", n_frozen="all", head=None,
+        dropout=0.0, max_epochs=10, batch_size=32, lr=1e-3, backbone_lr=None,
+        optimizer="adamw", weight_decay=1e-4, augment=None, image_size=None, max_length=None,
+        early_stopping=False, validation_fraction=0.1, n_iter_no_change=3, class_weight=None,
+        device="auto", random_state=None, verbose=0, callbacks=None, num_workers=0,
+        cache_size=2048, memory=None,
+    ):  # fmt: skip
         self.backbone = backbone
         self.weights = weights
         self.n_frozen = n_frozen
@@ -347,7 +325,7 @@ class FineTunedClassifier(ClassifierMixin, TransferEstimator):
         def batches_of(subset):
             progress, desc = self.verbose > 0, "predict" if for_prediction else "frozen layers"
             return self._batches(
-                subset, preprocessing, progress=progress, desc=desc, uniform=not for_prediction
+                subset, preprocessing, progress=progress, desc=desc, one_shape=not for_prediction
             )
 
         return frozen_prefix_outputs(

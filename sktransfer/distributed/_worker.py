@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from .._config import config_context, environment_value
-from .._images import decode_file
+from .._modalities import decode_file
 from . import _parquet
 
 

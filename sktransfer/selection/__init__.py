@@ -17,8 +17,15 @@ tau +0.15 to +0.61; cross-validate the first few before settling.
   :func:`leep`.
 """
 
-from ._ranking import UnstableRankingWarning, best_layer, default_layers, rank_candidates
-from ._scores import h_score, leep, logme
+from .._transferability import (
+    UnstableRankingWarning,
+    best_layer,
+    default_layers,
+    h_score,
+    leep,
+    logme,
+)
+from ._candidates import rank_candidates
 from ._selector import BackboneSelector
 
 __all__ = [

@@ -1,13 +1,11 @@
 """BackboneSelector: the best-scoring candidate as the first step of a pipeline."""
 
-from numbers import Integral
-
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
-from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted
 
-from ..backbones._base import MAX_IMAGE_SIZE
-from ._ranking import SETTINGS_CONSTRAINTS, _parse, _rank
+from .._parameters import constraints
+from .._transferability import SETTINGS_CONSTRAINTS, rank
+from ._candidates import make_extractor, parse_candidates
 
 
 class BackboneSelector(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
@@ -84,7 +82,7 @@ class BackboneSelector(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
 
     _parameter_constraints: dict = {
         "candidates": [list, None],
-        "image_size": [Interval(Integral, 16, MAX_IMAGE_SIZE, closed="both"), None],
+        **constraints("image_size"),
         **SETTINGS_CONSTRAINTS,
     }
 
@@ -133,26 +131,10 @@ class BackboneSelector(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
                 f"{type(self).__name__} requires y to be passed, but the target y is None: "
                 "candidates are scored against the labels."
             )
-        parsed = _parse(self.candidates, self.pooling, self.image_size)
-        scores, ranked = _rank(
-            X,
-            y,
-            parsed,
-            scoring=self.scoring,
-            batch_size=self.batch_size,
-            device=self.device,
-            num_workers=self.num_workers,
-            n_resamples=self.n_resamples,
-            random_state=self.random_state,
-            verbose=self.verbose,
-        )
-        settings = {
-            "batch_size": self.batch_size,
-            "device": self.device,
-            "num_workers": self.num_workers,
-            "verbose": self.verbose,
-        }
-        self.best_ = ranked[0].make_extractor(**settings).fit(X)
+        parsed = parse_candidates(self.candidates, self.pooling, self.image_size)
+        scores, ranked = rank(X, y, parsed, self.get_params())
+        settings = ("batch_size", "device", "num_workers", "verbose")
+        self.best_ = make_extractor(ranked[0], **{k: getattr(self, k) for k in settings}).fit(X)
         self.scores_ = scores
         self.n_features_out_ = self.best_.n_features_out_
         return self

@@ -4,7 +4,7 @@
 a new estimator is checked automatically. ``INIT_PARAMS`` gives each class a fast
 configuration and ``EXPECTED_FAILED_CHECKS`` lists, by class and with the reason, each
 scikit-learn check that cannot apply to it. Both are keyed by class and built on first
-use, so that importing this module imports neither torch nor the estimators.
+use.
 """
 
 import functools
@@ -14,14 +14,30 @@ import pkgutil
 
 from sklearn.base import BaseEstimator
 
+import sktransfer
+
+from .. import FineTunedClassifier, PretrainedFeatureExtractor
+from ..adaptation import (
+    CORAL,
+    KLIEP,
+    KMM,
+    AdaptationSelector,
+    DiscriminatorReweight,
+    JointDistributionAdaptation,
+    OTMapping,
+    SourceOnly,
+    SubspaceAlignment,
+    TrAdaBoost,
+    TransferComponentAnalysis,
+)
+from ..selection import BackboneSelector
+
 # Modules whose import needs an optional dependency or that hold no estimators.
 _SKIP_MODULES = ("sktransfer.utils", "sktransfer.cli")
 
 
 def _public_modules():
     """``sktransfer`` and every module under it whose dotted path has no private part."""
-    import sktransfer
-
     yield sktransfer
     for info in pkgutil.walk_packages(sktransfer.__path__, prefix="sktransfer."):
         parts = info.name.split(".")
@@ -136,22 +152,6 @@ _MINUS_ONE_CLASS = {
 @functools.cache
 def _settings():
     """``(INIT_PARAMS, EXPECTED_FAILED_CHECKS)``, keyed by class."""
-    from .. import FineTunedClassifier, PretrainedFeatureExtractor
-    from ..adaptation import (
-        CORAL,
-        KLIEP,
-        KMM,
-        AdaptationSelector,
-        DiscriminatorReweight,
-        JointDistributionAdaptation,
-        OTMapping,
-        SourceOnly,
-        SubspaceAlignment,
-        TrAdaBoost,
-        TransferComponentAnalysis,
-    )
-    from ..selection import BackboneSelector
-
     init_params = {
         PretrainedFeatureExtractor: {"image_size": 32, "batch_size": 8},
         FineTunedClassifier: {"image_size": 32, "batch_size": 8, "max_epochs": 1},

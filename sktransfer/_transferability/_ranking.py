@@ -1,10 +1,11 @@
 """Score candidate backbones and layers on labelled inputs: one forward pass per backbone.
 
-A candidate is a backbone (its final features), a ``(backbone, layer)`` pair or a
-:class:`~sktransfer.PretrainedFeatureExtractor`. Candidates that share a network (same
-backbone, weights and input size) are scored from one pass over the inputs: a forward
-hook on each wanted layer keeps its pooled output, and the pass stops after the deepest
-one. The scores then come from these matrices alone, on the full set and on random
+The machinery under :mod:`sktransfer.selection` and ``layer="auto"``: it works on
+backbones alone (the estimators sit above it). A candidate is a backbone (its final
+features), a ``(backbone, layer)`` pair or an extractor's settings. Candidates that
+share a network (same backbone, weights and input size) are scored from one pass over
+the inputs: a tap on each wanted layer keeps its pooled output, and the pass stops after
+the deepest one. The scores then come from these matrices alone, on the full set and on random
 half-samples that are the same for every candidate, so that their spread says how far a
 ranking can be trusted.
 """
@@ -17,7 +18,6 @@ from numbers import Integral
 import numpy as np
 import pandas as pd
 import torch
-from sklearn.base import clone
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions, validate_params
 from sklearn.utils.multiclass import type_of_target
@@ -25,15 +25,8 @@ from threadpoolctl import threadpool_limits
 
 from .._core.device import resolve_device
 from .._core.inference import run_batches
-from .._extractor import (
-    POOLINGS,
-    PretrainedFeatureExtractor,
-    _check_layer,
-    _Stop,
-    pool_features,
-)
-from ..backbones import DEFAULT_BACKBONE, Backbone, load_backbone
-from ..backbones._base import MAX_IMAGE_SIZE
+from .._parameters import constraints
+from ..backbones import FINAL_INPUT, Backbone, LayerTaps, load_backbone
 from ._scores import _class_indicators, h_score, leep, logme
 
 SCORES = {"logme": logme, "hscore": h_score, "leep": leep}
@@ -51,13 +44,9 @@ AUTO = "auto"
 # The settings rank_candidates, best_layer and BackboneSelector share.
 SETTINGS_CONSTRAINTS = {
     "scoring": [StrOptions(set(SCORES)), callable],
-    "pooling": [StrOptions(set(POOLINGS)), None],
-    "batch_size": [Interval(Integral, 1, None, closed="left")],
-    "device": [str, torch.device],
-    "num_workers": [Interval(Integral, 0, None, closed="left")],
+    **constraints("pooling", "batch_size", "device", "num_workers"),
     "n_resamples": [Interval(Integral, 0, None, closed="left")],
-    "random_state": ["random_state"],
-    "verbose": ["verbose"],
+    **constraints("random_state", "verbose"),
 }
 
 
@@ -71,7 +60,7 @@ class UnstableRankingWarning(UserWarning):
 
 
 @dataclass
-class _Candidate:
+class Candidate:
     """One (network, layer, pooling) to score; ``position`` is its index in the user's list."""
 
     position: int
@@ -81,7 +70,7 @@ class _Candidate:
     pooling: object
     image_size: object
     extractor: object = None  # the PretrainedFeatureExtractor it came from, if any
-    borrowed: bool = False  # spec is a loaded Backbone to use as it is (best_layer)
+    as_loaded: bool = False  # spec is a loaded Backbone to use as it is (best_layer)
 
     def group_key(self):
         """Candidates with the same key share one forward pass."""
@@ -90,7 +79,7 @@ class _Candidate:
         return spec, weights, self.image_size
 
     def with_layer(self, layer):
-        return _Candidate(
+        return Candidate(
             self.position,
             self.spec,
             self.weights,
@@ -98,20 +87,7 @@ class _Candidate:
             self.pooling,
             self.image_size,
             self.extractor,
-            self.borrowed,
-        )
-
-    def make_extractor(self, **settings):
-        """Return an unfitted extractor that computes this candidate's features."""
-        if self.extractor is not None:
-            return clone(self.extractor).set_params(layer=self.layer)
-        return PretrainedFeatureExtractor(
-            self.spec,
-            weights=self.weights,
-            layer=self.layer,
-            pooling=self.pooling,
-            image_size=self.image_size,
-            **settings,
+            self.as_loaded,
         )
 
 
@@ -139,52 +115,6 @@ def default_layers(backbone):
     """
     names = [name for name, _ in backbone.layer_groups]
     return [*names[:-1], None]
-
-
-def _parse(candidates, pooling, image_size):
-    """Turn the user's candidates into :class:`_Candidate` records (layers may be "auto")."""
-    if candidates is None:
-        return [_Candidate(0, DEFAULT_BACKBONE, "DEFAULT", AUTO, pooling, image_size)]
-    if not isinstance(candidates, list):
-        raise TypeError(
-            "candidates must be a list of backbones, (backbone, layer) pairs or "
-            f"PretrainedFeatureExtractor instances (one candidate goes in a list too); got "
-            f"{type(candidates).__name__}."
-        )
-    if not candidates:
-        raise ValueError("candidates is empty: give at least one backbone to score.")
-    parsed = []
-    for i, item in enumerate(candidates):
-        if isinstance(item, PretrainedFeatureExtractor):
-            params = item.get_params(deep=False)
-            parsed.append(
-                _Candidate(
-                    i,
-                    params["backbone"],
-                    params["weights"],
-                    params["layer"],
-                    params["pooling"],
-                    params["image_size"],
-                    item,
-                )
-            )
-            continue
-        if isinstance(item, tuple):
-            if len(item) != 2:
-                raise ValueError(
-                    f"Candidate {i} must be a (backbone, layer) pair; got a tuple of "
-                    f"{len(item)} items."
-                )
-            spec, layers = item
-        else:
-            spec, layers = item, None
-        if not isinstance(layers, list):
-            layers = [layers]
-        for layer in layers:
-            if layer is not None and not isinstance(layer, str):
-                raise TypeError(f"Candidate {i}: a layer is a name (str) or None; got {layer!r}.")
-            parsed.append(_Candidate(i, spec, "DEFAULT", layer, pooling, image_size))
-    return parsed
 
 
 def _resolve_scoring(scoring):
@@ -240,41 +170,22 @@ def _collect(backbone, inputs, requests, *, head, batch_size, device, num_worker
     net = backbone.net.eval().requires_grad_(False)
     net = net.to(device, memory_format=torch.channels_last)
     source_head = backbone.head.eval().to(device) if head else None
-    hooked = list(dict.fromkeys(layer for layer, _ in requests if layer is not None))
-    repooled = any(layer is None and pooling != "avg" for layer, pooling in requests)
+    tapped = [layer for layer, _ in requests if layer is not None]
+    if any(layer is None and pooling != "avg" for layer, pooling in requests):
+        tapped.append(FINAL_INPUT)  # the final feature map, pooled otherwise
     run_to_end = head or any(layer is None for layer, _ in requests)
-    captured = {}
-
-    def keep(name):
-        def hook(module, args, output):
-            captured.setdefault(name, output)  # a module called twice: its first call
-            if not run_to_end and all(layer in captured for layer in hooked):
-                raise _Stop  # every wanted layer has run: skip the rest of the network
-
-        return hook
-
-    def keep_input(module, args):
-        captured.setdefault(None, args[0])  # the last stage's input: the final feature map
-
-    handles = [net.get_submodule(layer).register_forward_hook(keep(layer)) for layer in hooked]
-    if repooled:
-        last = list(net.children())[-1]
-        handles.append(last.register_forward_pre_hook(keep_input))
+    taps = LayerTaps(net, tapped, run_to_end=run_to_end)
+    pool = backbone.preprocessing.pool
     widths = []
 
     def forward(x):
-        captured.clear()
-        final = None
-        try:
-            final = net(x)
-        except _Stop:
-            pass
+        final, outputs = taps(x)
         parts = []
         for layer, pooling in requests:
             if layer is None and pooling == "avg":
                 parts.append(final)
             else:
-                parts.append(pool_features(captured[layer], pooling))
+                parts.append(pool(outputs[FINAL_INPUT if layer is None else layer], pooling))
         if head:
             parts.append(torch.softmax(source_head(final).float(), dim=1))
         parts = [part.flatten(1).float() for part in parts]
@@ -282,14 +193,10 @@ def _collect(backbone, inputs, requests, *, head, batch_size, device, num_worker
         return torch.cat(parts, dim=1)
 
     start = time.perf_counter()
-    try:
-        batches = backbone.preprocessing.batches(
-            inputs, batch_size, num_workers=num_workers, progress=verbose > 0, desc="scoring"
-        )
-        out = run_batches(forward, batches, len(inputs), device).numpy()
-    finally:
-        for handle in handles:
-            handle.remove()
+    batches = backbone.preprocessing.batches(
+        inputs, batch_size, num_workers=num_workers, progress=verbose > 0, desc="scoring"
+    )
+    out = run_batches(forward, batches, len(inputs), device).numpy()
     seconds = time.perf_counter() - start
     keys = [*requests, "head"] if head else list(requests)
     split = np.split(out, np.cumsum(widths)[:-1], axis=1)
@@ -309,7 +216,7 @@ def _score(scorer, features, y, resamples):
 def _score_backbone(backbone, name, inputs, y, members, *, scorer, head, resamples, settings):
     """Rows of the ranking for the candidates ``members``, which all use ``backbone``."""
     for member in members:
-        _check_layer(backbone, member.layer)
+        backbone.check_layer(member.layer)
         if head and member.layer is not None:
             raise ValueError(
                 f"scoring='leep' scores a backbone through its source head, so it compares "
@@ -345,65 +252,67 @@ def _score_backbone(backbone, name, inputs, y, members, *, scorer, head, resampl
     return rows
 
 
-def _rank(
-    X,
-    y,
-    parsed,
-    *,
-    scoring,
-    batch_size,
-    device,
-    num_workers,
-    n_resamples,
-    random_state,
-    verbose,
-):
-    """Rank the parsed candidates; return the frame and each row's :class:`_Candidate`."""
-    scorer, head = _resolve_scoring(scoring)
-    settings = {
-        "batch_size": batch_size,
-        "device": resolve_device(device),
-        "num_workers": num_workers,
-        "verbose": verbose,
+def rank(X, y, parsed, settings):
+    """Rank the parsed candidates; return the frame and each row's :class:`Candidate`.
+
+    ``settings`` maps (at least) the keys of :data:`SETTINGS_CONSTRAINTS` but pooling to
+    their values: a function's ``locals()`` or an estimator's ``get_params()``.
+    """
+    scorer, head = _resolve_scoring(settings["scoring"])
+    n_resamples = settings["n_resamples"]
+    forward = {
+        "batch_size": settings["batch_size"],
+        "device": resolve_device(settings["device"]),
+        "num_workers": settings["num_workers"],
+        "verbose": settings["verbose"],
     }
     groups = {}
     for candidate in parsed:
         groups.setdefault(candidate.group_key(), []).append(candidate)
     rows, checked = [], None
     for members in groups.values():
-        first = members[0]
-        if first.borrowed:
-            backbone = first.spec  # a loaded backbone (best_layer): used as it is
-        else:
-            backbone = load_backbone(first.spec, first.weights)
-        backbone.preprocessing = backbone.preprocessing.with_options(image_size=first.image_size)
-        name = first.spec if isinstance(first.spec, str) else backbone.name
+        backbone, name = _group_backbone(members[0])
         inputs = backbone.preprocessing.check(X)
         if checked is None:  # y is checked once, before the first forward pass
-            checked = _check_target(y, len(inputs), scoring)
-            resamples = _resamples(*checked, n_resamples, random_state)
-        expanded = []
-        for member in members:
-            if member.layer == AUTO:
-                expanded += [member.with_layer(layer) for layer in default_layers(backbone)]
-            else:
-                expanded.append(member)
+            checked = _check_target(y, len(inputs), settings["scoring"])
+            resamples = _resamples(*checked, n_resamples, settings["random_state"])
         rows += _score_backbone(
             backbone,
             name,
             inputs,
             checked[0],
-            expanded,
+            _expand_layers(members, backbone),
             scorer=scorer,
             head=head,
             resamples=resamples,
-            settings=settings,
+            settings=forward,
         )
         del backbone
     ranked = [row.pop("_candidate") for row in rows]
     frame = _frame(rows, n_resamples)
     _warn_if_unstable(frame, *checked, n_resamples)
     return frame, [ranked[i] for i in frame.pop("_order")]
+
+
+def _group_backbone(first):
+    """Load the backbone a group of candidates shares; return it and its name."""
+    if first.as_loaded:
+        backbone = first.spec  # a loaded backbone (best_layer): used as it is
+    else:
+        backbone = load_backbone(first.spec, first.weights)
+    backbone.preprocessing = backbone.preprocessing.with_options(image_size=first.image_size)
+    return backbone, first.spec if isinstance(first.spec, str) else backbone.name
+
+
+def _expand_layers(members, backbone):
+    """Replace a candidate whose layer is "auto" by one per default layer."""
+    expanded = []
+    for member in members:
+        if member.layer == AUTO:
+            expanded += [member.with_layer(layer) for layer in default_layers(backbone)]
+        else:
+            expanded.append(member)
+    return expanded
 
 
 def _frame(rows, n_resamples):
@@ -473,128 +382,6 @@ def _describe(frame, i):
     layer = frame.layer.iloc[i]
     where = "final features" if layer is None else f"layer {layer!r}"
     return f"{frame.backbone.iloc[i]}, {where}"
-
-
-@validate_params(
-    {
-        "X": "no_validation",
-        "y": "no_validation",
-        "candidates": [list, None],
-        "image_size": [Interval(Integral, 16, MAX_IMAGE_SIZE, closed="both"), None],
-        **SETTINGS_CONSTRAINTS,
-    },
-    prefer_skip_nested_validation=True,
-)
-def rank_candidates(
-    X,
-    y,
-    candidates=None,
-    *,
-    scoring="logme",
-    pooling="avg",
-    image_size=None,
-    batch_size=32,
-    device="auto",
-    num_workers=0,
-    n_resamples=10,
-    random_state=None,
-    verbose=0,
-):
-    """Score candidate backbones and layers on labelled inputs, best first.
-
-    Each candidate's features are computed once (one forward pass per backbone, however
-    many of its layers are candidates) and scored by a transferability score, which
-    predicts how well the candidate will do after training without training anything.
-
-    Parameters
-    ----------
-    X : images or texts
-        The labelled inputs (file paths, image arrays or PIL images; or texts), as
-        :class:`~sktransfer.PretrainedFeatureExtractor` takes them.
-    y : array-like of shape (n_samples,)
-        Their labels (real-valued targets are accepted by ``scoring="logme"``).
-    candidates : list, default=None
-        What to compare. Each item is a backbone spec as :func:`~sktransfer.load_backbone`
-        takes it (its final features), a ``(spec, layer)`` pair (``layer`` a name from
-        ``backbone.layer_names``, None for the final features, a list of these, or
-        ``"auto"`` for every layer group), or a :class:`~sktransfer.PretrainedFeatureExtractor`
-        (its backbone, weights, layer, pooling and image size). None compares the layer
-        groups of the default backbone.
-    scoring : {"logme", "hscore", "leep"} or callable, default="logme"
-        The score: :func:`logme`, :func:`h_score` (with shrinkage) or :func:`leep`
-        (backbones with a source head only, final features only), or a function
-        ``score(features, y) -> float``, higher being better. No score is best on every
-        task; see the user guide.
-    pooling : {"avg", "max", "avgmax", "token"} or None, default="avg"
-        How a layer's output becomes a vector, for the candidates that are not extractors.
-    image_size : int, default=None
-        Input size for the candidates that are not extractors (None: each backbone's own).
-    batch_size : int, default=32
-        Inputs per forward pass.
-    device : str, default="auto"
-        Where the networks run (``"auto"``: CUDA when present).
-    num_workers : int, default=0
-        Worker processes that decode the inputs.
-    n_resamples : int, default=10
-        Random halves of the inputs (drawn within each class without replacement, the
-        same for every candidate) on which each score is computed again, for
-        ``score_std`` and ``p_best``. 0 skips them.
-    random_state : int, RandomState instance or None, default=None
-        Seeds the resamples.
-    verbose : int, default=0
-        1 shows a progress bar for each forward pass.
-
-    Returns
-    -------
-    pandas.DataFrame
-        One row per candidate (a layer list expands to one row per layer), best first,
-        with the columns ``backbone`` (its name), ``weights``, ``layer`` (None: final
-        features), ``pooling``, ``score``, ``score_std`` (its standard deviation over the
-        half-samples, which for a score that averages over inputs estimates that of the
-        full-sample score), ``p_best`` (the share of half-samples in which it scores
-        best),
-        ``n_features``, ``seconds`` (its share of its backbone's forward pass plus its
-        scoring; the column sums to the time spent) and ``candidate`` (its index in
-        ``candidates``).
-
-    Warns
-    -----
-    UnstableRankingWarning
-        With fewer than 10 inputs in a class (30 for real-valued targets), or when the
-        first candidate is first in fewer than half of the half-samples.
-
-    See Also
-    --------
-    best_layer : The best layer of one backbone.
-    BackboneSelector : The best candidate as a pipeline step.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from sktransfer.selection import rank_candidates
-    >>> rng = np.random.default_rng(0)
-    >>> X = rng.integers(0, 256, (20, 32, 32, 3), dtype=np.uint8)
-    >>> y = np.repeat([0, 1], 10)
-    >>> frame = rank_candidates(X, y, [("efficientnet_lite0", ["blocks3", None])],
-    ...                         image_size=32, n_resamples=0)
-    >>> frame.columns.to_list()[:5]
-    ['backbone', 'weights', 'layer', 'pooling', 'score']
-    >>> len(frame)
-    2
-    """
-    frame, _ = _rank(
-        X,
-        y,
-        _parse(candidates, pooling, image_size),
-        scoring=scoring,
-        batch_size=batch_size,
-        device=device,
-        num_workers=num_workers,
-        n_resamples=n_resamples,
-        random_state=random_state,
-        verbose=verbose,
-    )
-    return frame
 
 
 @validate_params(
@@ -676,19 +463,8 @@ def best_layer(
         if not layers:
             raise ValueError("layers is empty: give at least one layer name (or None).")
     parsed = [
-        _Candidate(0, backbone, backbone.weights, layer, pooling, None, borrowed=True)
+        Candidate(0, backbone, backbone.weights, layer, pooling, None, as_loaded=True)
         for layer in (layers if layers is not None else [AUTO])
     ]
-    frame, _ = _rank(
-        X,
-        y,
-        parsed,
-        scoring=scoring,
-        batch_size=batch_size,
-        device=device,
-        num_workers=num_workers,
-        n_resamples=n_resamples,
-        random_state=random_state,
-        verbose=verbose,
-    )
+    frame, _ = rank(X, y, parsed, locals())
     return frame.layer.iloc[0], frame

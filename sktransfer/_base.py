@@ -5,16 +5,12 @@ the backbone's input pipeline (``backbone_.preprocessing``) checks the raw input
 the batches and knows the blank input used to probe shapes.
 """
 
-import os
 from numbers import Integral
 
-import torch
 from sklearn.base import BaseEstimator
-from sklearn.utils._param_validation import Interval
-from torch import nn
 
-from ..backbones import Backbone, load_backbone
-from ..backbones._base import MAX_IMAGE_SIZE
+from ._parameters import constraints
+from .backbones import Backbone, load_backbone
 
 
 class TransferEstimator(BaseEstimator):
@@ -24,26 +20,28 @@ class TransferEstimator(BaseEstimator):
     :meth:`_load_backbone` in ``fit``.
     """
 
-    _parameter_constraints: dict = {
-        "backbone": [str, nn.Module, Backbone, BaseEstimator],
-        "weights": [str, os.PathLike, None],
-        "image_size": [Interval(Integral, 16, MAX_IMAGE_SIZE, closed="both"), None],
-        "max_length": [Interval(Integral, 2, None, closed="left"), None],
-        "batch_size": [Interval(Integral, 1, None, closed="left")],
-        "device": [str, torch.device],
-        "num_workers": [Interval(Integral, 0, None, closed="left")],
-    }
+    _parameter_constraints: dict = constraints(
+        "backbone", "weights", "image_size", "max_length", "batch_size", "device", "num_workers"
+    )
+    # the parameters that configure a modality's input pipeline (each modality refuses
+    # those of another that are set)
+    _input_options = ("image_size", "max_length", "num_workers", "augment")
 
     def _load_backbone(self):
-        """Load the backbone named by the parameters, its input pipeline configured."""
-        backbone = load_backbone(self.backbone, self.weights)
-        backbone.preprocessing = backbone.preprocessing.with_options(
-            image_size=self.image_size, max_length=self.max_length
-        )
+        """Load the backbone named by the parameters, its input pipeline configured.
+
+        Random initialisation (``weights=None``) is seeded by ``random_state`` where the
+        estimator has an integer one (else 0).
+        """
+        seed = getattr(self, "random_state", None)
+        seed = int(seed) if isinstance(seed, Integral) and not isinstance(seed, bool) else 0
+        backbone = load_backbone(self.backbone, self.weights, random_state=seed)
+        options = {name: getattr(self, name, None) for name in self._input_options}
+        backbone.preprocessing = backbone.preprocessing.with_options(**options)
         return backbone
 
     def _batches(
-        self, inputs, preprocessing, *, augment=None, progress=False, desc=None, uniform=False
+        self, inputs, preprocessing, *, augment=None, progress=False, desc=None, one_shape=False
     ):
         return preprocessing.batches(
             inputs,
@@ -52,7 +50,7 @@ class TransferEstimator(BaseEstimator):
             num_workers=self.num_workers,
             progress=progress,
             desc=desc,
-            uniform=uniform,
+            one_shape=one_shape,
         )
 
     def __sklearn_clone__(self):
