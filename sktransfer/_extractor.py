@@ -182,7 +182,6 @@ class PretrainedFeatureExtractor(
         "shared_cache_size": [Interval(Real, 0, None, closed="left")],
         "memory": [None, str, os.PathLike, HasMethods(["cache"])],
     }
-    _safe_training_only = ("memory",)
 
     def __init__(
         self,
@@ -369,30 +368,6 @@ class PretrainedFeatureExtractor(
             self._set_fitted(
                 self.backbone_, fallback_device(self.device), self.layer_, self._pooling
             )
-
-    def _to_safe_state(self):
-        check_is_fitted(self)
-        value, described, _ = self._backbone_param_to_safe()  # backbone_ holds its weights
-        description, tensors = self.backbone_.to_safe_state()
-        params = self.get_params(deep=False) | {"backbone": value}
-        state = {
-            "backbone_": description,
-            "backbone_is_record": described is not None,
-            "layer_": self.layer_,
-            "pooling": self._pooling,
-        }
-        return params, state, tensors
-
-    @classmethod
-    def _from_safe_state(cls, params, state, tensors):
-        estimator = cls(**params)
-        backbone = Backbone.from_safe_state(state["backbone_"], tensors)
-        if state["backbone_is_record"]:  # the parameter holds the same weights
-            estimator.backbone = copy.deepcopy(backbone)
-        device = fallback_device(estimator.device)
-        estimator._set_fitted(backbone, device, state["layer_"], state["pooling"])
-        estimator.layer_scores_ = None  # the ranking is not part of the model
-        return estimator
 
 
 def _check_layer(backbone, layer):

@@ -20,7 +20,6 @@ from .._core.device import resolve_device, seed_everything
 from .._core.inference import run_batches, take_rows
 from ..backbones import DEFAULT_BACKBONE
 from ._cache import FrozenStages, frozen_prefix_outputs, frozen_stage_count, row_batches
-from ._codec import from_safe_state, to_safe_state
 from ._network import TransferNet, make_head, to_device
 from ._skorch import OPTIMIZERS, build_net, release_training_state
 
@@ -207,7 +206,6 @@ class FineTunedClassifier(ClassifierMixin, TransferEstimator):
         "shared_cache_size": [Interval(Real, 0, None, closed="left")],
         "memory": [None, str, os.PathLike, HasMethods(["cache"])],
     }
-    _safe_training_only = ("callbacks", "augment", "memory")
 
     def __init__(
         self,
@@ -465,15 +463,6 @@ class FineTunedClassifier(ClassifierMixin, TransferEstimator):
         super().__setstate__(state)
         if "net_" in state:  # skorch mapped a GPU-fitted net to this machine's device
             self.device_ = torch.device(self.net_.device)
-
-    # --- the safe format: see _codec.py --------------------------------------------------
-    def _to_safe_state(self):
-        check_is_fitted(self)
-        return to_safe_state(self)
-
-    @classmethod
-    def _from_safe_state(cls, params, state, tensors):
-        return from_safe_state(cls, params, state, tensors)
 
 
 def _probe_frozen(trunk, backbone, n_frozen, device):
