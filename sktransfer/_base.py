@@ -65,28 +65,3 @@ class TransferEstimator(BaseEstimator):
         tags = super().__sklearn_tags__()
         tags.input_tags.three_d_array = True
         return tags
-
-    # --- the safe format: the backbone parameter -------------------------------------------
-    def _backbone_param_to_safe(self):
-        """Describe the ``backbone`` parameter: ``(json_value, description, tensors)``.
-
-        A name stays a name. A :class:`Backbone` or a fitted estimator is stored through
-        :meth:`Backbone.to_safe_state` (with its weights unless they are rebuildable), so
-        that after loading the parameter still holds those weights.
-        """
-        if isinstance(self.backbone, str):
-            return self.backbone, None, {}
-        record = getattr(self.backbone, "backbone_", self.backbone)
-        if not isinstance(record, Backbone):
-            raise TypeError(
-                "The safe format cannot describe a backbone given as a "
-                f"{type(self.backbone).__name__} object. Use joblib.dump instead."
-            )
-        description, tensors = record.to_safe_state()
-        return record.spec, description, tensors
-
-    @staticmethod
-    def _backbone_param_from_safe(value, description, tensors):
-        if description is None:
-            return value
-        return Backbone.from_safe_state(description, tensors)

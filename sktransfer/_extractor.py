@@ -1,6 +1,5 @@
 """Feature transfer: a pretrained backbone as a scikit-learn transformer."""
 
-import copy
 import sys
 import warnings
 from functools import partial
@@ -18,7 +17,7 @@ from ._core.digests import module_digest
 from ._core.inference import memoized_probe, probe, run_batches
 from ._parameters import constraints
 from ._transferability import best_layer
-from .backbones import DEFAULT_BACKBONE, FINAL_INPUT, Backbone, LayerTaps, fold_batchnorm
+from .backbones import DEFAULT_BACKBONE, FINAL_INPUT, LayerTaps, fold_batchnorm
 
 CPU = torch.device("cpu")
 
@@ -138,7 +137,6 @@ class PretrainedFeatureExtractor(
         **constraints("layer", "pooling", "verbose", "memory"),
         "progress": ["boolean", StrOptions({"deprecated"})],
     }
-    _safe_training_only = ("memory",)
 
     def __init__(
         self,
@@ -321,30 +319,6 @@ class PretrainedFeatureExtractor(
             self._set_fitted(
                 self.backbone_, fallback_device(self.device), self.layer_, self._pooling
             )
-
-    def _to_safe_state(self):
-        check_is_fitted(self)
-        value, described, _ = self._backbone_param_to_safe()  # backbone_ holds its weights
-        description, tensors = self.backbone_.to_safe_state()
-        params = self.get_params(deep=False) | {"backbone": value}
-        state = {
-            "backbone_": description,
-            "backbone_is_record": described is not None,
-            "layer_": self.layer_,
-            "pooling": self._pooling,
-        }
-        return params, state, tensors
-
-    @classmethod
-    def _from_safe_state(cls, params, state, tensors):
-        estimator = cls(**params)
-        backbone = Backbone.from_safe_state(state["backbone_"], tensors)
-        if state["backbone_is_record"]:  # the parameter holds the same weights
-            estimator.backbone = copy.deepcopy(backbone)
-        device = fallback_device(estimator.device)
-        estimator._set_fitted(backbone, device, state["layer_"], state["pooling"])
-        estimator.layer_scores_ = None  # the ranking is not part of the model
-        return estimator
 
 
 def _inference_net(backbone, device, layer):

@@ -301,6 +301,18 @@ def test_a_format_1_file_says_to_save_it_again(saved):
         sktransfer.load(saved)
 
 
+@pytest.mark.parametrize(
+    "name", ["RandomForestClassifier", "Backbone", "sklearn.ensemble.RandomForestClassifier", "os"]
+)
+def test_a_class_outside_the_table_is_refused_and_nothing_is_imported(saved, name):
+    _forge(saved, lambda meta: meta["model"].update(estimator=name))
+    modules = set(sys.modules)
+    with pytest.raises(ValueError, match=f"holds an unknown estimator '{name}'") as info:
+        sktransfer.load(saved)
+    _assert_clean(info, saved)
+    assert set(sys.modules) == modules
+
+
 def test_a_subclass_is_not_saved_as_its_base(crops, tmp_path):
     class MyExtractor(PretrainedFeatureExtractor):
         pass

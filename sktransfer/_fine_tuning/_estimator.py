@@ -21,7 +21,6 @@ from .._core.inference import run_batches, take_rows
 from .._parameters import constraints
 from ..backbones import DEFAULT_BACKBONE, frozen_stage_count
 from ._cache import FrozenStages, frozen_prefix_outputs, row_batches
-from ._codec import from_safe_state, to_safe_state
 from ._network import TransferNet, make_head, to_device
 from ._skorch import OPTIMIZERS, build_net, release_training_state
 
@@ -200,7 +199,6 @@ class FineTunedClassifier(ClassifierMixin, TransferEstimator):
         "callbacks": [list, None],
         "cache_size": [Interval(Real, 0, None, closed="left")],
     }
-    _safe_training_only = ("callbacks", "augment", "memory")
 
     def __init__(
         self, backbone=DEFAULT_BACKBONE, *, weights="DEFAULT", n_frozen="all", head=None,
@@ -434,15 +432,6 @@ class FineTunedClassifier(ClassifierMixin, TransferEstimator):
         super().__setstate__(state)
         if "net_" in state:  # skorch mapped a GPU-fitted net to this machine's device
             self.device_ = torch.device(self.net_.device)
-
-    # --- the safe format: see _codec.py --------------------------------------------------
-    def _to_safe_state(self):
-        check_is_fitted(self)
-        return to_safe_state(self)
-
-    @classmethod
-    def _from_safe_state(cls, params, state, tensors):
-        return from_safe_state(cls, params, state, tensors)
 
 
 def _probe_frozen(trunk, backbone, n_frozen, device):

@@ -27,13 +27,20 @@ from ._layer_groups import frozen_stage_count
 from ._optimize import fold_batchnorm, has_batchnorm
 from ._sources import DEFAULT_BACKBONE, known_names, register_source
 from ._taps import FINAL_INPUT, LayerTaps
-from ._weights import is_offline, read_state_dict
+from ._weights import is_checkpoint_path, is_offline, read_state_dict
 
 Preprocessing = ImagePipeline  # the name it had before 0.2 (kept for users' imports)
 TextPreprocessing = TextPipeline
 
 # For the estimators (not public): freezing, folding and tapping a network.
-_internal = (FINAL_INPUT, LayerTaps, fold_batchnorm, frozen_stage_count, has_batchnorm)
+_internal = (
+    FINAL_INPUT,
+    LayerTaps,
+    fold_batchnorm,
+    frozen_stage_count,
+    has_batchnorm,
+    is_checkpoint_path,
+)
 
 __all__ = [
     "DEFAULT_BACKBONE",

@@ -185,101 +185,12 @@ class Backbone:
             f"{self.layer_names[1]!r}) is listed by backbone_.layer_names."
         )
 
-    # --- the safe file format ----------------------------------------------------------------
-    def to_safe_state(self):
-        """Describe the backbone for the safe format: ``(description, tensors)``.
-
-        The tensors are left out exactly when :attr:`rebuildable` is true; the description
-        is JSON.
-        """
-        if not isinstance(self.spec, str):
-            raise TypeError(
-                "The safe format rebuilds a network from its architecture's name; this "
-                f"backbone is a {type(self.spec).__name__} object. Use joblib.dump instead."
-            )
-        stored = not self.rebuildable
-        weights = self.weights if self.weights is None else str(self.weights)
-        description = {
-            "spec": self.spec,
-            "weights": weights,
-            "stored": stored,
-            "digest": None if stored else self.origin[2],
-            "preprocessing": self.preprocessing.describe(),
-        }
-        tensors = {}
-        if stored:
-            tensors = {k: v.detach().cpu().contiguous() for k, v in self.net.state_dict().items()}
-        return description, tensors
-
-    @classmethod
-    def from_safe_state(cls, description, tensors):
-        """Rebuild a backbone from :meth:`to_safe_state`'s output (checked, no pickle)."""
-        spec, weights = description["spec"], description["weights"]
-        if description["stored"]:
-            check_stored_tensors(spec, tensors)
-            backbone = load_backbone(spec, weights=None)  # the architecture
-            backbone.net.load_state_dict(tensors, strict=True)
-            backbone.head, backbone.weights = None, weights
-        else:
-            if weights is None or is_checkpoint_path(weights):
-                # random weights and checkpoint files are always stored: a file that says
-                # otherwise was not written by save (and would build the network for nothing)
-                raise ValueError(
-                    f"The file names {weights!r} weights of {spec!r} without storing them; "
-                    "only weights loaded by name are left out of a file."
-                )
-            backbone = load_backbone(spec, weights)
-            if backbone.origin is None or backbone.origin[2] != description["digest"]:
-                raise ValueError(
-                    f"The {weights!r} weights of {spec!r} on this machine differ from those "
-                    "the model was saved with, and the file does not hold them."
-                )
-        backbone.preprocessing = backbone.preprocessing.restore(description["preprocessing"])
-        return backbone
-
     def __repr__(self):
         weights = "stored" if self.origin is None else repr(self.weights)
         return (
             f"Backbone(name={self.name!r}, weights={weights}, "
             f"num_features={self.num_features}, n_layer_groups={self.n_layer_groups}, "
             f"preprocessing={self.preprocessing!r})"
-        )
-
-
-def check_stored_tensors(spec, tensors):
-    """Refuse stored weights that do not fit ``spec``'s architecture, before building it.
-
-    The architecture is first built on the ``meta`` device, which allocates nothing: a
-    file that names a large network but holds none of its weights is refused without
-    allocating the network's memory.
-    """
-    try:
-        with torch.device("meta"):  # never through load_backbone's cache of real builds
-            expected = build_backbone(spec, None).net.state_dict()
-    except (NotImplementedError, RuntimeError):
-        return  # an architecture that cannot be built without data: the strict load checks
-
-    missing = sorted(set(expected) - set(tensors))
-    unexpected = sorted(set(tensors) - set(expected))
-    wrong = sorted(
-        k
-        for k in set(expected) & set(tensors)
-        if tuple(expected[k].shape) != tuple(tensors[k].shape)
-    )
-    problems = [
-        f"{len(names)} {what} (first: {names[0]!r})"
-        for what, names in (
-            ("missing tensors", missing),
-            ("unexpected tensors", unexpected),
-            ("tensors of the wrong shape", wrong),
-        )
-        if names
-    ]
-    if problems:
-        raise ValueError(
-            f"The file's stored weights do not fit the {spec!r} architecture it names: "
-            + "; ".join(problems)
-            + ". The file is damaged or was not written by sktransfer.save."
         )
 
 

@@ -33,7 +33,7 @@ predictions). A file written by another version of the format is refused with a 
 that says what to do.
 """
 
-from ._container import load_model, write
+from ._dispatch import load_model, save_model
 
 __all__ = ["load", "save"]
 
@@ -87,7 +87,7 @@ def save(estimator, path):
     >>> np.allclose(sktransfer.load(path).predict_proba(X), clf.predict_proba(X))
     True
     """
-    write(estimator, path)
+    save_model(estimator, path)
 
 
 def load(path):

@@ -1,37 +1,22 @@
 """Codecs for scikit-learn: ``Pipeline`` and the steps a feature-transfer pipeline uses.
 
 A step's fitted state is arrays and numbers: numeric arrays become tensors, arrays of
-strings and scalars go into the JSON. Load imports nothing but the classes listed here.
+strings and scalars go into the JSON. Which classes get these codecs is decided by the
+table in :mod:`._dispatch`.
 """
 
 import keyword
 
 import numpy as np
+import torch
 
-from ._container import Codec, import_class, register
-
-# scikit-learn steps a pipeline may hold: name -> module.
-STEPS = {
-    "StandardScaler": "sklearn.preprocessing",
-    "Normalizer": "sklearn.preprocessing",
-    "PCA": "sklearn.decomposition",
-    "LogisticRegression": "sklearn.linear_model",
-    "LinearSVC": "sklearn.svm",
-}
+from ._codec import Codec
 
 
 class StepCodec(Codec):
     """A scikit-learn estimator whose fitted attributes are arrays and numbers."""
 
-    def __init__(self, name, module):
-        self.name, self.module = name, module
-
-    def load_class(self):
-        return import_class(self.module, self.name)
-
     def encode(self, estimator, child):
-        import torch
-
         params = estimator.get_params(deep=False)
         state, tensors = {}, {}
         for attr, value in vars(estimator).items():
@@ -53,12 +38,13 @@ class StepCodec(Codec):
                 state[attr] = {"value": value}
             else:
                 raise TypeError(
-                    f"Cannot save {self.name} in the safe format: its attribute {attr} holds "
-                    f"a {type(value).__name__}. Use joblib.dump instead."
+                    f"Cannot save {type(estimator).__name__} in the safe format: its "
+                    f"attribute {attr} holds a {type(value).__name__}. Use joblib.dump instead."
                 )
         return params, state, tensors
 
     def decode(self, cls, params, state, tensors, child):
+        name = cls.__name__
         estimator = cls(**params)
         used = set()
         for attr, spec in state.items():
@@ -69,27 +55,27 @@ class StepCodec(Codec):
                 or attr in params
                 or hasattr(cls, attr)
             ):
-                raise ValueError(f"{self.name} cannot have the fitted attribute {attr!r}")
+                raise ValueError(f"{name} cannot have the fitted attribute {attr!r}")
             if "tensor" in spec:
                 value = tensors[spec["tensor"]].numpy()
                 used.add(spec["tensor"])
             elif "strings" in spec:
                 dtype = np.dtype(spec["dtype"])
                 if dtype.kind not in "OU" or not all(isinstance(s, str) for s in spec["strings"]):
-                    raise ValueError(f"{self.name}.{attr} is not an array of strings")
+                    raise ValueError(f"{name}.{attr} is not an array of strings")
                 value = np.asarray(spec["strings"], dtype=dtype)
             elif "numpy" in spec:
                 dtype = np.dtype(spec["numpy"])
                 if dtype.kind not in "biuf" or isinstance(spec["value"], (list, dict)):
-                    raise ValueError(f"{self.name}.{attr} is not a number")
+                    raise ValueError(f"{name}.{attr} is not a number")
                 value = dtype.type(spec["value"])
             else:
                 value = spec["value"]
                 if isinstance(value, (list, dict)):
-                    raise ValueError(f"{self.name}.{attr} is not a scalar")
+                    raise ValueError(f"{name}.{attr} is not a scalar")
             setattr(estimator, attr, value)
         if used != set(tensors):
-            raise ValueError(f"{self.name} has tensors it does not use: {set(tensors) - used}")
+            raise ValueError(f"{name} has tensors it does not use: {set(tensors) - used}")
         return estimator
 
 
@@ -100,11 +86,7 @@ class PipelineCodec(Codec):
     stored: the loaded pipeline has ``memory=None``.
     """
 
-    name = "Pipeline"
     validate_before = False  # a Pipeline cannot be built without its steps
-
-    def load_class(self):
-        return import_class("sklearn.pipeline", "Pipeline")
 
     def encode(self, pipe, child):
         params = pipe.get_params(deep=False)
@@ -129,8 +111,3 @@ class PipelineCodec(Codec):
         pipe = cls(steps, **params)
         pipe._validate_steps()  # names unique and without "__"; intermediate transformers
         return pipe
-
-
-for _name, _module in STEPS.items():
-    register(StepCodec(_name, _module))
-register(PipelineCodec())

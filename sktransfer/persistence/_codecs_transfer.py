@@ -1,0 +1,292 @@
+"""Codecs for sktransfer's estimators and for the :class:`~sktransfer.Backbone` they hold.
+
+A backbone is stored as its architecture's name, its weights' label and its input pipeline.
+Its tensors are stored unless they rebuild from their name (:attr:`Backbone.rebuildable`):
+then the weights' digest is recorded, and loading checks the rebuilt weights against it.
+Stored tensors are checked against the architecture before it is built (a file must not
+make loading allocate a network it holds no weights for).
+
+A :class:`~sktransfer.FineTunedClassifier` is stored as its parameters, its backbone's
+architecture and input pipeline, its classes and the tensors of ``net_.module_`` (trunk
+and head); a ``backbone`` parameter that is a fitted model or a ``Backbone`` is stored
+with its weights unless they rebuild from their name, so that the loaded model's
+parameter still holds those weights.
+"""
+
+import copy
+
+import numpy as np
+import torch
+
+from .._core.device import fallback_device
+from .._fine_tuning import TransferNet, build_net, make_head, release_training_state, to_device
+from ..backbones import Backbone, build_backbone, is_checkpoint_path, load_backbone
+from ._codec import Codec
+
+
+# --- the input pipeline: the one place that describes and rebuilds it ----------------------
+def describe_pipeline(preprocessing):
+    """Return a backbone's input pipeline as JSON values (its modality's description)."""
+    return preprocessing.describe()
+
+
+def rebuild_pipeline(backbone, values):
+    """Return ``backbone``'s input pipeline set as :func:`describe_pipeline` described it.
+
+    The freshly built backbone's own pipeline checks the values (they come from a file).
+    """
+    return backbone.preprocessing.restore(values)
+
+
+# --- the backbone ----------------------------------------------------------------------------
+def backbone_to_json(backbone):
+    """Describe a backbone: ``(description, tensors)``.
+
+    The tensors are left out exactly when :attr:`Backbone.rebuildable` is true; the
+    description is JSON.
+    """
+    if not isinstance(backbone.spec, str):
+        raise TypeError(
+            "The safe format rebuilds a network from its architecture's name; this "
+            f"backbone is a {type(backbone.spec).__name__} object. Use joblib.dump instead."
+        )
+    stored = not backbone.rebuildable
+    weights = backbone.weights if backbone.weights is None else str(backbone.weights)
+    description = {
+        "spec": backbone.spec,
+        "weights": weights,
+        "stored": stored,
+        "digest": None if stored else backbone.origin[2],
+        "preprocessing": describe_pipeline(backbone.preprocessing),
+    }
+    tensors = {}
+    if stored:
+        state = backbone.net.state_dict()
+        tensors = {k: v.detach().cpu().contiguous() for k, v in state.items()}
+    return description, tensors
+
+
+def backbone_from_json(description, tensors):
+    """Rebuild a backbone from :func:`backbone_to_json`'s output (checked, no pickle)."""
+    spec, weights = description["spec"], description["weights"]
+    if description["stored"]:
+        check_stored_tensors(spec, tensors)
+        backbone = load_backbone(spec, weights=None)  # the architecture
+        backbone.net.load_state_dict(tensors, strict=True)
+        backbone.head, backbone.weights = None, weights
+    else:
+        if weights is None or is_checkpoint_path(weights):
+            # random weights and checkpoint files are always stored: a file that says
+            # otherwise was not written by save (and would build the network for nothing)
+            raise ValueError(
+                f"The file names {weights!r} weights of {spec!r} without storing them; "
+                "only weights loaded by name are left out of a file."
+            )
+        backbone = load_backbone(spec, weights)
+        if backbone.origin is None or backbone.origin[2] != description["digest"]:
+            raise ValueError(
+                f"The {weights!r} weights of {spec!r} on this machine differ from those "
+                "the model was saved with, and the file does not hold them."
+            )
+    backbone.preprocessing = rebuild_pipeline(backbone, description["preprocessing"])
+    return backbone
+
+
+def check_stored_tensors(spec, tensors):
+    """Refuse stored weights that do not fit ``spec``'s architecture, before building it.
+
+    The architecture is first built on the ``meta`` device, which allocates nothing: a
+    file that names a large network but holds none of its weights is refused without
+    allocating the network's memory.
+    """
+    try:
+        with torch.device("meta"):  # never through load_backbone's cache of real builds
+            expected = build_backbone(spec, None).net.state_dict()
+    except (NotImplementedError, RuntimeError):
+        return  # an architecture that cannot be built without data: the strict load checks
+
+    missing = sorted(set(expected) - set(tensors))
+    unexpected = sorted(set(tensors) - set(expected))
+    wrong = sorted(
+        k
+        for k in set(expected) & set(tensors)
+        if tuple(expected[k].shape) != tuple(tensors[k].shape)
+    )
+    problems = [
+        f"{len(names)} {what} (first: {names[0]!r})"
+        for what, names in (
+            ("missing tensors", missing),
+            ("unexpected tensors", unexpected),
+            ("tensors of the wrong shape", wrong),
+        )
+        if names
+    ]
+    if problems:
+        raise ValueError(
+            f"The file's stored weights do not fit the {spec!r} architecture it names: "
+            + "; ".join(problems)
+            + ". The file is damaged or was not written by sktransfer.save."
+        )
+
+
+# --- the backbone parameter --------------------------------------------------------------
+def backbone_param_to_json(estimator):
+    """Describe the ``backbone`` parameter: ``(json_value, description, tensors)``.
+
+    A name stays a name. A :class:`Backbone` or a fitted estimator is stored through
+    :func:`backbone_to_json` (with its weights unless they are rebuildable), so that after
+    loading the parameter still holds those weights.
+    """
+    if isinstance(estimator.backbone, str):
+        return estimator.backbone, None, {}
+    record = getattr(estimator.backbone, "backbone_", estimator.backbone)
+    if not isinstance(record, Backbone):
+        raise TypeError(
+            "The safe format cannot describe a backbone given as a "
+            f"{type(estimator.backbone).__name__} object. Use joblib.dump instead."
+        )
+    description, tensors = backbone_to_json(record)
+    return record.spec, description, tensors
+
+
+def backbone_param_from_json(value, description, tensors):
+    """Rebuild the ``backbone`` parameter from :func:`backbone_param_to_json`'s output."""
+    if description is None:
+        return value
+    return backbone_from_json(description, tensors)
+
+
+# --- the estimators --------------------------------------------------------------------------
+class _TransferCodec(Codec):
+    """What both estimators share: their ``memory`` folder is not stored."""
+
+    def encode(self, estimator, child):
+        params, state, tensors = self._encode(estimator)
+        # a cache folder of this machine, as a Pipeline's memory
+        return params | {"memory": None}, state, tensors
+
+    def decode(self, cls, params, state, tensors, child):
+        if params.get("memory") is not None:
+            raise ValueError(
+                f"a {cls.__name__}'s memory folder is not stored (it is None in a saved model)"
+            )
+        return self._decode(cls, params, state, tensors)
+
+
+class ExtractorCodec(_TransferCodec):
+    """A :class:`~sktransfer.PretrainedFeatureExtractor`: its backbone, layer and pooling."""
+
+    training_only = ("memory",)
+
+    def _encode(self, estimator):
+        value, described, _ = backbone_param_to_json(estimator)  # backbone_ holds its weights
+        description, tensors = backbone_to_json(estimator.backbone_)
+        params = estimator.get_params(deep=False) | {"backbone": value}
+        state = {
+            "backbone_": description,
+            "backbone_is_record": described is not None,
+            "layer_": estimator.layer_,
+            "pooling": estimator._pooling,
+        }
+        return params, state, tensors
+
+    def _decode(self, cls, params, state, tensors):
+        estimator = cls(**params)
+        backbone = backbone_from_json(state["backbone_"], tensors)
+        if state["backbone_is_record"]:  # the parameter holds the same weights
+            estimator.backbone = copy.deepcopy(backbone)
+        device = fallback_device(estimator.device)
+        estimator._set_fitted(backbone, device, state["layer_"], state["pooling"])
+        estimator.layer_scores_ = None  # the ranking is not part of the model
+        return estimator
+
+
+class FineTunedCodec(_TransferCodec):
+    """A :class:`~sktransfer.FineTunedClassifier`: its network, classes and frozen groups."""
+
+    training_only = ("callbacks", "augment", "memory")
+
+    def _encode(self, estimator):
+        if callable(estimator.head):
+            raise TypeError("A callable head cannot be saved in the safe format; use joblib.")
+        value, described, param_tensors = backbone_param_to_json(estimator)
+        record = estimator._backbone
+        if not isinstance(record.spec, str):
+            raise TypeError(
+                "The safe format rebuilds the network from its architecture's name; this "
+                f"backbone is a {type(record.spec).__name__} object. Use joblib.dump instead."
+            )
+        kind, classes = _classes_to_json(estimator.classes_)
+        state = {
+            "backbone_param": described,
+            "spec": record.spec,
+            "weights_label": None if record.weights is None else str(record.weights),
+            "preprocessing": describe_pipeline(record.preprocessing),
+            "classes_dtype": kind,
+            "classes": classes,
+            "n_frozen_": estimator.n_frozen_,
+            "n_cached_stages_": estimator.n_cached_stages_,
+        }
+        tensors = {f"backbone.{k}": v for k, v in param_tensors.items()}
+        for key, tensor in estimator.net_.module_.state_dict().items():
+            tensors[f"module.{key}"] = tensor.detach().cpu().contiguous()
+        params = estimator.get_params(deep=False) | {"backbone": value}
+        return params, state, tensors
+
+    def _decode(self, cls, params, state, tensors):
+        estimator = cls(**params)
+        estimator.backbone = backbone_param_from_json(
+            params["backbone"], state["backbone_param"], _strip(tensors, "backbone.")
+        )
+        check_stored_tensors(state["spec"], _strip(tensors, "module.trunk."))
+        backbone = load_backbone(state["spec"], weights=None)  # the architecture
+        backbone.preprocessing = rebuild_pipeline(backbone, state["preprocessing"])
+        backbone.weights = state["weights_label"]
+        classes = _classes_from_json(state["classes_dtype"], state["classes"])
+        _check_head_shapes(estimator.head, len(classes), _strip(tensors, "module.head."))
+        head = make_head(estimator.head, estimator.dropout, backbone.num_features, len(classes))
+        module = TransferNet(backbone.net, head)
+        module.load_state_dict(_strip(tensors, "module."), strict=True)
+        device = fallback_device(estimator.device)
+        module = to_device(module.eval(), device)
+        estimator.net_ = build_net(estimator, module, device, len(classes))
+        estimator.net_.initialize()  # module_ is `module` itself
+        release_training_state(estimator.net_)
+        n_frozen = backbone.resolve_n_frozen(state["n_frozen_"])
+        estimator._set_fitted(backbone, classes, n_frozen, state["n_cached_stages_"], device)
+        return estimator
+
+
+def _check_head_shapes(head, n_classes, head_tensors):
+    """Check the head's size against its stored tensors before building it.
+
+    A crafted file listing a million classes (or a huge hidden layer) must not make
+    loading allocate gigabytes before ``load_state_dict`` would notice.
+    """
+    matrices = [t for t in head_tensors.values() if t.ndim == 2]
+    if not matrices or matrices[-1].shape[0] != n_classes:
+        raise ValueError(f"The stored head does not match the {n_classes} classes the file lists.")
+    if head is not None and matrices[0].shape[0] != head:
+        raise ValueError(f"The stored head does not have head={head} hidden units.")
+
+
+def _strip(tensors, prefix):
+    return {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
+
+
+def _classes_to_json(classes):
+    kind = classes.dtype.kind
+    if kind in "OUS" and all(isinstance(c, str) for c in classes):
+        return "str", [str(c) for c in classes]
+    if kind in "iu":
+        return "int", [int(c) for c in classes]
+    if kind == "b":
+        return "bool", [bool(c) for c in classes]
+    if kind == "f":
+        return "float", [float(c) for c in classes]
+    raise TypeError(f"classes of dtype {classes.dtype} cannot be saved in the safe format.")
+
+
+def _classes_from_json(kind, values):
+    dtype = {"str": object, "int": np.int64, "bool": bool, "float": np.float64}[kind]
+    return np.asarray(values, dtype=dtype)
