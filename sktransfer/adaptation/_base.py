@@ -234,7 +234,7 @@ class _DomainAdaptation(_PredictsByDomain, _AdaptationClassifier):
         if X_adapted is None:
             X_adapted = X
         rows = domains.labelled
-        self.estimator_ = clone(self._inner_estimator())
+        self.estimator_ = clone(default_estimator(self.estimator))
         fit_weighted(
             self.estimator_, X_adapted[rows], y[rows], None if weights is None else weights[rows]
         )

@@ -6,6 +6,7 @@ import numpy as np
 from sklearn.base import clone
 from sklearn.utils._param_validation import Interval
 
+from ._base import default_estimator
 from ._docs import fill_doc
 from ._subspace import _ComponentAnalysis, mean_difference
 
@@ -158,7 +159,8 @@ class JointDistributionAdaptation(_ComponentAnalysis):
             if round_ == self.n_iter - 1:
                 break
             embedded = self._embed(rows)
-            learner = clone(self._inner_estimator()).fit(embedded[labelled], y_rows[labelled])
+            learner = clone(default_estimator(self.estimator))
+            learner.fit(embedded[labelled], y_rows[labelled])
             predicted = learner.predict(embedded[n_source:])
             y_target = np.where(known, y[target], predicted)
             self.pseudo_labels_ = y_target
