@@ -8,6 +8,16 @@ same parameter or attribute in the same words.
 import re
 import textwrap
 
+_PREDICT_X = """\
+X : array-like of shape (n_samples, n_features)
+    Rows to predict, taken as target rows."""
+
+_CLASSIFIER_ATTRIBUTES = """\
+classes_ : ndarray of shape (n_classes,)
+    Class labels.
+n_features_in_ : int
+    Number of features seen in ``fit``."""
+
 PARTS = {
     "fit_parameters": """\
 X : array-like of shape (n_samples, n_features)
@@ -17,25 +27,21 @@ y : array-like of shape (n_samples,)
 sample_domain : array-like of shape (n_samples,), default=None
     Positive for source rows, negative for target rows; inferred from ``y`` when None
     (see :func:`~sktransfer.adaptation.split_domains`).""",
-    "predict_X": """\
-X : array-like of shape (n_samples, n_features)
-    Rows to predict, taken as target rows.""",
-    "classifier_attributes": """\
-classes_ : ndarray of shape (n_classes,)
-    Class labels.
-n_features_in_ : int
-    Number of features seen in ``fit``.""",
-}
-PARTS["predict_parameters"] = PARTS["predict_X"] + "\n" + """\
+    "predict_X": _PREDICT_X,
+    "predict_parameters": f"""\
+{_PREDICT_X}
 sample_domain : array-like of shape (n_samples,), default=None
     Positive entries mark rows to map as source rows (a feature-based method maps
     source and target rows differently; the unsupervised scorers of
     :mod:`sktransfer.adaptation` predict held-out source rows this way). None takes
-    every row as a target row."""
-PARTS["fitted_attributes"] = """\
+    every row as a target row.""",
+    "classifier_attributes": _CLASSIFIER_ATTRIBUTES,
+    "fitted_attributes": f"""\
 estimator_ : estimator
     The fitted estimator.
-""" + PARTS["classifier_attributes"]
+{_CLASSIFIER_ATTRIBUTES}""",
+}
+"""The parts, by name: numpydoc entries without their section header."""
 
 _PLACEHOLDER = re.compile(r"^(\s*)\{(\w+)\}$")
 
