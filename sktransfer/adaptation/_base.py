@@ -54,8 +54,10 @@ def require_y(y):
 def read_labels(y, sample_domain, n_samples, stacklevel):
     """Read the labels and the domains of a supervised ``fit``: ``(y, domains, classes)``.
 
-    ``stacklevel`` counts the frames from here up to the user's call, as
-    :func:`warnings.warn` does, so that the warnings on how ``y`` was read point at it.
+    ``n_samples`` is the number of rows of ``X`` to check ``y`` against (None: the length
+    of ``y``, once it is an array). ``stacklevel`` counts the frames from here up to the
+    user's call, as :func:`warnings.warn` does, so that the warnings on how ``y`` was read
+    point at it.
     """
     y = column_or_1d(y, warn=True)
     domains = _split_domains(y, sample_domain, n_samples, stacklevel=stacklevel + 1)

@@ -229,7 +229,7 @@ class AdaptationSelector(_PredictsByDomain, _AdaptationClassifier):
         self._validate_params()
         require_y(y)
         # user -> fit -> _fit -> read_labels
-        y, domains, _ = read_labels(y, sample_domain, len(y), stacklevel=4)
+        y, domains, _ = read_labels(y, sample_domain, None, stacklevel=4)
         named = self._named_candidates()
         # the folds need the domains: give the splitter and the scorer sample_domain
         domain = np.where(domains.source, 1, -1)
