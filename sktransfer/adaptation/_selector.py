@@ -236,7 +236,7 @@ class AdaptationSelector(_PredictsByDomain, _AdaptationClassifier):
         folds = self._folds(X, y, domain)
         scores = self._score_folds(named, X, y, domain, folds)
         self.cv_results_ = _cv_results(named, scores, len(folds))
-        self.best_index_ = self._choose(scores, len(folds))
+        self.best_index_ = self._choose(scores, self.cv_results_["gain_std_err"])
         with warnings.catch_warnings():
             # the "no target rows" warning was already given above, at the user's line
             warnings.filterwarnings("ignore", "No target rows to adapt to")
@@ -279,13 +279,16 @@ class AdaptationSelector(_PredictsByDomain, _AdaptationClassifier):
                 )
         return scores
 
-    def _choose(self, scores, n_folds):
-        """Index of the best mean score, if it beats source-only by ``margin``; else 0."""
-        if not n_folds:
+    def _choose(self, scores, gain_std_err):
+        """Index of the best mean score, if it beats source-only by ``margin``; else 0.
+
+        Without folds (no target rows) the scores are NaN and source-only is chosen.
+        """
+        if np.isnan(scores).all():
             return 0
         best = int(np.argmax(scores.mean(axis=1)))
         gain = (scores[best] - scores[0]).mean()
-        if best and gain <= self.margin * self.cv_results_["gain_std_err"][best]:
+        if best and gain <= self.margin * gain_std_err[best]:
             return 0
         return best
 
