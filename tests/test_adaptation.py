@@ -458,6 +458,21 @@ def test_grid_search_over_the_method_and_the_wrapped_estimator():
     assert search.best_estimator_.score(Xt, yt) > 0.8
 
 
+@pytest.mark.parametrize("method", [CORAL, JointDistributionAdaptation, KMM])
+def test_refit_after_set_params_fits_the_estimator_as_now_set(method):
+    """A second fit follows set_params: it does not reuse the first fit's estimator."""
+    Xs, ys, Xt, _ = mean_shift(0, n=60)
+    X, y = stack(Xs, ys, Xt)
+    domain = np.r_[np.ones(len(Xs), int), -np.ones(len(Xt), int)]
+    model = method(LogisticRegression(C=1.0)).fit(X, y, sample_domain=domain)
+    model.set_params(estimator__C=1e-3).fit(X, y, sample_domain=domain)
+    fresh = method(LogisticRegression(C=1e-3)).fit(X, y, sample_domain=domain)
+    assert model.estimator_.C == 1e-3
+    np.testing.assert_allclose(model.estimator_.coef_, fresh.estimator_.coef_)
+    model.set_params(estimator=LinearSVC()).fit(X, y, sample_domain=domain)
+    assert isinstance(model.estimator_, LinearSVC)
+
+
 @pytest.fixture(scope="module")
 def photo_domains(crops):
     """Colour crops (source) and grey, low-contrast crops of other views (target)."""

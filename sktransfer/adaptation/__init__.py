@@ -39,19 +39,18 @@ let :class:`AdaptationSelector` choose among the methods and :class:`SourceOnly`
 adaptation).
 """
 
-from ._base import split_domains
+from ._domains import split_domains
 from ._jda import JointDistributionAdaptation
 from ._ot import OTMapping
 from ._reweight import KLIEP, KMM, DiscriminatorReweight
-from ._selection import (
+from ._scoring import (
     CircularValidation,
     DeepEmbeddedValidation,
     ImportanceWeightedScorer,
     PredictionEntropyScorer,
-    SourceKFold,
-    SourceTargetShuffleSplit,
 )
 from ._selector import AdaptationSelector, SourceOnly
+from ._splitters import SourceKFold, SourceTargetShuffleSplit
 from ._subspace import CORAL, SubspaceAlignment, TransferComponentAnalysis
 from ._tradaboost import TrAdaBoost
 

@@ -1,14 +1,8 @@
-"""The domain convention and the wrapper every adaptation method shares.
+"""What every adaptation method shares: the wrapped estimator, fit's checks, the template.
 
-Source and target rows are stacked in one ``X``. Unlabelled rows have ``y = -1``. An
-optional ``sample_domain`` array says which row is which (positive: source, negative:
-target); without it, rows with ``y = -1`` are target rows and the others source rows.
-This is skada's convention, so data prepared for one library works with the other.
+:class:`_DomainAdaptation` is the template: it validates the input and splits the domains
+(:mod:`._domains`), and a method writes only ``_adapt``, its algorithm.
 """
-
-import warnings
-from collections import namedtuple
-from numbers import Real
 
 import numpy as np
 import sklearn
@@ -22,185 +16,8 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
-UNLABELLED = -1
-
-Domains = namedtuple("Domains", ["source", "target", "labelled"])
-Domains.__doc__ = """Boolean masks over the rows: source rows, target rows, labelled rows."""
-
-
-def unlabelled_mask(y):
-    """Rows whose label is the ``-1`` placeholder (also ``"-1"`` in a string array).
-
-    NumPy turns ``-1`` into the string ``"-1"`` when it is stacked with string labels
-    (``np.r_[["cat", "dog"], [-1]]``), so that string counts as the placeholder too.
-    """
-    y = np.asarray(y)
-    if y.dtype.kind in "iufb":
-        return y == UNLABELLED
-    if y.dtype.kind in "US":
-        return y == str(UNLABELLED)
-    return np.fromiter(
-        ((isinstance(v, Real) and v == UNLABELLED) or v == str(UNLABELLED) for v in y),
-        bool,
-        len(y),
-    )
-
-
-def split_domains(y=None, sample_domain=None, *, n_samples=None):
-    """Tell source rows from target rows, following skada's convention.
-
-    Parameters
-    ----------
-    y : array-like of shape (n_samples,), default=None
-        Labels, ``-1`` for unlabelled rows. Needed when ``sample_domain`` is None.
-    sample_domain : array-like of shape (n_samples,), default=None
-        Positive for source rows, negative for target rows. When None, rows with
-        ``y = -1`` are the target and the others the source. If ``y`` then has no
-        ``-1`` at all, there is nothing to adapt to: every row is used as source *and*
-        as target (so that an adaptation method fits like its wrapped estimator), with a
-        warning.
-    n_samples : int, default=None
-        Rows of ``X``, to check the lengths of ``y`` and ``sample_domain`` against.
-
-    Returns
-    -------
-    domains : Domains
-        Named tuple of boolean masks of shape (n_samples,): ``source``, ``target`` and
-        ``labelled`` (``y != -1``; all True when ``y`` is None).
-
-    Raises
-    ------
-    ValueError
-        ``y`` or ``sample_domain`` of the wrong length, ``sample_domain`` with zeros,
-        no source rows, no target rows; without ``sample_domain``, no labelled rows
-        ("No labelled source rows") or numeric labels below ``-1`` beside ``-1``.
-
-    Notes
-    -----
-    ``-1`` marks a row without a label; it is never a class. Without ``sample_domain``
-    the labels also say which rows are target rows, so numeric classes must then be
-    non-negative, as skada requires: a ``y`` with ``-1`` and a label below it (``-2, -1,
-    0, 1, 2``) is refused, because there ``-1`` is one of the classes. Labels ``-1, 0, 1``
-    are read as two source classes beside unlabelled target rows: that is the usual
-    input, and no rule on ``y`` can tell it from three classes, so a warning says how ``y``
-    was read; recode a class called ``-1`` (with
-    :class:`~sklearn.preprocessing.LabelEncoder`, say) before adapting, and give
-    ``sample_domain`` to say which rows are the target without a warning.
-    Labels ``-1, 1`` alone leave one class and fail in ``fit`` with a message that says
-    so. The order of the rows never matters.
-
-    Examples
-    --------
-    >>> from sktransfer.adaptation import split_domains
-    >>> split_domains([0, 1, -1, -1]).target
-    array([False, False,  True,  True])
-    >>> split_domains([0, 1, 1, -1], sample_domain=[1, 1, -2, -2]).labelled
-    array([ True,  True,  True, False])
-    """
-    return _split_domains(y, sample_domain, n_samples, stacklevel=3)
-
-
-def _split_domains(y, sample_domain, n_samples, stacklevel):
-    """:func:`split_domains`, with the warning pointed ``stacklevel`` frames up."""
-    if y is None and sample_domain is None:
-        raise ValueError(
-            "Give sample_domain (positive for source rows, negative for target rows) or y "
-            "(-1 for unlabelled target rows) to tell the domains apart."
-        )
-    if y is not None:
-        y = column_or_1d(y)
-        if n_samples is not None and len(y) != n_samples:
-            raise ValueError(f"X has {n_samples} rows but y has {len(y)} entries.")
-        n_samples = len(y)
-        labelled = ~unlabelled_mask(y)
-    if sample_domain is None:
-        if labelled.all():
-            warnings.warn(
-                "No target rows to adapt to: y has no -1 (unlabelled target rows) and no "
-                "sample_domain was given, so every row is used as source and as target; "
-                "the model fits as its estimator alone would.",
-                UserWarning,
-                stacklevel=stacklevel,
-            )
-            everything = np.ones(n_samples, dtype=bool)
-            return Domains(everything, everything, labelled)
-        below = _labels_below_placeholder(y[labelled])
-        if below:
-            raise ValueError(
-                f"y has labels below -1 ({below[:5]}) beside y = -1, so -1 looks like one of "
-                "the classes; but without sample_domain, y = -1 marks the unlabelled target "
-                "rows, and the classes must be non-negative (as in skada). Recode the classes "
-                "(e.g. with sklearn.preprocessing.LabelEncoder) and give the target rows "
-                "y = -1."
-            )
-        domains = Domains(labelled, ~labelled, labelled)
-        # the labels are what makes a row a source row here: none, no source
-        _require_labelled_source(domains)
-        if np.issubdtype(y.dtype, np.number):
-            warnings.warn(
-                "y = -1 is read as 'unlabelled target row' (no sample_domain was given). If "
-                "-1 is one of your classes (-1, 0, 1 as negative, neutral, positive, say), "
-                "recode the classes first. Pass sample_domain (negative for target rows) to "
-                "say which rows are the target, and this warning goes.",
-                UserWarning,
-                stacklevel=stacklevel,
-            )
-        return domains
-
-    sample_domain = column_or_1d(sample_domain)
-    if n_samples is not None and len(sample_domain) != n_samples:
-        raise ValueError(
-            f"sample_domain has {len(sample_domain)} entries but X has {n_samples} rows: "
-            "give one domain per row (positive for source, negative for target)."
-        )
-    if y is None:
-        labelled = np.ones(len(sample_domain), dtype=bool)
-    if not np.issubdtype(sample_domain.dtype, np.number) or np.any(sample_domain == 0):
-        raise ValueError(
-            "sample_domain must hold positive numbers (source) or negative numbers "
-            "(target), not 0."
-        )
-    source, target = sample_domain > 0, sample_domain < 0
-    if not target.any():
-        raise ValueError(
-            "No target rows: sample_domain has no negative entry; give the target rows a "
-            "negative sample_domain."
-        )
-    if not source.any():
-        raise ValueError("No source rows: sample_domain has no positive entry.")
-    return Domains(source, target, labelled)
-
-
-def _labels_below_placeholder(labels):
-    """Return the distinct numeric labels below ``-1`` (none for strings)."""
-    if labels.dtype.kind in "iuf":
-        below = labels[labels < UNLABELLED]
-    elif labels.dtype.kind == "O":
-        below = [v for v in labels if isinstance(v, Real) and v < UNLABELLED]
-    else:
-        return []
-    return np.unique(below).tolist()
-
-
-def _require_labelled_source(domains):
-    """Raise the one error for source rows that all have ``y = -1``."""
-    if not (domains.source & domains.labelled).any():
-        raise ValueError(
-            "No labelled source rows: every source row has y = -1 (without sample_domain, "
-            "the rows with a label are the source rows); give the source rows their labels."
-        )
-
-
-def source_rows(sample_domain, n_samples):
-    """Mask of the rows that ``sample_domain`` marks as source rows (none when it is None)."""
-    if sample_domain is None:
-        return np.zeros(n_samples, dtype=bool)
-    sample_domain = column_or_1d(sample_domain)
-    if len(sample_domain) != n_samples:
-        raise ValueError(
-            f"sample_domain has {len(sample_domain)} entries but X has {n_samples} rows."
-        )
-    return sample_domain > 0
+from ._docs import fill_doc
+from ._domains import _split_domains, require_labelled_source, source_rows, unlabelled_mask
 
 
 def check_labels(y, domains):
@@ -208,7 +25,7 @@ def check_labels(y, domains):
 
     Raises a clear error for no labelled source rows and for a single class.
     """
-    _require_labelled_source(domains)
+    require_labelled_source(domains)
     check_classification_targets(y[domains.labelled])
     classes = np.unique(y[domains.labelled])
     if len(classes) < 2:
@@ -234,6 +51,19 @@ def require_y(y):
         )
 
 
+def read_labels(y, sample_domain, n_samples, stacklevel):
+    """Read the labels and the domains of a supervised ``fit``: ``(y, domains, classes)``.
+
+    ``n_samples`` is the number of rows of ``X`` to check ``y`` against (None: the length
+    of ``y``, once it is an array). ``stacklevel`` counts the frames from here up to the
+    user's call, as :func:`warnings.warn` does, so that the warnings on how ``y`` was read
+    point at it.
+    """
+    y = column_or_1d(y, warn=True)
+    domains = _split_domains(y, sample_domain, n_samples, stacklevel=stacklevel + 1)
+    return y, domains, check_labels(y, domains)
+
+
 def fit_weighted(estimator, X, y, sample_weight=None):
     """Fit ``estimator`` with sample weights; a Pipeline gets them at its last step.
 
@@ -254,23 +84,43 @@ def default_estimator(estimator):
     return LogisticRegression(max_iter=1000) if estimator is None else estimator
 
 
-def _estimator(adaptation):
-    if getattr(adaptation, "estimator_", None) is not None:
-        return adaptation.estimator_
-    return default_estimator(adaptation.estimator)
-
-
 def _estimator_has(attr):
-    return lambda adaptation: hasattr(_estimator(adaptation), attr)
+    """``available_if`` check: the estimator that answers for the method has ``attr``."""
+    return lambda adaptation: hasattr(adaptation._inner_estimator(), attr)
 
 
 class _AdaptationClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
-    """What every adaptation method shares: ``estimator``, fit's checks and ``score``.
+    """What every adaptation method shares: ``estimator``, ``fit``, fit's checks, ``score``.
 
-    Subclasses merge their own constraints into ``_parameter_constraints``.
+    Subclasses merge their own constraints into ``_parameter_constraints`` and implement
+    ``_fit(X, y, sample_domain)``, which :meth:`fit` calls.
     """
 
     _parameter_constraints: dict = {"estimator": [None, HasMethods(["fit", "predict"])]}
+
+    _fitted_estimator = "estimator_"
+    """The attribute that holds the fitted estimator that answers ``predict``."""
+
+    def _inner_estimator(self):
+        """Return the fitted estimator that answers ``predict`` (before fit, the one to fit)."""
+        fitted = getattr(self, self._fitted_estimator, None)
+        return default_estimator(self.estimator) if fitted is None else fitted
+
+    @fill_doc
+    def fit(self, X, y, sample_domain=None):
+        """Fit on source and target rows (the class description says how).
+
+        Parameters
+        ----------
+        {fit_parameters}
+
+        Returns
+        -------
+        self : object
+            The fitted estimator.
+        """
+        self._fit(X, y, sample_domain)
+        return self
 
     def _validate_fit(self, X, y, sample_domain, stacklevel):
         """Validate the parameters, ``X`` and ``y``; split the domains.
@@ -282,9 +132,7 @@ class _AdaptationClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
         self._validate_params()
         require_y(y)
         X = validate_data(self, X, dtype=np.float64)
-        y = column_or_1d(y, warn=True)
-        domains = _split_domains(y, sample_domain, len(X), stacklevel=stacklevel + 1)
-        return X, y, domains, check_labels(y, domains)
+        return X, *read_labels(y, sample_domain, len(X), stacklevel + 1)
 
     def score(self, X, y, sample_weight=None):
         """Accuracy on the labelled rows (rows with ``y = -1`` are left out).
@@ -312,7 +160,63 @@ class _AdaptationClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
         return accuracy_score(y[keep], predicted, sample_weight=weight)
 
 
-class _DomainAdaptation(_AdaptationClassifier):
+class _PredictsByDomain:
+    """``predict``, ``predict_proba`` and ``decision_function`` of the fitted estimator.
+
+    The rows are target rows unless ``sample_domain`` marks them as source rows. Subclasses
+    implement ``_delegate(method, X, sample_domain)``, which calls the fitted estimator's
+    ``method`` on the rows.
+    """
+
+    @fill_doc
+    def predict(self, X, sample_domain=None):
+        """Predict classes of (target) rows.
+
+        Parameters
+        ----------
+        {predict_parameters}
+
+        Returns
+        -------
+        y : ndarray of shape (n_samples,)
+            Predicted classes.
+        """
+        return self._delegate("predict", X, sample_domain)
+
+    @available_if(_estimator_has("predict_proba"))
+    @fill_doc
+    def predict_proba(self, X, sample_domain=None):
+        """Class probabilities of (target) rows.
+
+        Parameters
+        ----------
+        {predict_parameters}
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_classes)
+            Probabilities, columns in the order of ``classes_``.
+        """
+        return self._delegate("predict_proba", X, sample_domain)
+
+    @available_if(_estimator_has("decision_function"))
+    @fill_doc
+    def decision_function(self, X, sample_domain=None):
+        """Decision function of the fitted estimator on (target) rows.
+
+        Parameters
+        ----------
+        {predict_parameters}
+
+        Returns
+        -------
+        scores : ndarray of shape (n_samples,) or (n_samples, n_classes)
+            The fitted estimator's decision function.
+        """
+        return self._delegate("decision_function", X, sample_domain)
+
+
+class _DomainAdaptation(_PredictsByDomain, _AdaptationClassifier):
     """Fit an adapter on source and target rows, then ``estimator`` on the labelled rows.
 
     Subclasses implement ``_adapt(X, y, domains)`` returning the adapted rows and a weight
@@ -321,36 +225,18 @@ class _DomainAdaptation(_AdaptationClassifier):
     target rows).
     """
 
-    def fit(self, X, y, sample_domain=None):
+    def _fit(self, X, y, sample_domain):
         """Adapt, then fit the wrapped estimator on the labelled rows.
 
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Source and target rows.
-        y : array-like of shape (n_samples,)
-            Labels, ``-1`` for unlabelled (target) rows.
-        sample_domain : array-like of shape (n_samples,), default=None
-            Positive for source rows, negative for target rows; inferred from ``y`` when
-            None (see :func:`split_domains`).
-
-        Returns
-        -------
-        self : object
-            The fitted estimator.
+        Return the adapted rows of ``X`` (source rows mapped as source).
         """
-        self._fit(X, y, sample_domain)
-        return self
-
-    def _fit(self, X, y, sample_domain):
-        """Fit; return the adapted rows of ``X`` (source rows mapped as source)."""
         # user -> fit or fit_transform -> _fit -> _validate_fit
         X, y, domains, _ = self._validate_fit(X, y, sample_domain, stacklevel=4)
         X_adapted, weights = self._adapt(X, y, domains)
         if X_adapted is None:
             X_adapted = X
         rows = domains.labelled
-        self.estimator_ = clone(_estimator(self))
+        self.estimator_ = clone(default_estimator(self.estimator))
         fit_weighted(
             self.estimator_, X_adapted[rows], y[rows], None if weights is None else weights[rows]
         )
@@ -360,68 +246,8 @@ class _DomainAdaptation(_AdaptationClassifier):
     def _adapt_rows(self, X, source):
         return X
 
-    def _prepared(self, X, sample_domain):
+    def _delegate(self, method, X, sample_domain):
         check_is_fitted(self, "estimator_")
         X = validate_data(self, X, dtype=np.float64, reset=False)
-        return self._adapt_rows(X, source_rows(sample_domain, len(X)))
-
-    def predict(self, X, sample_domain=None):
-        """Predict classes of (target) rows.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Rows to predict, taken as target rows.
-        sample_domain : array-like of shape (n_samples,), default=None
-            Positive entries mark rows to map as source rows (a feature-based method maps
-            source and target rows differently; the unsupervised scorers of
-            :mod:`sktransfer.adaptation` predict held-out source rows this way). None takes
-            every row as a target row.
-
-        Returns
-        -------
-        y : ndarray of shape (n_samples,)
-            Predicted classes.
-        """
-        X = self._prepared(X, sample_domain)
-        return self.estimator_.predict(X)
-
-    @available_if(_estimator_has("predict_proba"))
-    def predict_proba(self, X, sample_domain=None):
-        """Class probabilities of (target) rows.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Rows to predict, taken as target rows.
-        sample_domain : array-like of shape (n_samples,), default=None
-            Positive entries mark rows to map as source rows; None takes every row as a
-            target row.
-
-        Returns
-        -------
-        proba : ndarray of shape (n_samples, n_classes)
-            Probabilities, columns in the order of ``classes_``.
-        """
-        X = self._prepared(X, sample_domain)
-        return self.estimator_.predict_proba(X)
-
-    @available_if(_estimator_has("decision_function"))
-    def decision_function(self, X, sample_domain=None):
-        """Decision function of the wrapped estimator on (target) rows.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Rows to predict, taken as target rows.
-        sample_domain : array-like of shape (n_samples,), default=None
-            Positive entries mark rows to map as source rows; None takes every row as a
-            target row.
-
-        Returns
-        -------
-        scores : ndarray of shape (n_samples,) or (n_samples, n_classes)
-            The wrapped estimator's decision function.
-        """
-        X = self._prepared(X, sample_domain)
-        return self.estimator_.decision_function(X)
+        X = self._adapt_rows(X, source_rows(sample_domain, len(X)))
+        return getattr(self.estimator_, method)(X)

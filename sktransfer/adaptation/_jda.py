@@ -6,7 +6,8 @@ import numpy as np
 from sklearn.base import clone
 from sklearn.utils._param_validation import Interval
 
-from ._base import _estimator
+from ._base import default_estimator
+from ._docs import fill_doc
 from ._subspace import _ComponentAnalysis, mean_difference
 
 
@@ -30,6 +31,7 @@ def discrepancy_columns(y_source, y_target, classes, n_target):
     return np.column_stack(columns)
 
 
+@fill_doc
 class JointDistributionAdaptation(_ComponentAnalysis):
     """Joint distribution adaptation (JDA): match the marginal and class-conditional laws.
 
@@ -73,10 +75,6 @@ class JointDistributionAdaptation(_ComponentAnalysis):
 
     Attributes
     ----------
-    estimator_ : estimator
-        The fitted estimator.
-    classes_ : ndarray of shape (n_classes,)
-        Class labels.
     gamma_ : float or None
         The kernel width used (None for the linear kernel).
     mu_ : float
@@ -90,8 +88,7 @@ class JointDistributionAdaptation(_ComponentAnalysis):
         The target rows' labels used in the last round: the given label of a labelled
         target row, else the prediction of the round before (empty with ``n_iter=1``, where
         no round predicts).
-    n_features_in_ : int
-        Number of features seen in ``fit``.
+    {fitted_attributes}
 
     Notes
     -----
@@ -162,7 +159,8 @@ class JointDistributionAdaptation(_ComponentAnalysis):
             if round_ == self.n_iter - 1:
                 break
             embedded = self._embed(rows)
-            learner = clone(_estimator(self)).fit(embedded[labelled], y_rows[labelled])
+            learner = clone(default_estimator(self.estimator))
+            learner.fit(embedded[labelled], y_rows[labelled])
             predicted = learner.predict(embedded[n_source:])
             y_target = np.where(known, y[target], predicted)
             self.pseudo_labels_ = y_target

@@ -8,6 +8,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from ._base import _DomainAdaptation
+from ._docs import fill_doc
 from ._subspace import _FeatureAdaptation
 
 INSTALL_HINT = (
@@ -44,6 +45,7 @@ def _check_marginals(coupling, method):
         )
 
 
+@fill_doc
 class OTMapping(_FeatureAdaptation):
     """Optimal-transport mapping: transport the source rows onto the target rows.
 
@@ -80,12 +82,7 @@ class OTMapping(_FeatureAdaptation):
         The fitted POT transport (``ot.da.SinkhornLpl1Transport``, ...); its ``transform``
         maps source rows, new ones by their nearest fitted source row. None when there
         were no target rows (every row is then both, and stays where it is).
-    estimator_ : estimator
-        The fitted estimator.
-    classes_ : ndarray of shape (n_classes,)
-        Class labels.
-    n_features_in_ : int
-        Number of features seen in ``fit``.
+    {fitted_attributes}
 
     See Also
     --------

@@ -16,7 +16,9 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._base import _DomainAdaptation, _split_domains
+from ._base import _DomainAdaptation
+from ._docs import fill_doc
+from ._domains import _split_domains
 from ._kernels import kernel, kernel_width, median_heuristic
 
 
@@ -122,6 +124,7 @@ def _kmm_solve(K, kappa, upper, low, high, max_iter, tol):
     return b, max_iter
 
 
+@fill_doc
 class KMM(_Reweighting):
     """Kernel mean matching: weights that match the source and target kernel means.
 
@@ -162,12 +165,7 @@ class KMM(_Reweighting):
         The kernel width used (None for a kernel without one, such as ``"linear"``).
     n_iter_ : int
         Iterations the solver ran.
-    estimator_ : estimator
-        The fitted estimator.
-    classes_ : ndarray of shape (n_classes,)
-        Class labels.
-    n_features_in_ : int
-        Number of features seen in ``fit``.
+    {fitted_attributes}
 
     See Also
     --------
@@ -273,6 +271,7 @@ class _RatioReweighting(_Reweighting):
         return self._ratio(validate_data(self, X, dtype=np.float64, reset=False))
 
 
+@fill_doc
 class KLIEP(_RatioReweighting):
     """Kullback-Leibler importance estimation: a density ratio as a sum of kernels.
 
@@ -323,12 +322,7 @@ class KLIEP(_RatioReweighting):
         Coefficients of the kernels.
     n_iter_ : int
         Iterations of the gradient ascent.
-    estimator_ : estimator
-        The fitted estimator.
-    classes_ : ndarray of shape (n_classes,)
-        Class labels.
-    n_features_in_ : int
-        Number of features seen in ``fit``.
+    {fitted_attributes}
 
     See Also
     --------
@@ -459,6 +453,7 @@ def _log_odds(discriminator, X):
     return np.log(p) - np.log1p(-p)
 
 
+@fill_doc
 class DiscriminatorReweight(_RatioReweighting):
     """Weights from a domain classifier: ``p(target | x) / p(source | x)``.
 
@@ -498,12 +493,7 @@ class DiscriminatorReweight(_RatioReweighting):
         :meth:`density_ratio` for new rows.
     prior_ratio_ : float
         ``n_source / n_target``, which turns the classifier's odds into a density ratio.
-    estimator_ : estimator
-        The fitted estimator.
-    classes_ : ndarray of shape (n_classes,)
-        Class labels.
-    n_features_in_ : int
-        Number of features seen in ``fit``.
+    {fitted_attributes}
 
     See Also
     --------

@@ -9,20 +9,25 @@ from sklearn.base import clone
 from sklearn.model_selection import ParameterGrid
 from sklearn.utils import _safe_indexing
 from sklearn.utils._param_validation import Interval
-from sklearn.utils.metaestimators import available_if
-from sklearn.utils.validation import check_is_fitted, column_or_1d
+from sklearn.utils.validation import check_is_fitted
 
 from ._base import (
     _AdaptationClassifier,
     _DomainAdaptation,
-    _split_domains,
-    check_labels,
+    _PredictsByDomain,
     default_estimator,
+    read_labels,
     require_y,
 )
-from ._selection import CircularValidation, SourceKFold
+from ._docs import fill_doc
+from ._jda import JointDistributionAdaptation
+from ._reweight import DiscriminatorReweight
+from ._scoring import CircularValidation
+from ._splitters import SourceKFold
+from ._subspace import CORAL, SubspaceAlignment, TransferComponentAnalysis
 
 
+@fill_doc
 class SourceOnly(_DomainAdaptation):
     """No adaptation: the wrapped estimator fitted on the labelled rows alone.
 
@@ -37,12 +42,7 @@ class SourceOnly(_DomainAdaptation):
 
     Attributes
     ----------
-    estimator_ : estimator
-        The fitted estimator.
-    classes_ : ndarray of shape (n_classes,)
-        Class labels.
-    n_features_in_ : int
-        Number of features seen in ``fit``.
+    {fitted_attributes}
 
     See Also
     --------
@@ -70,10 +70,6 @@ def default_candidates(estimator):
     Each wraps a clone of ``estimator``: CORAL, subspace alignment, TCA (linear, in the
     input space) and JDA with their defaults, and the discriminator's importance weights.
     """
-    from ._jda import JointDistributionAdaptation
-    from ._reweight import DiscriminatorReweight
-    from ._subspace import CORAL, SubspaceAlignment, TransferComponentAnalysis
-
     return [
         CORAL(clone(estimator)),
         SubspaceAlignment(clone(estimator)),
@@ -109,22 +105,27 @@ def _expand(candidates):
     return expanded
 
 
+def _cv_results(named, scores, n_folds):
+    """``cv_results_`` of the candidates ``named`` from their ``scores`` on the folds."""
+    gains = scores - scores[0]
+    std_err = gains.std(axis=1, ddof=1) / np.sqrt(n_folds) if n_folds > 1 else 0.0
+    return {
+        "name": [name for name, _ in named],
+        "estimator": [candidate for _, candidate in named],
+        "mean_score": scores.mean(axis=1),
+        "std_score": scores.std(axis=1),
+        "gain_std_err": np.broadcast_to(std_err, (len(named),)).copy(),
+        **{f"split{j}_score": scores[:, j] for j in range(n_folds)},
+    }
+
+
 def _fit_candidate(model, X, y, sample_domain):
     if sample_domain is not None and "sample_domain" in signature(model.fit).parameters:
         return model.fit(X, y, sample_domain=sample_domain)
     return model.fit(X, y)
 
 
-def _best_has(attr):
-    def check(selector):
-        if hasattr(selector, "best_estimator_"):
-            return hasattr(selector.best_estimator_, attr)
-        return hasattr(default_estimator(selector.estimator), attr)
-
-    return check
-
-
-class AdaptationSelector(_AdaptationClassifier):
+class AdaptationSelector(_PredictsByDomain, _AdaptationClassifier):
     """Choose the adaptation method, and its parameters, by a score that needs no target label.
 
     Every candidate, and source-only (the estimator without adaptation), is fitted on the
@@ -201,6 +202,8 @@ class AdaptationSelector(_AdaptationClassifier):
     0.87
     """
 
+    _fitted_estimator = "best_estimator_"
+
     _parameter_constraints: dict = {
         **_AdaptationClassifier._parameter_constraints,
         "candidates": [list, None],
@@ -221,46 +224,50 @@ class AdaptationSelector(_AdaptationClassifier):
         self.margin = margin
         self.random_state = random_state
 
-    def fit(self, X, y, sample_domain=None):
-        """Score every candidate without target labels; fit the chosen one on all rows.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Source and target rows.
-        y : array-like of shape (n_samples,)
-            Labels, ``-1`` for unlabelled (target) rows.
-        sample_domain : array-like of shape (n_samples,), default=None
-            Positive for source rows, negative for target rows; inferred from ``y`` when
-            None.
-
-        Returns
-        -------
-        self : AdaptationSelector
-            The fitted selector.
-        """
+    def _fit(self, X, y, sample_domain):
+        """Score every candidate without target labels; fit the chosen one on all rows."""
         self._validate_params()
         require_y(y)
-        y = column_or_1d(y, warn=True)
-        # user -> fit -> _split_domains
-        domains = _split_domains(y, sample_domain, len(y), stacklevel=3)
-        check_labels(y, domains)
+        # user -> fit -> _fit -> read_labels
+        y, domains, _ = read_labels(y, sample_domain, None, stacklevel=4)
+        named = self._named_candidates()
+        # the folds need the domains: give the splitter and the scorer sample_domain
+        domain = np.where(domains.source, 1, -1)
+        folds = self._folds(X, y, domain)
+        scores = self._score_folds(named, X, y, domain, folds)
+        self.cv_results_ = _cv_results(named, scores, len(folds))
+        self.best_index_ = self._choose(scores, self.cv_results_["gain_std_err"])
+        with warnings.catch_warnings():
+            # the "no target rows" warning was already given above, at the user's line
+            warnings.filterwarnings("ignore", "No target rows to adapt to")
+            # the domains as read above (so that y = -1 is not read, and warned of, again)
+            domains_given = domain if folds else sample_domain
+            chosen = clone(named[self.best_index_][1])
+            self.best_estimator_ = _fit_candidate(chosen, X, y, domains_given)
+        self.classes_ = self.best_estimator_.classes_
+        if hasattr(self.best_estimator_, "n_features_in_"):
+            self.n_features_in_ = self.best_estimator_.n_features_in_
+
+    def _named_candidates(self):
+        """``[(name, unfitted estimator)]``: source-only first, then every candidate."""
         estimator = default_estimator(self.estimator)
         candidates = self.candidates
         if candidates is None:
             candidates = default_candidates(estimator)
-        named = [("source-only", SourceOnly(clone(estimator))), *_expand(candidates)]
+        return [("source-only", SourceOnly(clone(estimator))), *_expand(candidates)]
+
+    def _folds(self, X, y, domain):
+        """``[(train, test)]`` of ``cv``; none without target rows (nothing to choose by)."""
+        if (domain > 0).all():  # no target rows (warned)
+            return []
+        cv = self.cv
+        if isinstance(cv, Integral):
+            cv = SourceKFold(cv, random_state=self.random_state)
+        return list(cv.split(X, y, sample_domain=domain))
+
+    def _score_folds(self, named, X, y, domain, folds):
+        """Scores of shape ``(n_candidates, n_folds)`` (one NaN column without folds)."""
         scoring = CircularValidation() if self.scoring is None else self.scoring
-        if isinstance(self.cv, Integral):
-            cv = SourceKFold(self.cv, random_state=self.random_state)
-        else:
-            cv = self.cv
-        # the folds need the domains: give the splitter and the scorer sample_domain
-        domain = np.where(domains.source, 1, -1)
-        if domains.source.all():  # no target rows (warned): nothing to choose by
-            folds = []
-        else:
-            folds = list(cv.split(X, y, sample_domain=domain))
         scores = np.full((len(named), max(len(folds), 1)), np.nan)
         for i, (_, candidate) in enumerate(named):
             for j, (train, test) in enumerate(folds):
@@ -270,90 +277,24 @@ class AdaptationSelector(_AdaptationClassifier):
                 scores[i, j] = scoring(
                     model, _safe_indexing(X, test), y[test], sample_domain=domain[test]
                 )
-        gains = scores - scores[0]
-        std_err = gains.std(axis=1, ddof=1) / np.sqrt(len(folds)) if len(folds) > 1 else 0.0
-        self.cv_results_ = {
-            "name": [name for name, _ in named],
-            "estimator": [candidate for _, candidate in named],
-            "mean_score": scores.mean(axis=1),
-            "std_score": scores.std(axis=1),
-            "gain_std_err": np.broadcast_to(std_err, (len(named),)).copy(),
-            **{f"split{j}_score": scores[:, j] for j in range(len(folds))},
-        }
-        best = 0 if not folds else int(np.argmax(scores.mean(axis=1)))
-        if best and gains[best].mean() <= self.margin * self.cv_results_["gain_std_err"][best]:
-            best = 0
-        self.best_index_ = best
-        with warnings.catch_warnings():
-            # the "no target rows" warning was already given above, at the user's line
-            warnings.filterwarnings("ignore", "No target rows to adapt to")
-            # the domains as read above (so that y = -1 is not read, and warned of, again)
-            domains_given = domain if folds else sample_domain
-            self.best_estimator_ = _fit_candidate(clone(named[best][1]), X, y, domains_given)
-        self.classes_ = self.best_estimator_.classes_
-        if hasattr(self.best_estimator_, "n_features_in_"):
-            self.n_features_in_ = self.best_estimator_.n_features_in_
-        return self
+        return scores
 
-    def _call(self, method, X, sample_domain):
+    def _choose(self, scores, gain_std_err):
+        """Index of the best mean score, if it beats source-only by ``margin``; else 0.
+
+        Without folds (no target rows) the scores are NaN and source-only is chosen.
+        """
+        if np.isnan(scores).all():
+            return 0
+        best = int(np.argmax(scores.mean(axis=1)))
+        gain = (scores[best] - scores[0]).mean()
+        if best and gain <= self.margin * gain_std_err[best]:
+            return 0
+        return best
+
+    def _delegate(self, method, X, sample_domain):
         check_is_fitted(self, "best_estimator_")
         function = getattr(self.best_estimator_, method)
         if sample_domain is not None and "sample_domain" in signature(function).parameters:
             return function(X, sample_domain=sample_domain)
         return function(X)
-
-    def predict(self, X, sample_domain=None):
-        """Predict classes of (target) rows with the chosen candidate.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Rows to predict, taken as target rows.
-        sample_domain : array-like of shape (n_samples,), default=None
-            Positive entries mark rows to map as source rows; None takes every row as a
-            target row.
-
-        Returns
-        -------
-        y : ndarray of shape (n_samples,)
-            Predicted classes.
-        """
-        return self._call("predict", X, sample_domain)
-
-    @available_if(_best_has("predict_proba"))
-    def predict_proba(self, X, sample_domain=None):
-        """Class probabilities of (target) rows from the chosen candidate.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Rows to predict, taken as target rows.
-        sample_domain : array-like of shape (n_samples,), default=None
-            Positive entries mark rows to map as source rows; None takes every row as a
-            target row.
-
-        Returns
-        -------
-        proba : ndarray of shape (n_samples, n_classes)
-            Probabilities, columns in the order of ``classes_``.
-        """
-        return self._call("predict_proba", X, sample_domain)
-
-    @available_if(_best_has("decision_function"))
-    def decision_function(self, X, sample_domain=None):
-        """Decision function of the chosen candidate on (target) rows.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Rows to predict, taken as target rows.
-        sample_domain : array-like of shape (n_samples,), default=None
-            Positive entries mark rows to map as source rows; None takes every row as a
-            target row.
-
-        Returns
-        -------
-        scores : ndarray of shape (n_samples,) or (n_samples, n_classes)
-            The chosen candidate's decision function.
-        """
-        return self._call("decision_function", X, sample_domain)

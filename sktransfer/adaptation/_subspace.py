@@ -10,7 +10,9 @@ from sklearn.utils import TransformerTags
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._base import _DomainAdaptation, source_rows
+from ._base import _DomainAdaptation
+from ._docs import fill_doc
+from ._domains import source_rows
 from ._kernels import kernel, kernel_width
 
 
@@ -76,18 +78,13 @@ class _FeatureAdaptation(_DomainAdaptation):
         X = validate_data(self, X, dtype=np.float64, reset=False)
         return self._adapt_rows(X, source_rows(sample_domain, len(X)))
 
+    @fill_doc
     def fit_transform(self, X, y, sample_domain=None):
         """Fit, then return the source and target rows of ``X`` in the shared space.
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
-            Source and target rows.
-        y : array-like of shape (n_samples,)
-            Labels, ``-1`` for unlabelled target rows.
-        sample_domain : array-like of shape (n_samples,), default=None
-            Positive for source rows, negative for target rows; inferred from ``y`` when
-            None.
+        {fit_parameters}
 
         Returns
         -------
@@ -97,6 +94,7 @@ class _FeatureAdaptation(_DomainAdaptation):
         return self._fit(X, y, sample_domain)
 
 
+@fill_doc
 class CORAL(_FeatureAdaptation):
     """Correlation alignment: re-colour source features with the target covariance.
 
@@ -114,16 +112,11 @@ class CORAL(_FeatureAdaptation):
 
     Attributes
     ----------
-    estimator_ : estimator
-        The fitted estimator.
-    classes_ : ndarray of shape (n_classes,)
-        Class labels.
     mean_source_, mean_target_ : ndarray of shape (n_features,)
         Domain means.
     mapping_ : ndarray of shape (n_features, n_features)
         ``cov_source^(-1/2) @ cov_target^(1/2)``, applied to centred source rows.
-    n_features_in_ : int
-        Number of features seen in ``fit``.
+    {fitted_attributes}
 
     See Also
     --------
@@ -171,6 +164,7 @@ class CORAL(_FeatureAdaptation):
         return X - self.mean_target_
 
 
+@fill_doc
 class SubspaceAlignment(_FeatureAdaptation):
     """Subspace alignment: align the source's principal subspace with the target's.
 
@@ -190,16 +184,11 @@ class SubspaceAlignment(_FeatureAdaptation):
 
     Attributes
     ----------
-    estimator_ : estimator
-        The fitted estimator.
-    classes_ : ndarray of shape (n_classes,)
-        Class labels.
     pca_source_, pca_target_ : PCA
         The two subspaces.
     alignment_ : ndarray of shape (n_components, n_components)
         The alignment matrix ``M``.
-    n_features_in_ : int
-        Number of features seen in ``fit``.
+    {fitted_attributes}
 
     See Also
     --------
@@ -382,6 +371,7 @@ def mean_difference(n_source, n_target):
     return np.r_[np.full(n_source, 1 / n_source), np.full(n_target, -1 / n_target)]
 
 
+@fill_doc
 class TransferComponentAnalysis(_ComponentAnalysis):
     """Transfer component analysis: a feature space where the domains' means meet.
 
@@ -426,10 +416,6 @@ class TransferComponentAnalysis(_ComponentAnalysis):
 
     Attributes
     ----------
-    estimator_ : estimator
-        The fitted estimator.
-    classes_ : ndarray of shape (n_classes,)
-        Class labels.
     gamma_ : float or None
         The kernel width used (None for a kernel without one, such as ``"linear"``).
     mu_ : float
@@ -439,8 +425,7 @@ class TransferComponentAnalysis(_ComponentAnalysis):
         linear kernel of the features.
     X_fit_ : ndarray of shape (n_fit_samples, n_features) or None
         Source and target rows the kernel is taken against (None for the linear kernel).
-    n_features_in_ : int
-        Number of features seen in ``fit``.
+    {fitted_attributes}
 
     See Also
     --------

@@ -9,8 +9,10 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._base import _AdaptationClassifier, _estimator_has, default_estimator, fit_weighted
+from ._docs import fill_doc
 
 
+@fill_doc
 class TrAdaBoost(_AdaptationClassifier):
     """Transfer AdaBoost: down-weight the source rows that the target disagrees with.
 
@@ -21,7 +23,8 @@ class TrAdaBoost(_AdaptationClassifier):
 
     Needs labelled target rows: rows with a negative ``sample_domain`` whose label is
     not ``-1``. Without ``sample_domain`` every labelled row counts as source, so pass
-    it to say which labelled rows are target rows.
+    it to say which labelled rows are target rows (when ``y`` has no ``-1`` either,
+    every row is both, and this is plain boosting). Rows with ``y = -1`` are left out.
 
     Parameters
     ----------
@@ -39,10 +42,7 @@ class TrAdaBoost(_AdaptationClassifier):
         Their votes, ``log(1 / beta_t)``.
     target_errors_ : ndarray of shape (n_estimators,)
         Weighted error on the labelled target rows, per round.
-    classes_ : ndarray of shape (n_classes,)
-        Class labels.
-    n_features_in_ : int
-        Number of features seen in ``fit``.
+    {classifier_attributes}
 
     See Also
     --------
@@ -78,27 +78,10 @@ class TrAdaBoost(_AdaptationClassifier):
         self.estimator = estimator
         self.n_estimators = n_estimators
 
-    def fit(self, X, y, sample_domain=None):
-        """Boost on the labelled source rows and the labelled target rows.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Source and target rows.
-        y : array-like of shape (n_samples,)
-            Labels, ``-1`` for unlabelled rows (left out).
-        sample_domain : array-like of shape (n_samples,), default=None
-            Positive for source rows, negative for target rows. Needed in practice:
-            without it the labelled rows are all source rows (or, when ``y`` has no
-            ``-1``, all rows are both, and this is plain boosting).
-
-        Returns
-        -------
-        self : TrAdaBoost
-            The fitted estimator.
-        """
-        # user -> fit -> _validate_fit
-        X, y, domains, classes = self._validate_fit(X, y, sample_domain, stacklevel=3)
+    def _fit(self, X, y, sample_domain):
+        """Boost on the labelled source rows and the labelled target rows."""
+        # user -> fit -> _fit -> _validate_fit
+        X, y, domains, classes = self._validate_fit(X, y, sample_domain, stacklevel=4)
         target = domains.target & domains.labelled
         if not target.any():
             raise ValueError(
@@ -132,7 +115,6 @@ class TrAdaBoost(_AdaptationClassifier):
         self.estimators_ = learners[half:]
         self.estimator_weights_ = np.log(1 / np.asarray(betas[half:]))
         self.target_errors_ = np.asarray(errors)
-        return self
 
     def _vote(self, X, proba):
         check_is_fitted(self)
@@ -148,13 +130,13 @@ class TrAdaBoost(_AdaptationClassifier):
         return total / max(self.estimator_weights_.sum(), 1e-12)
 
     @available_if(_estimator_has("predict_proba"))
+    @fill_doc
     def predict_proba(self, X):
         """Weighted average of the voting learners' probabilities.
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
-            Rows to predict, taken as target rows.
+        {predict_X}
 
         Returns
         -------
@@ -163,6 +145,7 @@ class TrAdaBoost(_AdaptationClassifier):
         """
         return self._vote(X, proba=True)
 
+    @fill_doc
     def predict(self, X):
         """Predicted classes: the weighted vote of the second half of the rounds.
 
@@ -172,8 +155,7 @@ class TrAdaBoost(_AdaptationClassifier):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
-            Rows to predict, taken as target rows.
+        {predict_X}
 
         Returns
         -------

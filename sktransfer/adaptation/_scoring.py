@@ -1,59 +1,27 @@
-"""Unsupervised model selection: score and split without target labels.
+"""Scorers for unsupervised model selection: judge a fitted model without target labels.
 
 A scorer here is called as scikit-learn calls any scorer, ``scorer(estimator, X, y)``,
 on the rows of a test fold, and uses no target label: the target rows are told apart by
-``y = -1`` or by a routed ``sample_domain`` (negative for target rows). The splitters keep
-the target rows unlabelled and present in every fold. Names, parameters and behaviour
-follow ``skada.metrics`` and ``skada.model_selection`` where both libraries have the same
-thing.
+``y = -1`` or by a routed ``sample_domain`` (negative for target rows). Names, parameters
+and behaviour follow ``skada.metrics`` where both libraries have the same thing.
 """
 
 import warnings
 from inspect import signature
-from numbers import Real
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, check_scoring
-from sklearn.model_selection import KFold, train_test_split
+from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils import _safe_indexing, check_random_state
 from sklearn.utils.metadata_routing import MetadataRequest
-from sklearn.utils.validation import _num_samples, column_or_1d
+from sklearn.utils.validation import _num_samples
 
-from ._base import unlabelled_mask
-
-
-def _domain_masks(y, sample_domain, n_samples, needs_target=True):
-    """``(source, target)`` masks from ``sample_domain``, or from ``y = -1`` without it."""
-    if sample_domain is not None:
-        sample_domain = column_or_1d(sample_domain)
-        if len(sample_domain) != n_samples:
-            raise ValueError(
-                f"sample_domain has {len(sample_domain)} entries but X has {n_samples} rows."
-            )
-        source, target = sample_domain > 0, sample_domain < 0
-    elif y is not None:
-        y = column_or_1d(y)
-        if len(y) != n_samples:
-            raise ValueError(f"X has {n_samples} rows but y has {len(y)} entries.")
-        target = unlabelled_mask(y)
-        source = ~target
-    else:
-        raise ValueError(
-            "Give sample_domain (positive for source rows, negative for target rows) or y "
-            "(-1 for unlabelled target rows) to tell the domains apart."
-        )
-    if needs_target and not target.any():
-        raise ValueError(
-            "No target rows to score on: give the target rows y = -1 or a negative "
-            "sample_domain (with metadata routing, the scorer requests sample_domain)."
-        )
-    if not source.any():
-        raise ValueError("No source rows: every row is a target row.")
-    return source, target
+from ._domains import fold_domains, unlabelled_mask
+from ._reweight import DiscriminatorReweight
 
 
 def _final_step(estimator, X):
@@ -146,9 +114,7 @@ class _DomainScorer:
         score : float
             The score; greater is better (a loss comes negated, as in scikit-learn).
         """
-        n_samples = _num_samples(X)
-        source, target = _domain_masks(y, sample_domain, n_samples)
-        y = None if y is None else column_or_1d(y)
+        y, source, target = fold_domains(y, sample_domain, _num_samples(X))
         return self._sign * float(self._score(estimator, X, y, source, target))
 
     @property
@@ -170,6 +136,14 @@ class _DomainScorer:
     def __repr__(self):
         params = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
         return f"{type(self).__name__}({params})"
+
+
+def _require_proba(scorer, estimator):
+    """Raise the one error for a scorer that needs ``predict_proba`` of an estimator without."""
+    if not hasattr(estimator, "predict_proba"):
+        raise AttributeError(
+            f"{type(scorer).__name__} needs predict_proba; {type(estimator).__name__} has none."
+        )
 
 
 def _labelled_source(y, source):
@@ -237,8 +211,6 @@ class ImportanceWeightedScorer(_DomainScorer):
             log_ratio = density_target.score_samples(Xs) - density_source.score_samples(Xs)
             weights = np.exp(log_ratio - log_ratio.max())
         else:
-            from ._reweight import DiscriminatorReweight
-
             weigher = DiscriminatorReweight(discriminator=self.weight_estimator)
             domain = np.r_[np.ones(len(Xs), dtype=int), -np.ones(len(Xt), dtype=int)]
             weights = weigher.fit_weights(np.vstack([Xs, Xt]), sample_domain=domain)
@@ -283,11 +255,7 @@ class PredictionEntropyScorer(_DomainScorer):
         self.reduction = reduction
 
     def _score(self, estimator, X, y, source, target):
-        if not hasattr(estimator, "predict_proba"):
-            raise AttributeError(
-                f"PredictionEntropyScorer needs predict_proba; {type(estimator).__name__} "
-                "has none."
-            )
+        _require_proba(self, estimator)
         proba = _call_as(
             estimator, "predict_proba", _safe_indexing(X, np.flatnonzero(target)), False
         )
@@ -343,10 +311,7 @@ class DeepEmbeddedValidation(_DomainScorer):
         self.greater_is_better = greater_is_better
 
     def _score(self, estimator, X, y, source, target):
-        if not hasattr(estimator, "predict_proba"):
-            raise AttributeError(
-                f"DeepEmbeddedValidation needs predict_proba; {type(estimator).__name__} has none."
-            )
+        _require_proba(self, estimator)
         labelled = np.flatnonzero(_labelled_source(y, source))
         if len(labelled) < 3:
             raise ValueError(
@@ -426,152 +391,3 @@ class CircularValidation(_DomainScorer):
             warnings.filterwarnings("ignore", "y = -1 is read as", UserWarning)
             back = clone(estimator).fit(_safe_indexing(X, rows), y_back)
         return self.source_scorer(truth, back.predict(_safe_indexing(X, source_rows)))
-
-
-class _DomainSplitter:
-    """What the splitters share: domains from ``sample_domain`` or ``y``, and routing."""
-
-    def get_n_splits(self, X=None, y=None, sample_domain=None):
-        """Return the number of splits.
-
-        Parameters
-        ----------
-        X, y, sample_domain : object
-            Ignored, for compatibility.
-
-        Returns
-        -------
-        n_splits : int
-            The number of splits.
-        """
-        return self.n_splits
-
-    def get_metadata_routing(self):
-        """Request ``sample_domain`` for ``split`` (used when metadata routing is enabled).
-
-        Returns
-        -------
-        routing : MetadataRequest
-            ``sample_domain`` requested by ``split``.
-        """
-        request = MetadataRequest(owner=type(self).__name__)
-        request.split.add_request(param="sample_domain", alias=True)
-        return request
-
-    def split(self, X, y=None, sample_domain=None):
-        """Yield ``(train, test)`` row indices.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, ...)
-            Source and target rows.
-        y : array-like of shape (n_samples,), default=None
-            Labels, ``-1`` for target rows; tells the domains apart without
-            ``sample_domain``.
-        sample_domain : array-like of shape (n_samples,), default=None
-            Positive for source rows, negative for target rows.
-
-        Yields
-        ------
-        train, test : ndarray
-            Row indices of each split.
-        """
-        source, target = _domain_masks(y, sample_domain, _num_samples(X))
-        yield from self._split(np.flatnonzero(source), np.flatnonzero(target))
-
-    def __repr__(self):
-        params = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
-        return f"{type(self).__name__}({params})"
-
-
-def _n_test(n, test_size):
-    n_test = (
-        int(np.ceil(test_size * n))
-        if isinstance(test_size, Real) and test_size < 1
-        else int(test_size)
-    )
-    if not 1 <= n_test < n:
-        raise ValueError(
-            f"test_size={test_size} leaves no row to train or to test on with {n} rows."
-        )
-    return n_test
-
-
-class SourceTargetShuffleSplit(_DomainSplitter):
-    """Shuffle-split the source rows and the target rows separately, as skada does.
-
-    Each split holds out ``test_size`` of the source rows and of the target rows; the
-    training rows are the rest of both. The target rows stay unlabelled throughout (their
-    labels, if any, are for the scorer to ignore).
-
-    Parameters
-    ----------
-    n_splits : int, default=10
-        Number of splits.
-    test_size : float or int, default=0.1
-        Share (or number) of each domain's rows held out.
-    random_state : int, RandomState or None, default=None
-        The shuffles.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from sktransfer.adaptation import SourceTargetShuffleSplit
-    >>> y = np.r_[[0, 1] * 10, [-1] * 20]
-    >>> train, test = next(SourceTargetShuffleSplit(1, test_size=0.2, random_state=0).split(y, y))
-    >>> int((y[test] == -1).sum()), int((y[test] != -1).sum())
-    (4, 4)
-    """
-
-    def __init__(self, n_splits=10, *, test_size=0.1, random_state=None):
-        self.n_splits = n_splits
-        self.test_size = test_size
-        self.random_state = random_state
-
-    def _split(self, source, target):
-        n_source, n_target = (
-            _n_test(len(source), self.test_size),
-            _n_test(len(target), self.test_size),
-        )
-        rng = check_random_state(self.random_state)
-        for _ in range(self.n_splits):
-            s, t = rng.permutation(source), rng.permutation(target)
-            yield np.r_[s[n_source:], t[n_target:]], np.r_[s[:n_source], t[:n_target]]
-
-
-class SourceKFold(_DomainSplitter):
-    """K folds of the source rows; every target row is in every training and test fold.
-
-    The transductive setting of domain adaptation: the unlabelled target rows are the
-    rows to predict, so a method sees all of them when it adapts, and an unsupervised
-    scorer judges it on all of them, while the labelled source rows are split into folds
-    so that no source row is scored by a model that learnt its label.
-
-    Parameters
-    ----------
-    n_splits : int, default=5
-        Number of folds of the source rows.
-    shuffle : bool, default=True
-        Shuffle the source rows before folding them.
-    random_state : int, RandomState or None, default=None
-        The shuffle.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from sktransfer.adaptation import SourceKFold
-    >>> y = np.r_[[0, 1] * 10, [-1] * 20]
-    >>> train, test = next(SourceKFold(5, random_state=0).split(y, y))
-    >>> int((y[train] == -1).sum()), int((y[test] == -1).sum()), int((y[test] != -1).sum())
-    (20, 20, 4)
-    """
-
-    def __init__(self, n_splits=5, *, shuffle=True, random_state=None):
-        self.n_splits = n_splits
-        self.shuffle = shuffle
-        self.random_state = random_state
-
-    def _split(self, source, target):
-        folds = KFold(self.n_splits, shuffle=self.shuffle, random_state=self.random_state)
-        for train, test in folds.split(source):
-            yield np.r_[source[train], target], np.r_[source[test], target]
