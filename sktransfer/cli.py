@@ -196,6 +196,18 @@ def _version():
     return f"sktransfer {__version__}"
 
 
+def _backbone_params(args, kind):
+    """Return the estimator parameters that the backbone options set, for ``kind`` inputs."""
+    return {
+        "backbone": args.backbone or DEFAULT_BACKBONES[kind],
+        "weights": args.weights,
+        "image_size": args.image_size,
+        "max_length": args.max_length,
+        "batch_size": args.batch_size,
+        "device": args.device,
+    }
+
+
 def _n_frozen(value, fine_tune):
     if value is None:
         return -2 if fine_tune else "all"
@@ -223,9 +235,15 @@ def _check_output(output, suffixes=None):
             f"use {', '.join(suffixes)}"
         )
     folder = os.path.dirname(target)
+    if os.path.exists(folder) and not os.path.isdir(folder):
+        raise NotADirectoryError(f"Cannot write {output}: {folder} is not a folder")
+    _check_writable(folder, output)
+
+
+@contextlib.contextmanager
+def _check_writable(folder, output):
+    """Refuse a missing folder, or one this process cannot create a file in, for ``output``."""
     if not os.path.isdir(folder):
-        if os.path.exists(folder):
-            raise NotADirectoryError(f"Cannot write {output}: {folder} is not a folder")
         raise FileNotFoundError(f"Output folder does not exist: {folder} (for {output})")
     try:
         with tempfile.TemporaryFile(dir=folder):
@@ -234,7 +252,6 @@ def _check_output(output, suffixes=None):
         raise OSError(exc.errno, f"Cannot write {output}: {exc.strerror or exc}") from None
 
 
-@contextlib.contextmanager
 def _writing(output):
     """Name ``output`` in any error while it is written (a full disk, a lost mount)."""
     try:
@@ -321,14 +338,7 @@ def cmd_extract(args):
     from . import PretrainedFeatureExtractor
 
     extractor = PretrainedFeatureExtractor(
-        args.backbone or DEFAULT_BACKBONES[kind],
-        weights=args.weights,
-        layer=args.layer,
-        image_size=args.image_size,
-        max_length=args.max_length,
-        batch_size=args.batch_size,
-        device=args.device,
-        verbose=1,
+        **_backbone_params(args, kind), layer=args.layer, verbose=1
     )
     features = extractor.fit_transform(X)
     if labels is None:
@@ -352,14 +362,7 @@ def _check_output_folder(output):
         raise NotADirectoryError(
             f"Output {output} is a file: with --scheduler, -o names a folder of Parquet partitions"
         )
-    parent = target if os.path.isdir(target) else os.path.dirname(target)
-    if not os.path.isdir(parent):
-        raise FileNotFoundError(f"Output folder does not exist: {parent} (for {output})")
-    try:
-        with tempfile.TemporaryFile(dir=parent):
-            pass
-    except OSError as exc:
-        raise OSError(exc.errno, f"Cannot write {output}: {exc.strerror or exc}") from None
+    _check_writable(target if os.path.isdir(target) else os.path.dirname(target), output)
 
 
 def _extract_on_cluster(args):
@@ -420,16 +423,11 @@ def cmd_fit(args):
             f"{where}."
         )
     model = FineTunedClassifier(
-        args.backbone or DEFAULT_BACKBONES[kind],
-        weights=args.weights,
+        **_backbone_params(args, kind),
         n_frozen=_n_frozen(args.n_frozen, args.fine_tune),
         max_epochs=args.epochs,
         lr=args.lr,
         augment="default" if args.augment else None,
-        image_size=args.image_size,
-        max_length=args.max_length,
-        batch_size=args.batch_size,
-        device=args.device,
         random_state=args.random_state,
         verbose=0,
     )

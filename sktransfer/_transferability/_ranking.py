@@ -395,20 +395,9 @@ def _describe(frame, i):
     prefer_skip_nested_validation=True,
 )
 def best_layer(
-    backbone,
-    X,
-    y,
-    *,
-    layers=None,
-    scoring="logme",
-    pooling="avg",
-    batch_size=32,
-    device="auto",
-    num_workers=0,
-    n_resamples=10,
-    random_state=None,
-    verbose=0,
-):
+    backbone, X, y, *, layers=None, scoring="logme", pooling="avg", batch_size=32,
+    device="auto", num_workers=0, n_resamples=10, random_state=None, verbose=0,
+):  # fmt: skip
     """Find the layer of ``backbone`` whose features score best on ``(X, y)``.
 
     One forward pass computes every layer's pooled output.

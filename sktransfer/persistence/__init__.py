@@ -59,10 +59,9 @@ def save(estimator, path):
         The estimator, or one of its parameters (a callable head, a backbone given as a
         Python module), cannot be described without pickle: the message says to use
         :mod:`joblib`.
-    FileNotFoundError
-        The folder of ``path`` does not exist.
-    IsADirectoryError
-        ``path`` is a folder.
+    OSError
+        ``path`` cannot be written: its folder is missing (:class:`FileNotFoundError`)
+        or ``path`` is a folder (:class:`IsADirectoryError`).
 
     See Also
     --------
