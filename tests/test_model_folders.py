@@ -129,6 +129,20 @@ def test_features_cached_under_another_tokenizer_are_not_served(tmp_path):
     np.testing.assert_allclose(after, before[::-1], atol=1e-5)  # computed, not served
 
 
+def test_a_tokenizer_changed_within_a_process_is_never_ignored(tmp_path):
+    folder = _copy(tmp_path)
+    with sktransfer.config_context(shared_cache_size=0):
+        before = PretrainedFeatureExtractor(f"hf:{folder}").fit(LOVE_HATE).transform(LOVE_HATE)
+        _swap_tokens(folder, "love", "hate")
+        extractor = PretrainedFeatureExtractor(f"hf:{folder}").fit(LOVE_HATE)
+        try:  # the process keeps the backbone it built: refused, or built again
+            after = extractor.transform(LOVE_HATE)
+        except ValueError as exc:
+            assert re.search(rf"tokenizer files in {re.escape(str(folder))} differ", str(exc))
+        else:
+            np.testing.assert_allclose(after, before[::-1], atol=1e-5)
+
+
 def test_another_pooling_mode_gets_another_cache_namespace(tmp_path):
     folder = _copy(tmp_path)
 
