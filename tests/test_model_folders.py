@@ -57,7 +57,7 @@ def _refused(folder, match, error=ValueError):
     return str(info.value)
 
 
-# --- item 2: a folder is checked before use ---------------------------------------------------
+# --- a folder is checked before use ---------------------------------------------------
 def test_a_folder_without_tokenizer_files_is_refused_naming_them(tmp_path):
     folder = _copy(tmp_path)
     for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
@@ -103,7 +103,7 @@ def test_the_bundled_folder_is_checked_against_its_archive(tmp_path, damage):
     assert not (folder / "vocab.txt").exists()
 
 
-# --- item 3: the tokenizer is part of a text model's identity --------------------------------
+# --- the tokenizer is part of a text model's identity --------------------------------
 def test_the_tokenizer_digest_names_the_pipeline(tmp_path):
     first, second = _copy(tmp_path, "first"), _copy(tmp_path, "second")
     _swap_tokens(second, "love", "hate")
@@ -200,7 +200,7 @@ def test_a_description_without_a_tokenizer_digest_restores(tmp_path):
         pipeline.restore({**old, "tokenizer_digest": "0" * 64})
 
 
-# --- item 7: every path stays inside the folder ----------------------------------------------
+# --- every path stays inside the folder ----------------------------------------------
 def _modules(folder, pooling_path):
     def edit(modules):
         modules[1]["path"] = pooling_path
@@ -224,7 +224,7 @@ def test_a_missing_pooling_folder_is_an_error_not_mean_pooling(tmp_path):
     _refused(folder, rf"{re.escape(str(folder / '1_Pooling'))}.*does not exist", OSError)
 
 
-# --- item 8: a malformed file is named -------------------------------------------------------
+# --- a malformed file is named -------------------------------------------------------
 def _truncate(path):
     data = path.resolve().read_bytes()
     path.unlink()  # the link: the original is never written
@@ -256,7 +256,7 @@ def test_a_malformed_file_is_named(tmp_path, file, damage, match):
     assert str(folder / file) in message
 
 
-# --- item 11: where models live --------------------------------------------------------------
+# --- where models live --------------------------------------------------------------
 def test_a_missing_local_folder_is_named_not_looked_up_on_the_hub(tmp_path):
     missing = tmp_path / "missing" / "dir"
     with pytest.raises(FileNotFoundError, match=rf"{re.escape(str(missing))} does not exist"):
