@@ -204,10 +204,19 @@ class TextDataset(torch.utils.data.Dataset):
 
 # --- the input pipeline ---------------------------------------------------------------------
 @lru_cache(maxsize=8)
-def _cached_tokenizer(folder):
+def _cached_tokenizer(folder, digest):
+    """Load a folder's tokenizer once per content (``digest``): a changed file is reloaded."""
     from transformers import AutoTokenizer
 
-    return AutoTokenizer.from_pretrained(folder, local_files_only=True)
+    try:
+        return AutoTokenizer.from_pretrained(folder, local_files_only=True)
+    except ImportError:
+        raise
+    except Exception as exc:  # the tokenizers library raises plain Exceptions
+        raise ValueError(
+            f"The tokenizer files in {folder} cannot be loaded ({type(exc).__name__}: {exc}): "
+            "copy them again from the model's source."
+        ) from exc
 
 
 @dataclass(frozen=True)
@@ -226,14 +235,22 @@ class TextPipeline(InputPipeline):
         Tokens per text; longer texts are truncated, with a warning.
     model_max_length : int
         The most the model's position embeddings allow.
+    tokenizer_digest : str or None
+        The SHA-256 of the tokenizer files the model was built with: part of the ``repr``
+        (so features made with another tokenizer are never served from a cache) and of
+        :meth:`describe` (a file made with another tokenizer is refused), and compared
+        with the files on this machine when the tokenizer is loaded (a pickle made with
+        another tokenizer is refused). None when unknown (checks nothing).
     locate : callable
-        Returns the model's folder on this machine (its tokenizer files); set by the
-        backbone that built the pipeline, resolved when the tokenizer is first needed.
+        Returns the model's folder on this machine and the digest of its tokenizer files
+        now; set by the backbone that built the pipeline, called when the tokenizer is
+        needed.
     """
 
     spec: str
     max_length: int = 256
     model_max_length: int = 512
+    tokenizer_digest: str | None = None
     locate: object = field(default=None, compare=False, repr=False)
 
     modality = "text"
@@ -249,25 +266,37 @@ class TextPipeline(InputPipeline):
             )
 
     def __repr__(self):  # the name cache keys were made with (the class was TextPreprocessing)
+        digest = self.tokenizer_digest
+        tokenizer = "" if digest is None else f", tokenizer_digest={digest!r}"
         return (
             f"TextPreprocessing(spec={self.spec!r}, max_length={self.max_length!r}, "
-            f"model_max_length={self.model_max_length!r})"
+            f"model_max_length={self.model_max_length!r}{tokenizer})"
         )
 
     # --- the safe format
     def describe(self):
-        """Return the settings as JSON: the model, ``max_length`` and its limit."""
+        """Return the settings as JSON: the model, ``max_length``, its limit, the tokenizer."""
         return {
             "spec": self.spec,
             "max_length": self.max_length,
             "model_max_length": self.model_max_length,
+            "tokenizer_digest": self.tokenizer_digest,
         }
 
     def restore(self, description):
-        """Return this pipeline with the described ``max_length`` (validated)."""
-        if not isinstance(description, dict) or set(description) != set(self.describe()):
+        """Return this pipeline with the described ``max_length`` (validated).
+
+        A description that records another tokenizer than this machine's is refused, as
+        weights that differ are; one without a tokenizer digest (files written before it
+        was recorded) is accepted.
+        """
+        fields = {"spec", "max_length", "model_max_length"}
+        if not isinstance(description, dict) or not (
+            fields <= set(description) <= fields | {"tokenizer_digest"}
+        ):
             raise ValueError(
-                "TextPreprocessing needs the fields spec, max_length, model_max_length."
+                "TextPreprocessing needs the fields spec, max_length, model_max_length "
+                "(and tokenizer_digest)."
             )
         if description["spec"] != self.spec:
             raise ValueError(
@@ -278,6 +307,15 @@ class TextPipeline(InputPipeline):
             raise ValueError(
                 f"The input pipeline says {self.spec!r} takes up to "
                 f"{description['model_max_length']!r} tokens; it takes {self.model_max_length}."
+            )
+        recorded = description.get("tokenizer_digest", self.tokenizer_digest)
+        if recorded != self.tokenizer_digest:
+            raise ValueError(
+                f"The tokenizer files of {self.spec!r} on this machine differ from those the "
+                f"model was saved with (tokenizer digest {str(recorded)[:12]}... in the file, "
+                f"{str(self.tokenizer_digest)[:12]}... here), and the file does not hold them: "
+                "texts would be cut into other tokens than the model learned. Restore the "
+                "model folder's tokenizer files, or fit the model again."
             )
         return replace(self, max_length=description["max_length"])
 
@@ -290,8 +328,19 @@ class TextPipeline(InputPipeline):
     # --- inputs
     @property
     def tokenizer(self):
-        """The model's (fast) tokenizer."""
-        return _cached_tokenizer(str(self.locate()))
+        """The model's (fast) tokenizer, once its files are found to be the recorded ones."""
+        located = self.locate()
+        folder, digest = located if isinstance(located, tuple) else (located, None)
+        if self.tokenizer_digest is not None and digest != self.tokenizer_digest:
+            raise ValueError(
+                f"The tokenizer files in {folder} differ from those {self.spec!r} was "
+                f"built with (tokenizer digest {str(digest)[:12]}... now, "
+                f"{self.tokenizer_digest[:12]}... then): texts would be cut into other "
+                "tokens than the model learned. Restore the folder's tokenizer files, or "
+                "load the backbone again in a new process (a process keeps the backbones it "
+                "built) and fit again."
+            )
+        return _cached_tokenizer(str(folder), digest)
 
     def check(self, X):
         """Validate raw input ``X``: see :func:`check_texts`."""
