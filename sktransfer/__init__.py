@@ -17,6 +17,7 @@ __version__ = "0.1.0"
 _LAZY = {
     "PretrainedFeatureExtractor": "._extractor",
     "FineTunedClassifier": "._fine_tuning",
+    "FineTunedRegressor": "._fine_tuning",
     "load_image_folder": "._modalities",
     "find_image_files": "._modalities",
     "Backbone": ".backbones",

@@ -12,20 +12,21 @@ import pickle
 
 import joblib
 import numpy as np
+import pandas as pd
 import pytest
 import torch
-from sklearn.base import clone, is_classifier
+from sklearn.base import clone, is_classifier, is_regressor
 from sklearn.exceptions import DataConversionWarning, NotFittedError
 from sklearn.pipeline import make_pipeline
 from sklearn.utils import get_tags
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
-from sktransfer import FineTunedClassifier, PretrainedFeatureExtractor
+from sktransfer import FineTunedClassifier, FineTunedRegressor, PretrainedFeatureExtractor
 from sktransfer.adaptation import KLIEP
 from sktransfer.utils._testing import all_estimators
 
-IMAGE_ESTIMATORS = [PretrainedFeatureExtractor, FineTunedClassifier]
+IMAGE_ESTIMATORS = [PretrainedFeatureExtractor, FineTunedClassifier, FineTunedRegressor]
 IMAGE_CLASSIFIERS = [cls for cls in IMAGE_ESTIMATORS if is_classifier(cls())]
 # Fast settings, each given to the estimators that have the parameter. On the CPU with a
 # random_state, fitting is deterministic.
@@ -77,9 +78,12 @@ def Estimator(request):
 
 @pytest.fixture(scope="module")
 def data(crops):
-    """12 of the real photos at 48 px (small and fast), 6 per class, string labels."""
+    """12 of the real photos at 48 px (small and fast), 6 per class, labels 0 and 1.
+
+    Integer labels serve the classifiers and, as real values, the regressor.
+    """
     X, y = crops
-    return np.ascontiguousarray(X[::2, ::2, ::2]), y[::2]
+    return np.ascontiguousarray(X[::2, ::2, ::2]), (y[::2] == "flower").astype(int)
 
 
 @pytest.fixture(scope="module", params=IMAGE_ESTIMATORS, ids=lambda cls: cls.__name__)
@@ -238,7 +242,7 @@ def test_non_array_containers_give_the_same_outputs(fitted, data):
     expected = outputs(fitted, X)
     objects = np.empty(len(X), dtype=object)
     objects[:] = list(X)
-    for X_other, y_other in [(list(X), list(y)), (objects, y.astype(object))]:
+    for X_other, y_other in [(list(X), list(y)), (objects, pd.Series(y))]:
         estimator = clone(fitted).fit(X_other, y_other)
         assert_same_outputs(outputs(estimator, X_other), expected)
 
@@ -397,6 +401,8 @@ def test_fitted_attributes_are_documented(Estimator, crops):
     estimator = make(Estimator, **ALL_ATTRIBUTES.get(Estimator, {}))
     if get_tags(estimator).input_tags.three_d_array:  # an image estimator
         X, y = crops
+        if is_regressor(estimator):
+            y = (y == "flower").astype(float)
         estimator.fit(X[::2, ::2, ::2], y[::2])
     else:
         X, y, params = _tabular_domains()

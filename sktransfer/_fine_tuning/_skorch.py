@@ -1,19 +1,19 @@
 """The skorch glue: the net that trains a :class:`TransferNet`, built from the estimator."""
 
 import torch
-from skorch import NeuralNetClassifier
+from skorch import NeuralNet
 from skorch.callbacks import EarlyStopping
 from skorch.helper import predefined_split
-from torch import nn
 
 from .._core.device import use_amp
 from .._core.inference import to_device
+from ._tasks import WeightedLoss
 
 OPTIMIZERS = {"adamw": torch.optim.AdamW, "adam": torch.optim.Adam, "sgd": torch.optim.SGD}
 
 
-class _Net(NeuralNetClassifier):
-    """skorch's classifier with bfloat16 mixed precision on CUDA and channels-last inputs.
+class _Net(NeuralNet):
+    """skorch's net with bfloat16 mixed precision on CUDA and channels-last inputs.
 
     When pickled, the network is stored once, through skorch's device-aware path (so a
     net trained on a GPU loads on a CPU-only machine): the ``module`` parameter is the
@@ -40,11 +40,13 @@ class _Net(NeuralNetClassifier):
         self.amp = use_amp(self.device)  # fitted on a GPU, loaded on a CPU
 
 
-def build_net(estimator, module, device, n_classes, *, class_weights=None, valid=None):
+def build_net(estimator, module, device, task, *, valid=None):
     """Build the skorch net that trains ``module`` with the estimator's settings.
 
     Unfrozen backbone groups (``trunk.*``) train at ``backbone_lr`` (default ``lr / 10``),
-    the head at ``lr``; ``valid`` is a held-out dataset for early stopping.
+    the head at ``lr``; the loss is the task's, weighted per row (:class:`WeightedLoss`:
+    targets arrive packed with their weights, inside the datasets); ``valid`` is a
+    held-out dataset for early stopping.
     """
     e = estimator
     callbacks = []
@@ -55,13 +57,11 @@ def build_net(estimator, module, device, n_classes, *, class_weights=None, valid
     kwargs = {"optimizer__weight_decay": e.weight_decay}
     if e.optimizer == "sgd":
         kwargs["optimizer__momentum"] = 0.9
-    if class_weights is not None:
-        kwargs["criterion__weight"] = torch.tensor(class_weights, dtype=torch.float32)
     backbone_lr = e.lr / 10 if e.backbone_lr is None else e.backbone_lr
     net = _Net(
         module,
-        criterion=nn.CrossEntropyLoss,
-        classes=list(range(n_classes)),  # targets arrive encoded, inside datasets
+        criterion=WeightedLoss,
+        criterion__task=task,
         optimizer=OPTIMIZERS[e.optimizer],
         optimizer__param_groups=[("trunk.*", {"lr": backbone_lr})],
         lr=e.lr,

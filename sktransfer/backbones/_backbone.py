@@ -21,7 +21,7 @@ from torch import nn
 from .._core.digests import weights_digest
 from .._modalities import ImagePipeline
 from ._layer_groups import frozen_stage_count, stage_groups
-from ._sources import DEFAULT_BACKBONE, build, build_module
+from ._sources import DEFAULT_BACKBONE, build, build_module, source_state
 from ._weights import is_checkpoint_path
 
 
@@ -216,7 +216,7 @@ def build_backbone(spec, weights, *, random_state=0):
 
 
 @lru_cache(maxsize=4)
-def _cached_build(spec, weights, random_state):
+def _cached_build(spec, weights, random_state, state):
     """Build once per spec, weights and seed: a search loads each file once (callers copy)."""
     return build_backbone(spec, weights, random_state=random_state)
 
@@ -276,7 +276,8 @@ def load_backbone(spec=DEFAULT_BACKBONE, weights="DEFAULT", *, preprocessing=Non
         if key is not None and is_checkpoint_path(weights):
             backbone = build_backbone(spec, weights)  # a file may change: no cache
         else:
-            backbone = copy.deepcopy(_cached_build(spec, key, int(random_state)))
+            state = source_state(spec)  # a local folder edited since: built again
+            backbone = copy.deepcopy(_cached_build(spec, key, int(random_state), state))
     else:
         raise TypeError(
             "backbone must be a model name, a torch.nn.Module, a Backbone or a fitted "

@@ -21,7 +21,14 @@ from torchvision import models
 
 from . import _text_models, _vision
 
-__all__ = ["DEFAULT_BACKBONE", "build", "build_module", "known_names", "register_source"]
+__all__ = [
+    "DEFAULT_BACKBONE",
+    "build",
+    "build_module",
+    "known_names",
+    "register_source",
+    "source_state",
+]
 
 DEFAULT_BACKBONE = _vision.BUNDLED[0]
 
@@ -70,6 +77,11 @@ def register_source(prefix, build):
         raise TypeError("build must be a callable build(spec, weights) -> dict.")
     _REGISTERED[:] = [entry for entry in _REGISTERED if entry[0] != prefix]
     _REGISTERED.append((prefix, lambda spec: spec.startswith(f"{prefix}:"), build, tuple))
+
+
+def source_state(spec):
+    """Return a stamp of what a spec's files look like now (None: they cannot change)."""
+    return _text_models.folder_state(spec)
 
 
 def known_names():

@@ -258,6 +258,24 @@ def model_folder(spec):
     return hub_folder(spec[len("hf:") :])
 
 
+def folder_state(spec):
+    """Return a stamp of a local model folder's files (names, sizes, modification times).
+
+    For ``hf:/a/folder`` specs only (a bundled model is checked against its archive, a
+    hub snapshot does not change): the in-process cache of built backbones keys on it,
+    so a folder whose files change is built again.
+    """
+    path = spec[len("hf:") :] if isinstance(spec, str) and spec.startswith("hf:") else None
+    if path is None or not os.path.isdir(path):
+        return None
+    stamp = []
+    for entry in sorted(Path(path).rglob("*")):
+        if entry.is_file():
+            info = entry.stat()
+            stamp.append((str(entry.relative_to(path)), info.st_size, info.st_mtime_ns))
+    return tuple(stamp)
+
+
 # --- what a model folder must hold ----------------------------------------------------------
 def _read_json(path, default=None, kind=dict):
     """Read a JSON file of a model folder; a damaged one is a ValueError naming it."""

@@ -19,7 +19,16 @@ import numpy as np
 import torch
 
 from .._core.device import fallback_device
-from .._fine_tuning import TransferNet, build_net, make_head, release_training_state, to_device
+from .._fine_tuning import (
+    MultiLabel,
+    Regression,
+    SingleLabel,
+    TransferNet,
+    build_net,
+    make_head,
+    release_training_state,
+    to_device,
+)
 from ..backbones import Backbone, build_backbone, is_checkpoint_path, load_backbone
 from ._codec import Codec
 
@@ -202,7 +211,7 @@ class ExtractorCodec(_TransferCodec):
 
 
 class FineTunedCodec(_TransferCodec):
-    """A :class:`~sktransfer.FineTunedClassifier`: its network, classes and frozen groups."""
+    """A fine-tuned estimator: its network, what its task learnt and its frozen groups."""
 
     training_only = ("callbacks", "augment", "memory")
 
@@ -216,14 +225,12 @@ class FineTunedCodec(_TransferCodec):
                 "The safe format rebuilds the network from its architecture's name; this "
                 f"backbone is a {type(record.spec).__name__} object. Use joblib.dump instead."
             )
-        kind, classes = _classes_to_json(estimator.classes_)
         state = {
             "backbone_param": described,
             "spec": record.spec,
             "weights_label": None if record.weights is None else str(record.weights),
             "preprocessing": describe_pipeline(record.preprocessing),
-            "classes_dtype": kind,
-            "classes": classes,
+            **task_to_json(estimator._task),
             "n_frozen_": estimator.n_frozen_,
             "n_cached_stages_": estimator.n_cached_stages_,
         }
@@ -242,19 +249,62 @@ class FineTunedCodec(_TransferCodec):
         backbone = load_backbone(state["spec"], weights=None)  # the architecture
         backbone.preprocessing = rebuild_pipeline(backbone, state["preprocessing"])
         backbone.weights = state["weights_label"]
-        classes = _classes_from_json(state["classes_dtype"], state["classes"])
-        _check_head_shapes(estimator.head, len(classes), _strip(tensors, "module.head."))
-        head = make_head(estimator.head, estimator.dropout, backbone.num_features, len(classes))
+        task = task_from_json(state, getattr(estimator, "loss", None))
+        n_outputs = task.n_outputs
+        _check_head_shapes(estimator.head, n_outputs, _strip(tensors, "module.head."))
+        head = make_head(estimator.head, estimator.dropout, backbone.num_features, n_outputs)
         module = TransferNet(backbone.net, head)
         module.load_state_dict(_strip(tensors, "module."), strict=True)
         device = fallback_device(estimator.device)
         module = to_device(module.eval(), device)
-        estimator.net_ = build_net(estimator, module, device, len(classes))
+        estimator.net_ = build_net(estimator, module, device, task)
         estimator.net_.initialize()  # module_ is `module` itself
         release_training_state(estimator.net_)
         n_frozen = backbone.resolve_n_frozen(state["n_frozen_"])
-        estimator._set_fitted(backbone, classes, n_frozen, state["n_cached_stages_"], device)
+        estimator._set_fitted(backbone, task, n_frozen, state["n_cached_stages_"], device)
         return estimator
+
+
+# --- kinds of target ---------------------------------------------------------------------------
+def task_to_json(task):
+    """Describe a fitted task: its kind and what it learnt from ``y``.
+
+    A single-label task is stored as files before multi-label and regression stored it
+    (``classes_dtype`` and ``classes`` alone), so those files still load.
+    """
+    if isinstance(task, SingleLabel):
+        kind, classes = _classes_to_json(task.classes_)
+        return {"classes_dtype": kind, "classes": classes}
+    if isinstance(task, MultiLabel):
+        return {"task": "multi-label", "n_labels": int(task.n_labels_)}
+    return {
+        "task": "regression",
+        "target_mean": [float(v) for v in task.mean_],
+        "target_scale": [float(v) for v in task.scale_],
+        "one_d": bool(task.one_d_),
+    }
+
+
+def task_from_json(state, loss):
+    """Rebuild a fitted task from :func:`task_to_json`'s output (checked)."""
+    kind = state.get("task", "single-label")
+    if kind == "single-label":
+        return SingleLabel.fitted(_classes_from_json(state["classes_dtype"], state["classes"]))
+    if kind == "multi-label":
+        return MultiLabel.fitted(_positive_int(state["n_labels"], "n_labels"))
+    if kind == "regression":
+        mean = np.asarray(state["target_mean"], dtype=np.float64)
+        scale = np.asarray(state["target_scale"], dtype=np.float64)
+        if mean.ndim != 1 or mean.shape != scale.shape or not len(mean) or not (scale > 0).all():
+            raise ValueError("The file's target scaling is not one positive scale per target.")
+        return Regression(loss).fitted(mean, scale, bool(state["one_d"]))
+    raise ValueError(f"Unknown kind of target {kind!r} in the file.")
+
+
+def _positive_int(value, name):
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"The file's {name} must be a positive integer; got {value!r}.")
+    return value
 
 
 def _check_head_shapes(head, n_classes, head_tensors):
@@ -265,7 +315,7 @@ def _check_head_shapes(head, n_classes, head_tensors):
     """
     matrices = [t for t in head_tensors.values() if t.ndim == 2]
     if not matrices or matrices[-1].shape[0] != n_classes:
-        raise ValueError(f"The stored head does not match the {n_classes} classes the file lists.")
+        raise ValueError(f"The stored head does not match the {n_classes} outputs the file lists.")
     if head is not None and matrices[0].shape[0] != head:
         raise ValueError(f"The stored head does not have head={head} hidden units.")
 

@@ -23,7 +23,7 @@ from sklearn.utils._param_validation import InvalidParameterError
 from sklearn.utils.validation import check_is_fitted
 
 from .._extractor import PretrainedFeatureExtractor
-from .._fine_tuning import FineTunedClassifier
+from .._fine_tuning import FineTunedClassifier, FineTunedRegressor
 from ..exceptions import WeightsUnavailableError
 from ._codecs_sklearn import PipelineCodec, StepCodec
 from ._codecs_transfer import ExtractorCodec, FineTunedCodec
@@ -40,6 +40,7 @@ from ._container import (
 # Every class a file may hold: type -> codec. Nothing else is saved or loaded.
 CODECS = {
     FineTunedClassifier: FineTunedCodec(),
+    FineTunedRegressor: FineTunedCodec(),
     PretrainedFeatureExtractor: ExtractorCodec(),
     Pipeline: PipelineCodec(),
     StandardScaler: StepCodec(),
@@ -57,7 +58,8 @@ def codec_for(estimator):
     codec = CODECS.get(type(estimator))
     if codec is None:
         raise TypeError(
-            "sktransfer.save takes a FineTunedClassifier, a PretrainedFeatureExtractor, or a "
+            "sktransfer.save takes a FineTunedClassifier, a FineTunedRegressor, a "
+            "PretrainedFeatureExtractor, or a "
             f"Pipeline of these and of {', '.join(_STEPS)}; got "
             f"{type(estimator).__name__}. Use joblib.dump for other objects."
         )

@@ -16,7 +16,7 @@ from sklearn.base import BaseEstimator
 
 import sktransfer
 
-from .. import FineTunedClassifier, PretrainedFeatureExtractor
+from .. import FineTunedClassifier, FineTunedRegressor, PretrainedFeatureExtractor
 from ..adaptation import (
     CORAL,
     KLIEP,
@@ -137,6 +137,52 @@ _CLASSIFIER_CHECKS = {
     "check_class_weight_classifiers": f"{_TABULAR}; class_weight='balanced' weighs the loss: "
     "tests/test_finetune.py::test_integer_labels_class_weight_and_mlp_head",
 }
+_TARGETS = "tests/test_targets.py::"
+# sample_weight checks (both fine-tuned estimators), in image form in tests/test_targets.py
+_SAMPLE_WEIGHT_CHECKS = {
+    **dict.fromkeys(
+        (
+            "check_sample_weights_pandas_series",
+            "check_sample_weights_not_an_array",
+            "check_sample_weights_list",
+            "check_sample_weights_shape",
+            "check_sample_weights_not_overwritten",
+            "check_all_zero_sample_weights_error",
+        ),
+        f"{_TABULAR}; the image form is {_TARGETS}"
+        "test_sample_weight_combines_with_class_weight_and_is_checked",
+    ),
+    "check_sample_weight_equivalence_on_dense_data": f"{_TABULAR}; the image form is "
+    f"{_TARGETS}test_integer_sample_weights_train_as_repeated_rows",
+}
+_MULTI_LABEL = (
+    f"{_TABULAR}; the image form is {_TARGETS}"
+    "test_multi_label_beats_a_trivial_predictor_and_has_scikit_learn_s_format"
+)
+_CLASSIFIER_TARGET_CHECKS = {
+    "check_classifiers_one_label_sample_weights": _in_image_form("test_one_class_is_refused"),
+    "check_classifiers_multilabel_representation_invariance": _MULTI_LABEL,
+    "check_classifiers_multilabel_output_format_predict": _MULTI_LABEL,
+    "check_classifiers_multilabel_output_format_predict_proba": _MULTI_LABEL,
+    "check_classifiers_multilabel_output_format_decision_function": _MULTI_LABEL,
+}
+_REGRESSOR_CHECKS = {
+    "check_regressors_train": f"{_TABULAR}; training on real photos: "
+    f"{_TARGETS}test_a_regressor_learns_what_a_pretrained_network_sees",
+    "check_regressor_data_not_an_array": _in_image_form(
+        "test_non_array_containers_give_the_same_outputs"
+    ),
+    "check_regressor_multioutput": f"{_TABULAR}; the image form is "
+    f"{_TARGETS}test_several_targets_and_a_column_target",
+    "check_supervised_y_2d": f"{_TABULAR}; the image form is "
+    f"{_TARGETS}test_several_targets_and_a_column_target",
+    "check_regressors_int": f"{_TABULAR}; the image form is "
+    f"{_TARGETS}test_targets_are_standardised_and_mapped_back",
+    "check_regressors_no_decision_function": f"{_TABULAR}; the image form is "
+    f"{_TARGETS}test_the_regressor_has_no_decision_function_or_probabilities",
+    "check_fit2d_1sample": "expects an error for one tabular sample; one image with one "
+    "target trains (its scale is then 1), as one tabular row would",
+}
 _SELECTOR_CHECKS = {
     "check_fit2d_1sample": "expects an error that names one tabular sample; the selector "
     "refuses tabular data first, and one image too, since scoring needs two classes "
@@ -155,6 +201,7 @@ def _settings():
     init_params = {
         PretrainedFeatureExtractor: {"image_size": 32, "batch_size": 8},
         FineTunedClassifier: {"image_size": 32, "batch_size": 8, "max_epochs": 1},
+        FineTunedRegressor: {"image_size": 32, "batch_size": 8, "max_epochs": 1},
         BackboneSelector: {"image_size": 32, "batch_size": 8, "n_resamples": 0},
         JointDistributionAdaptation: {"n_iter": 2},
         AdaptationSelector: {"candidates": [CORAL()], "cv": 2},
@@ -176,7 +223,11 @@ def _settings():
         PretrainedFeatureExtractor: _IMAGE_CHECKS | _TRANSFORMER_CHECKS,
         # FineTunedClassifier is tagged non-deterministic, so scikit-learn runs no order or
         # subset invariance check on it (tests/test_contract.py runs both).
-        FineTunedClassifier: _IMAGE_CHECKS | _CLASSIFIER_CHECKS,
+        FineTunedClassifier: _IMAGE_CHECKS
+        | _CLASSIFIER_CHECKS
+        | _SAMPLE_WEIGHT_CHECKS
+        | _CLASSIFIER_TARGET_CHECKS,
+        FineTunedRegressor: _IMAGE_CHECKS | _REGRESSOR_CHECKS | _SAMPLE_WEIGHT_CHECKS,
         **dict.fromkeys(adaptation, _MINUS_ONE_CLASS),
         BackboneSelector: _IMAGE_CHECKS | _TRANSFORMER_CHECKS | _SELECTOR_CHECKS,
     }

@@ -1,0 +1,153 @@
+"""Docstring parts the fine-tuned estimators share, written once.
+
+A class docstring names them on a line of their own, ``[parameters: a b c]`` or
+``[notes]``; :func:`fill` puts the text in.
+"""
+
+import re
+
+__all__ = ["fill"]
+
+PARAMETERS = {
+    "backbone": """\
+    backbone : str, torch.nn.Module, Backbone or fitted estimator, default="efficientnet_lite0"
+        The pretrained network (see :func:`sktransfer.load_backbone`): an image network,
+        or a text encoder (``"all-MiniLM-L6-v2"``, bundled, or ``"hf:<name>"``), whose
+        layer groups are its embeddings and each encoder layer. Transformers want a small
+        learning rate for their body: with ``n_frozen`` other than ``"all"`` on text, set
+        ``backbone_lr`` between 1e-5 and 5e-5. A fitted
+        FineTunedClassifier transfers its fine-tuned backbone to a new task; ``clone``
+        (and so a grid search) keeps such a fitted source as it is.""",
+    "weights": """\
+    weights : str, path or None, default="DEFAULT"
+        Pretrained weights; None trains the same architecture from scratch.""",
+    "n_frozen": """\
+    n_frozen : "all" or int, default="all"
+        Layer groups kept frozen, counted from the input. ``"all"`` trains the head only,
+        ``0`` fine-tunes everything, ``-1`` all but the last group, and so on.""",
+    "head": """\
+    head : None, int or callable, default=None
+        None: one linear layer. An int: a hidden layer of that width. A callable:
+        ``head(num_features, n_outputs)`` returning a module (``n_outputs``: the classes,
+        the labels or the targets).""",
+    "dropout": """\
+    dropout : float, default=0.0
+        Dropout before the head's linear layers.""",
+    "max_epochs": """\
+    max_epochs : int, default=10
+        Training epochs.""",
+    "batch_size": """\
+    batch_size : int, default=32
+        Inputs per step.""",
+    "lr": """\
+    lr : float, default=1e-3
+        Learning rate of the new head.""",
+    "backbone_lr": """\
+    backbone_lr : float, default=None
+        Learning rate of the unfrozen backbone groups; None means ``lr / 10``.""",
+    "optimizer": """\
+    optimizer : {"adamw", "adam", "sgd"}, default="adamw"
+        The optimizer (SGD with momentum 0.9).""",
+    "weight_decay": """\
+    weight_decay : float, default=1e-4
+        Weight decay.""",
+    "augment": """\
+    augment : None, "default" or callable, default=None
+        Training augmentation: None for none (the frozen prefix is then cached),
+        ``"default"`` for random resized crops and horizontal flips, or a torchvision
+        transform applied to each decoded image before resizing and normalisation. The
+        image reaches it as a ``(3, H, W)`` tensor (uint8, or float32 in [0, 1] for
+        high-bit-depth files), as torchvision's v2 transforms take it.""",
+    "image_size": """\
+    image_size : int, default=None
+        Image backbones: side of the square crop the network sees; None uses the
+        backbone's own.""",
+    "max_length": """\
+    max_length : int, default=None
+        Text backbones: tokens per text (longer texts are truncated, with a warning that
+        counts them); None uses the model's own (256 for all-MiniLM-L6-v2).""",
+    "early_stopping": """\
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the data (drawn with ``random_state``,
+        stratified by class for one label per input, not augmented) and stop when the
+        validation loss has not improved for ``n_iter_no_change`` epochs, keeping the best
+        weights.""",
+    "validation_fraction": """\
+    validation_fraction : float, default=0.1
+        Held-out share when ``early_stopping`` is on.""",
+    "n_iter_no_change": """\
+    n_iter_no_change : int, default=3
+        Patience of early stopping.""",
+    "class_weight": """\
+    class_weight : "balanced", dict or None, default=None
+        Weights of the classes in the loss, multiplied by ``sample_weight``. With a
+        multi-label ``y``, ``"balanced"`` weighs each label's positives by its negatives
+        over its positives (a dict is refused).""",
+    "device": """\
+    device : str, default="auto"
+        ``"auto"`` takes CUDA when present, else the CPU; or ``"cpu"``, ``"cuda"``,
+        ``"cuda:1"``. On GPUs that compute in bfloat16 (Ampere and later) training and
+        prediction run in bfloat16 mixed precision.""",
+    "random_state": """\
+    random_state : int, RandomState or None, default=None
+        Seeds head initialisation, shuffling and augmentation: a CPU fit is reproducible.""",
+    "verbose": """\
+    verbose : int, default=0
+        1 prints skorch's table of epochs and shows progress bars while caching and
+        predicting.""",
+    "callbacks": """\
+    callbacks : list of skorch callbacks, default=None
+        Passed to the skorch net, after the ones this estimator adds.""",
+    "num_workers": """\
+    num_workers : int, default=0
+        Worker processes that decode images.""",
+    "cache_size": """\
+    cache_size : float, default=2048
+        Megabytes the frozen-prefix cache may hold (the float32 output of the frozen
+        stages for every training input). When the cache would be larger, or with
+        ``cache_size=0``, every epoch runs the whole network instead (the same losses up
+        to float rounding, and slower).""",
+    "memory": """\
+    memory : str, path-like, joblib.Memory or None, default=None
+        A folder (or a :class:`joblib.Memory`) where frozen-stage outputs are also kept
+        on disk, for other processes (a search with ``n_jobs``, a later session), as
+        :class:`~sklearn.pipeline.Pipeline`'s ``memory`` keeps fitted transformers.
+        None keeps nothing on disk. Delete the folder to free the space.""",
+}
+
+NOTES = """\
+    Frozen means frozen: frozen parameters get no gradient and the norm layers of frozen
+    groups stay in eval mode, so their BatchNorm running statistics do not change either.
+
+    The frozen-prefix cache holds the output of the leading, entirely frozen stages for
+    every training image (float32); it is used when it fits in ``cache_size``, else every
+    epoch runs the whole network. It gives the same losses as the uncached path up to
+    float rounding. On a CPU, from 128 training images on, the cache pass runs a copy of
+    the frozen stages with BatchNorm folded into the convolutions (checked to agree).
+
+    The outputs are also shared between fits (``memory`` and the process's store, whose size is the
+    ``shared_cache_size`` of :func:`sktransfer.set_config`), keyed
+    by each input's content (a file's path, size and modification time; an array's or
+    a text's bytes) and by the weights of the stages that computed them. A candidate of
+    a search that freezes fewer groups continues from a shallower stage output stored by
+    an earlier one: the deepest frozen output is stored and, within half of
+    the store, the shallower outputs where a fit that freezes fewer groups
+    would start (those no larger than an input image). Outputs that come in several
+    parts (a text encoder's token states, whose length follows the batch) are not
+    shared. A stored output is the one computed first, perhaps in another batch: it may
+    differ from a fresh one in the last bits, as results on different hardware do.
+
+    After ``fit`` the model keeps its weights only: the optimizer's moments and early
+    stopping's copy of the best weights are released (``fit`` always starts afresh), so
+    a :mod:`joblib` file holds the network once. A model fitted on a GPU unpickles on a
+    CPU-only machine."""
+
+
+def fill(doc):
+    """Return ``doc`` with its ``[parameters: ...]`` and ``[notes]`` lines filled in."""
+
+    def parameters(match):
+        return "\n".join(PARAMETERS[name] for name in match.group(1).split())
+
+    doc = re.sub(r"^    \[parameters: ([\w ]+)\]$", parameters, doc, flags=re.M)
+    return doc.replace("    [notes]", NOTES)

@@ -1,0 +1,263 @@
+"""Kinds of target: what differs between classifying, multi-label and regression.
+
+A fine-tuned estimator holds one task object. The task reads ``y`` (checking it and
+learning what it needs: the classes, the targets' scale), says how many outputs the head
+has, computes each row's loss, and turns the network's outputs into predictions. The
+estimator, its network, the frozen-prefix cache and the training loop are the same for
+every kind of target.
+
+Targets travel to the loss as one float32 matrix per batch: the encoded targets, then
+each row's weight (``sample_weight`` times the class weight) in the last column, so that
+datasets, the frozen-prefix cache and skorch handle them as any target.
+"""
+
+import numpy as np
+import torch
+from sklearn.preprocessing import LabelEncoder
+from sklearn.utils.class_weight import compute_class_weight
+from sklearn.utils.multiclass import check_classification_targets, type_of_target
+from sklearn.utils.validation import _check_sample_weight, column_or_1d
+from torch import nn
+from torch.nn import functional as F
+
+__all__ = [
+    "MultiLabel",
+    "Regression",
+    "SingleLabel",
+    "WeightedLoss",
+    "check_sample_weight",
+    "pack",
+]
+
+
+def pack(targets, weights):
+    """One float32 matrix: the encoded targets, then each row's weight."""
+    targets = np.asarray(targets, dtype=np.float32).reshape(len(targets), -1)
+    return torch.from_numpy(np.column_stack([targets, weights]).astype(np.float32))
+
+
+def check_sample_weight(sample_weight, n_samples):
+    """Return ``sample_weight`` checked (finite, non-negative, one per row; None: ones)."""
+    rows = np.empty((n_samples, 0))
+    weights = _check_sample_weight(sample_weight, rows, ensure_non_negative=True)
+    if not weights.sum() > 0:
+        raise ValueError("sample_weight sums to 0: at least one row needs a positive weight.")
+    return weights
+
+
+def _check_length(y, n_samples):
+    if len(y) != n_samples:
+        raise ValueError(f"X and y have different lengths: {n_samples} inputs, {len(y)} labels.")
+
+
+class WeightedLoss(nn.Module):
+    """The loss of a batch: each row's loss (the task's), weighted by its last column.
+
+    The weighted mean ``sum(w * loss) / sum(w)``: with class weights alone it is what
+    :class:`torch.nn.CrossEntropyLoss` computes with ``weight=``, and with integer sample
+    weights it is the loss of the data with each row repeated that many times.
+    """
+
+    def __init__(self, task):
+        super().__init__()
+        self.task = task
+
+    def forward(self, outputs, packed):
+        """Return the weighted mean of the rows' losses."""
+        targets, weights = packed[:, :-1], packed[:, -1]
+        losses = self.task.row_loss(outputs.float(), targets)
+        return (weights * losses).sum() / weights.sum().clamp_min(torch.finfo(weights.dtype).tiny)
+
+
+class SingleLabel:
+    """One class per row (binary or multiclass): softmax and cross-entropy."""
+
+    stratified = True
+
+    def fit(self, y, n_samples, class_weight=None, sample_weight=None):
+        """Check the labels and learn the classes; return ``(targets, row weights)``.
+
+        The row weights are ``sample_weight`` times each row's class weight.
+        """
+        y = column_or_1d(y, warn=True)
+        _check_length(y, n_samples)
+        if y.dtype.kind == "f" and np.isnan(y).any():
+            raise ValueError("y contains NaN: every input needs a class label.")
+        if y.dtype == object and any(v is None or v != v for v in y):
+            raise ValueError("y contains missing labels (None or NaN).")
+        check_classification_targets(y)
+        self.encoder_ = LabelEncoder().fit(y)
+        if len(self.classes_) < 2:
+            raise ValueError(
+                "FineTunedClassifier needs at least 2 classes; y has one: "
+                f"{self.classes_.tolist()[0]!r}."
+            )
+        encoded = self.encoder_.transform(y)
+        weights = np.ones(n_samples) if sample_weight is None else sample_weight
+        if class_weight is not None:
+            weights = (
+                weights * compute_class_weight(class_weight, classes=self.classes_, y=y)[encoded]
+            )
+        return encoded, weights
+
+    @classmethod
+    def fitted(cls, classes):
+        """Return the task as ``fit`` leaves it for ``classes`` (when a model is loaded)."""
+        task = cls()
+        task.encoder_ = LabelEncoder()
+        task.encoder_.classes_ = np.asarray(classes)
+        return task
+
+    @property
+    def classes_(self):
+        """The sorted labels."""
+        return self.encoder_.classes_
+
+    @property
+    def n_outputs(self):
+        """Logits: one per class."""
+        return len(self.classes_)
+
+    def row_loss(self, outputs, targets):
+        """Cross-entropy of each row."""
+        return F.cross_entropy(outputs, targets[:, 0].long(), reduction="none")
+
+    def proba(self, outputs):
+        """Class probabilities (softmax), rows summing to 1."""
+        proba = outputs.softmax(dim=1).numpy().astype(np.float64)
+        return proba / proba.sum(axis=1, keepdims=True)
+
+    def predict(self, outputs, threshold=None):
+        """Return the most probable class of each row."""
+        return self.classes_[outputs.argmax(dim=1).numpy()]
+
+
+class MultiLabel:
+    """Any number of labels per row (a 0/1 indicator matrix): sigmoids and binary cross-entropy.
+
+    ``class_weight="balanced"`` weighs each label's positives by its negatives over its
+    positives (``pos_weight``), so that rare labels count as much as common ones.
+    """
+
+    stratified = False
+
+    def fit(self, y, n_samples, class_weight=None, sample_weight=None):
+        """Check the indicator matrix; return ``(targets, row weights)``."""
+        y = np.asarray(y)
+        _check_length(y, n_samples)
+        if not np.isin(y, (0, 1)).all():
+            raise ValueError("A multi-label y is a 0/1 indicator matrix (n_samples, n_labels).")
+        self.n_labels_ = y.shape[1]
+        self.pos_weight_ = None
+        if isinstance(class_weight, dict):
+            raise ValueError(
+                "class_weight as a dict is for one label per row; with a multi-label y use "
+                "class_weight='balanced' (a positive weight per label) or None."
+            )
+        if class_weight == "balanced":
+            positives = y.sum(axis=0).clip(min=1)
+            self.pos_weight_ = ((len(y) - positives) / positives).astype(np.float32)
+        return y.astype(np.float32), np.ones(n_samples) if sample_weight is None else sample_weight
+
+    @classmethod
+    def fitted(cls, n_labels):
+        """Return the task as ``fit`` leaves it for ``n_labels`` labels (a loaded model)."""
+        task = cls()
+        task.n_labels_, task.pos_weight_ = n_labels, None
+        return task
+
+    @property
+    def classes_(self):
+        """The labels are the columns of ``y``: ``0 .. n_labels - 1``."""
+        return np.arange(self.n_labels_)
+
+    @property
+    def n_outputs(self):
+        """One logit per label."""
+        return self.n_labels_
+
+    def row_loss(self, outputs, targets):
+        """Binary cross-entropy of each row, averaged over its labels."""
+        pos_weight = None
+        if self.pos_weight_ is not None:
+            pos_weight = torch.as_tensor(self.pos_weight_, device=outputs.device)
+        losses = F.binary_cross_entropy_with_logits(
+            outputs, targets, pos_weight=pos_weight, reduction="none"
+        )
+        return losses.mean(dim=1)
+
+    def proba(self, outputs):
+        """Each label's probability (sigmoid), independently."""
+        return outputs.sigmoid().numpy().astype(np.float64)
+
+    def predict(self, outputs, threshold=0.5):
+        """Return the 0/1 matrix of the labels whose probability reaches ``threshold``."""
+        return (self.proba(outputs) >= threshold).astype(np.int64)
+
+
+_REGRESSION_LOSSES = {
+    "squared_error": lambda o, t: (o - t).square(),
+    "absolute_error": lambda o, t: (o - t).abs(),
+    "huber": lambda o, t: F.huber_loss(o, t, reduction="none", delta=1.0),
+}
+
+
+class Regression:
+    """Real-valued targets, one or several per row.
+
+    The targets are standardised for training (each output to mean 0 and standard
+    deviation 1, as learnt in ``fit``) and predictions mapped back, so that the learning
+    rate and the Huber loss's threshold (1 standard deviation) mean the same whatever the
+    targets' unit.
+    """
+
+    stratified = False
+
+    def __init__(self, loss="squared_error"):
+        self.loss = loss
+
+    def fit(self, y, n_samples, class_weight=None, sample_weight=None):
+        """Check ``y`` and learn its scale; return ``(standardised targets, row weights)``.
+
+        The mean and standard deviation are weighted by ``sample_weight``, so that a row
+        of weight 2 scales the targets as two copies of it would.
+        """
+        y = np.asarray(y, dtype=np.float64) if not hasattr(y, "iloc") else y.to_numpy(float)
+        self.one_d_ = y.ndim == 1
+        y = y.reshape(len(y), -1)
+        _check_length(y, n_samples)
+        if not np.isfinite(y).all():
+            row = int(np.flatnonzero(~np.isfinite(y).all(axis=1))[0])
+            raise ValueError(f"y holds NaN or infinity (row {row}): every input needs a target.")
+        weights = np.ones(n_samples) if sample_weight is None else sample_weight
+        self.mean_ = np.average(y, axis=0, weights=weights)
+        scale = np.sqrt(np.average((y - self.mean_) ** 2, axis=0, weights=weights))
+        self.scale_ = np.where(scale > 0, scale, 1.0)
+        return (y - self.mean_) / self.scale_, weights
+
+    def fitted(self, mean, scale, one_d):
+        """Set what ``fit`` learns (when a model is loaded); return the task."""
+        self.mean_, self.scale_, self.one_d_ = mean, scale, one_d
+        return self
+
+    @property
+    def n_outputs(self):
+        """One output per target column."""
+        return len(self.mean_)
+
+    def row_loss(self, outputs, targets):
+        """Return the loss of each row, averaged over its outputs."""
+        return _REGRESSION_LOSSES[self.loss](outputs, targets).mean(dim=1)
+
+    def predict(self, outputs, threshold=None):
+        """Return the outputs in the targets' unit, 1-D when ``y`` was."""
+        y = outputs.numpy().astype(np.float64) * self.scale_ + self.mean_
+        return y[:, 0] if self.one_d_ else y
+
+
+def classification_task(y):
+    """Return the task of a classifier's ``y``: multi-label for a 0/1 indicator matrix."""
+    if getattr(y, "ndim", 1) == 2 and np.shape(y)[1] > 1:
+        if type_of_target(y) == "multilabel-indicator":
+            return MultiLabel()
+    return SingleLabel()
