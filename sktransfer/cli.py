@@ -240,7 +240,6 @@ def _check_output(output, suffixes=None):
     _check_writable(folder, output)
 
 
-@contextlib.contextmanager
 def _check_writable(folder, output):
     """Refuse a missing folder, or one this process cannot create a file in, for ``output``."""
     if not os.path.isdir(folder):
@@ -252,6 +251,7 @@ def _check_writable(folder, output):
         raise OSError(exc.errno, f"Cannot write {output}: {exc.strerror or exc}") from None
 
 
+@contextlib.contextmanager
 def _writing(output):
     """Name ``output`` in any error while it is written (a full disk, a lost mount)."""
     try:
