@@ -7,9 +7,11 @@
 ``sktransfer predict model.skt DIR_OR_FILES [-o predictions.csv]``
     Predicted class and class probabilities of each image.
 
-Texts come in a ``.csv`` or ``.parquet`` table instead of a folder: ``--text-column`` names
-the column of texts (default ``text``) and ``--label-column`` the labels (default
-``label``); the default backbone is then the bundled ``all-MiniLM-L6-v2``.
+Texts come in a ``.csv``, ``.tsv`` or ``.parquet`` table instead of a folder:
+``--text-column`` names the column of texts (default ``text``) and ``--label-column`` the
+labels (default ``label``); the default backbone is then the bundled ``all-MiniLM-L6-v2``.
+A text backbone or model reads only tables (never a folder's file names), an image one
+only images.
 
 Exit status: 0 on success; 2 for a problem with the input or the output (a missing folder,
 one class only, a corrupt image, a folder that cannot be written, weights not cached), reported
@@ -21,6 +23,7 @@ file is written whole or not at all.
 import argparse
 import contextlib
 import os
+import re
 import sys
 import tempfile
 from pathlib import Path
@@ -29,9 +32,29 @@ from ._config import get_config
 
 EPILOG = "Weights are looked up offline first; set SKTRANSFER_OFFLINE=1 to never download."
 FEATURE_FORMATS = (".parquet", ".csv", ".npz")
-TABLE_FORMATS = (".csv", ".parquet")
+TABLE_FORMATS = (".csv", ".tsv", ".parquet")
 DEFAULT_BACKBONES = {"images": "efficientnet_lite0", "texts": "all-MiniLM-L6-v2"}
+KINDS = {"image": "images", "text": "texts"}  # a backbone's modality -> the inputs read for it
 PREDICTION_FORMATS = (".csv", ".parquet")
+# The estimator parameters the options set: errors name the option the user typed
+FLAGS = {
+    "backbone": "--backbone",
+    "batch_size": "--batch-size",
+    "device": "--device",
+    "image_size": "--image-size",
+    "layer": "--layer",
+    "lr": "--lr",
+    "max_epochs": "--epochs",
+    "max_length": "--max-length",
+    "n_frozen": "--n-frozen",
+    "random_state": "--random-state",
+    "test_size": "--test-size",
+    "weights": "--weights",
+}
+_CHECKED_PARAMETER = re.compile(r"The '(\w+)' parameter of \w+ must be")
+_PARAMETER = re.compile(  # a parameter named in a sentence, not a part of a path or a word
+    r"(?<![\w/\\.-])(" + "|".join(name for name in FLAGS if "_" in name) + r")(?![\w/\\-]|\.\w)"
+)
 
 
 def _add_backbone_options(parser):
@@ -73,7 +96,8 @@ def _add_table_options(parser):
     parser.add_argument(
         "--text-column",
         default="text",
-        help="texts: the column of a .csv/.parquet input holding them (default: %(default)s)",
+        help="texts: the column of a .csv/.tsv/.parquet input holding them; a model file does "
+        "not record it, so predict needs it again (default: %(default)s)",
     )
     parser.add_argument(
         "--label-column",
@@ -102,7 +126,7 @@ def build_parser():
     extract.add_argument(
         "folder",
         metavar="DIR_OR_TABLE",
-        help="image folder, one sub-folder per class, or a .csv/.parquet table of texts",
+        help="image folder, one sub-folder per class, or a .csv/.tsv/.parquet table of texts",
     )
     extract.add_argument(
         "-o",
@@ -135,7 +159,7 @@ def build_parser():
     fit.add_argument(
         "folder",
         metavar="DIR_OR_TABLE",
-        help="image folder, one sub-folder per class, or a .csv/.parquet table of texts",
+        help="image folder, one sub-folder per class, or a .csv/.tsv/.parquet table of texts",
     )
     fit.add_argument("-o", "--output", required=True, help="model file to write, e.g. model.skt")
     fit.add_argument(
@@ -176,8 +200,8 @@ def build_parser():
         "inputs",
         nargs="+",
         metavar="DIR_OR_FILES",
-        help="image files, or folders searched recursively for images, or one .csv/.parquet "
-        "table of texts",
+        help="image files, or folders searched recursively for images, or one "
+        ".csv/.tsv/.parquet table of texts (for a text model)",
     )
     predict.add_argument(
         "-o",
@@ -293,40 +317,113 @@ def _write_features(paths, labels, features, output, id_name="path"):
 
 
 def _is_table(path):
-    return Path(path).suffix.lower() in TABLE_FORMATS and os.path.isfile(path)
+    """Whether ``path`` names a table of texts (by its extension) rather than images."""
+    return Path(path).suffix.lower() in TABLE_FORMATS and not os.path.isdir(path)
 
 
-def _read_texts(path, text_column, label_column, need_labels):
-    """Texts (and labels) from a .csv/.parquet table: ``(texts, labels or None)``."""
+def _load_table(path):
+    """Read a .csv/.tsv/.parquet table; CSV cells as the strings they are ("NA" included)."""
     import pandas as pd
 
+    suffix = Path(path).suffix.lower()
     try:
-        table = pd.read_parquet(path) if path.lower().endswith(".parquet") else pd.read_csv(path)
+        if suffix == ".parquet":
+            table = pd.read_parquet(path)
+        else:  # "NA", "None", "null" are texts and labels like any other: no NaN guessing
+            sep = "\t" if suffix == ".tsv" else ","
+            table = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False)
     except (ValueError, OSError, UnicodeDecodeError, pd.errors.ParserError) as exc:
         raise ValueError(f"Cannot read the table {path}: {exc}") from None
-    columns = list(map(str, table.columns))
-    for column, needed in ((text_column, True), (label_column, need_labels)):
-        if needed and column not in columns:
+    if len(table) == 0:
+        raise ValueError(f"{path} has no rows, only a header: there are no texts to read")
+    table.columns = [str(c) for c in table.columns]
+    return table
+
+
+def _is_empty(value):
+    """Whether a cell is blank or missing (None, NaN, ``pd.NA``)."""
+    import numpy as np
+    import pandas as pd
+
+    if isinstance(value, str):
+        return not value.strip()
+    missing = pd.isna(value)
+    return np.ndim(missing) == 0 and bool(missing)
+
+
+def _cells(table, path, column, flag):
+    """Return the cells of ``column``; an empty or missing one is an error naming its row."""
+    values = table[column].to_numpy(dtype=object)
+    for i, value in enumerate(values):
+        if _is_empty(value):
             raise ValueError(
-                f"{path} has no column {column!r} (its columns: {', '.join(columns)}); "
-                "name the right one with --text-column / --label-column"
+                f"Row {i} of {path} (the first row is row 0) has an empty {flag} {column!r} "
+                "cell: fill it in or drop the row"
             )
-    labels = table[label_column].to_numpy() if label_column in columns else None
-    return table[text_column].to_numpy(dtype=object), labels
+    return values
+
+
+def _read_table(path, args, need_labels, note=""):
+    """Texts (and labels, if the table has them) of a table: ``(texts, labels or None)``.
+
+    Every text must be there; so must every label when ``need_labels``. ``note`` ends the
+    message of a missing column.
+    """
+    table = _load_table(path)
+    needed = [(args.text_column, "--text-column", "texts")]
+    if need_labels:
+        needed.append((args.label_column, "--label-column", "labels"))
+    for column, flag, what in needed:
+        if column not in table.columns:
+            raise ValueError(
+                f"{path} has no column {column!r} (its columns: {', '.join(table.columns)}); "
+                f"name the column of {what} with {flag}{note}"
+            )
+    texts = _cells(table, path, args.text_column, "--text-column")
+    if args.label_column not in table.columns:
+        return texts, None
+    if not need_labels:  # written next to the features as they are
+        return texts, table[args.label_column].fillna("").to_numpy(dtype=object)
+    labels = _cells(table, path, args.label_column, "--label-column")
+    if len({type(label) for label in labels}) > 1:  # mixed types do not sort
+        labels = labels.astype(str)
+    return texts, labels
+
+
+def _input_kind(args):
+    """``"texts"`` or ``"images"``: what the backbone takes, which the input must hold."""
+    table = _is_table(args.folder)
+    if args.backbone is None:
+        return "texts" if table else "images"
+    from .backbones import load_backbone
+
+    modality = load_backbone(args.backbone, args.weights).preprocessing.modality
+    kind = KINDS.get(modality, "texts" if table else "images")
+    if kind == "texts" and not table:
+        raise ValueError(
+            f"{args.folder} is not a table of texts, and --backbone {args.backbone!r} is a "
+            f"text model: give a {'/'.join(TABLE_FORMATS)} table whose --text-column "
+            f"(default {args.text_column!r}) holds the texts, or an image backbone such as "
+            f"{DEFAULT_BACKBONES['images']!r} for a folder of images"
+        )
+    if kind == "images" and table:
+        raise ValueError(
+            f"{args.folder} is a table of texts, and --backbone {args.backbone!r} is an image "
+            f"model: use a text backbone such as {DEFAULT_BACKBONES['texts']!r}"
+        )
+    return kind
 
 
 def _read_inputs(args, need_labels):
-    """Images of a folder, or texts of a table: ``(X, labels, ids, kind)``."""
-    if _is_table(args.folder):
-        import numpy as np
-
-        texts, labels = _read_texts(args.folder, args.text_column, args.label_column, need_labels)
-        ids = np.arange(len(texts))
-        return texts, labels, ids, "texts"
+    """Read what the backbone takes, images or texts: ``(X, labels, ids, kind)``."""
+    kind = _input_kind(args)
+    if kind == "texts":
+        texts, labels = _read_table(args.folder, args, need_labels)
+        return texts, labels, list(range(len(texts))), kind
     from . import load_image_folder  # torch: after the checks
 
     paths, labels = load_image_folder(args.folder)
-    return paths, labels, paths, "images"
+    return paths, labels, paths, kind
 
 
 def cmd_extract(args):
@@ -405,23 +502,56 @@ def _extract_on_cluster(args):
     )
 
 
-def cmd_fit(args):
-    """Run ``sktransfer fit``."""
-    _check_output(args.output)
-    import numpy as np
-    from sklearn.base import clone
-    from sklearn.model_selection import train_test_split
+def _check_test_size(test_size):
+    if not (test_size == 0 or 0 < test_size < 1):
+        raise ValueError(f"--test-size must be 0 (no held-out part) or in (0, 1); got {test_size}")
 
-    paths, labels, _, kind = _read_inputs(args, need_labels=True)
-    from . import FineTunedClassifier, save
+
+def _check_classes(args, labels, kind):
+    """Return the classes and their counts; refuse one class, or a split without them all.
+
+    ``train_test_split`` needs every class on both sides: said here in the options' words.
+    """
+    import math
+
+    import numpy as np
 
     classes, counts = np.unique(labels, return_counts=True)
+    classes = classes.tolist()  # shown as values, not numpy reprs
     if len(classes) < 2:
         where = "sub-folders of images" if kind == "images" else "labels"
         raise ValueError(
             f"{args.folder} has one class ({classes[0]!r}); a classifier needs at least two "
             f"{where}."
         )
+    if args.test_size > 0:
+        if counts.min() < 2:
+            raise ValueError(
+                f"Class {classes[counts.argmin()]!r} has a single example: too few to hold some "
+                f"out; add {kind} or pass --test-size 0."
+            )
+        n_test = math.ceil(args.test_size * len(labels))
+        for n, part in ((n_test, "holds out"), (len(labels) - n_test, "leaves for training")):
+            if n < len(classes):
+                raise ValueError(
+                    f"--test-size {args.test_size} {part} {n} of {len(labels)} {kind}, fewer "
+                    f"than the {len(classes)} classes: change --test-size, or pass 0 to skip "
+                    "the held-out accuracy."
+                )
+    return classes, counts
+
+
+def cmd_fit(args):
+    """Run ``sktransfer fit``."""
+    _check_output(args.output)
+    _check_test_size(args.test_size)
+    from sklearn.base import clone
+    from sklearn.model_selection import train_test_split
+
+    paths, labels, _, kind = _read_inputs(args, need_labels=True)
+    from . import FineTunedClassifier, save
+
+    classes, counts = _check_classes(args, labels, kind)
     model = FineTunedClassifier(
         **_backbone_params(args, kind),
         n_frozen=_n_frozen(args.n_frozen, args.fine_tune),
@@ -436,11 +566,6 @@ def cmd_fit(args):
         + ", ".join(f"{c} ({n})" for c, n in zip(classes, counts, strict=True))
     )
     if args.test_size > 0:
-        if counts.min() < 2:
-            raise ValueError(
-                f"Class {classes[counts.argmin()]!r} has a single example: too few to hold some "
-                "out; add images or pass --test-size 0."
-            )
         train_x, test_x, train_y, test_y = train_test_split(
             paths, labels, test_size=args.test_size, stratify=labels, random_state=0
         )
@@ -495,17 +620,43 @@ def _set_batch_size(model, batch_size):
     model.set_params(**dict.fromkeys(names, batch_size))
 
 
+def _modality(model):
+    """Return the modality of a fitted model's backbone (``"image"``, ``"text"``), or None."""
+    for step in [step for _, step in model.steps] if hasattr(model, "steps") else [model]:
+        backbone = getattr(step, "backbone_", None)
+        if backbone is not None:
+            return backbone.preprocessing.modality
+    return None
+
+
+def _predict_inputs(args, model):
+    """Read what ``model`` takes from the inputs: ``(X, id column name, ids)``."""
+    table = len(args.inputs) == 1 and _is_table(args.inputs[0])
+    kind = KINDS.get(_modality(model), "texts" if table else "images")
+    if kind == "texts":
+        if not table:
+            raise ValueError(
+                f"{args.model} is a text model: give one {'/'.join(TABLE_FORMATS)} table whose "
+                f"--text-column ({args.text_column!r}) holds the texts, not "
+                f"{' '.join(args.inputs)}"
+            )
+        note = " (a model file does not record the column it was trained on)"
+        texts, _ = _read_table(args.inputs[0], args, need_labels=False, note=note)
+        return texts, "row", list(range(len(texts)))
+    if table:
+        raise ValueError(
+            f"{args.model} is an image model: give image files or folders, not the table "
+            f"{args.inputs[0]}"
+        )
+    files = _collect_images(args.inputs)
+    return files, "path", files
+
+
 def cmd_predict(args):
     """Run ``sktransfer predict``."""
     _check_model_file(args.model)
     if args.output:
         _check_output(args.output, PREDICTION_FORMATS)
-    if len(args.inputs) == 1 and _is_table(args.inputs[0]):
-        files, _ = _read_texts(args.inputs[0], args.text_column, args.label_column, False)
-        id_name, ids = "row", list(range(len(files)))
-    else:
-        files = _collect_images(args.inputs)
-        id_name, ids = "path", files
     import pandas as pd
 
     from . import load
@@ -517,6 +668,7 @@ def cmd_predict(args):
             "features, not classes: use 'sktransfer extract' for features, and a model "
             "written by 'sktransfer fit' to predict"
         )
+    files, id_name, ids = _predict_inputs(args, model)
     _set_batch_size(model, args.batch_size)
     if hasattr(model, "predict_proba"):
         proba = model.predict_proba(files)
@@ -542,8 +694,13 @@ def _message(exc):
     """One line for the terminal: the message, without '[Errno n]' or line breaks."""
     if isinstance(exc, OSError) and exc.strerror:
         text = f"{exc.strerror}: {exc.filename}" if exc.filename else exc.strerror
-    else:
+    elif isinstance(exc, OSError):
         text = str(exc) or type(exc).__name__
+    else:  # the estimators' words for their parameters: the options' names instead
+        text = _CHECKED_PARAMETER.sub(
+            lambda m: f"{FLAGS[m[1]]} must be" if m[1] in FLAGS else m[0], str(exc)
+        )
+        text = _PARAMETER.sub(lambda m: FLAGS[m[1]], text) or type(exc).__name__
     return " ".join(text.split())
 
 

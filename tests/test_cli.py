@@ -424,3 +424,134 @@ def test_a_missing_text_column_names_the_columns(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert "has no column 'text' (its columns: sentence, topic)" in err
     assert not list(tmp_path.glob("f.csv*"))
+
+
+@pytest.fixture(scope="module")
+def text_model(tmp_path_factory):
+    """A text classifier written by 'sktransfer fit' from a table, and that table."""
+    folder = tmp_path_factory.mktemp("text")
+    table = _text_table(folder / "texts.csv")
+    model = folder / "model.skt"
+    columns = ["--text-column", "sentence", "--label-column", "topic"]
+    args = ["fit", table, "-o", model, "--epochs", "3", "--lr", "0.01", "--test-size", "0"]
+    assert main([str(a) for a in [*args, *columns]]) == 0
+    return model, table
+
+
+@pytest.mark.parametrize("command", ["extract", "fit"])
+def test_a_text_backbone_refuses_a_folder_of_images(capsys, image_folder, out, command):
+    output = out / ("f.csv" if command == "extract" else "m.skt")
+    args = (command, image_folder, "-o", output, "--backbone", "all-MiniLM-L6-v2")
+    status, _, err = cli(capsys, *args)
+    assert status == 2
+    line = error_line(err, command)
+    assert f"{image_folder} is not a table of texts" in line
+    assert "'all-MiniLM-L6-v2' is a text model" in line and "--text-column" in line
+    assert not os.listdir(out)
+
+
+def test_a_text_model_predicts_a_tables_texts_and_refuses_images(
+    capsys, text_model, image_folder, out
+):
+    model, table = text_model
+    for inputs in ([image_folder / "china"], [image_folder / "china" / "000.jpg"]):
+        status, _, err = cli(capsys, "predict", model, *inputs, "-o", out / "p.csv")
+        assert status == 2
+        line = error_line(err, "predict")
+        assert f"{model} is a text model" in line and "--text-column" in line
+        assert str(inputs[0]) in line
+    tsv = out / "reviews.tsv"
+    pd.read_csv(table).to_csv(tsv, sep="\t", index=False)
+    status, _, err = cli(capsys, "predict", model, tsv, "-o", out / "p.csv")
+    assert status == 2  # the model does not know the column: it must be named
+    line = error_line(err, "predict")
+    assert "has no column 'text' (its columns: sentence, topic)" in line
+    assert "--text-column" in line and "does not record" in line
+    status, _, err = cli(
+        capsys, "predict", model, tsv, "--text-column", "sentence", "-o", out / "p.csv"
+    )
+    assert status == 0, err
+    predictions = pd.read_csv(out / "p.csv")
+    assert predictions["row"].tolist() == list(range(24))
+    assert (predictions["prediction"] == pd.read_csv(table)["topic"]).mean() >= 0.9
+
+
+def test_an_image_model_refuses_a_table(capsys, saved_models, tmp_path):
+    table = _text_table(tmp_path / "texts.csv")
+    status, _, err = cli(capsys, "predict", saved_models["classifier"], table)
+    assert status == 2
+    assert f"{saved_models['classifier']} is an image model" in error_line(err, "predict")
+
+
+def test_a_header_only_table_is_named(capsys, text_model, tmp_path):
+    table = tmp_path / "empty.csv"
+    table.write_text("text,label\n")
+    for args in (
+        ("extract", table, "-o", tmp_path / "f.csv"),
+        ("fit", table, "-o", tmp_path / "m.skt"),
+        ("predict", text_model[0], table),
+    ):
+        status, _, err = cli(capsys, *args)
+        assert status == 2
+        assert f"{table} has no rows, only a header" in error_line(err, args[0])
+    assert os.listdir(tmp_path) == ["empty.csv"]
+
+
+def test_none_na_and_null_are_texts_and_labels_like_any_other(capsys, tmp_path):
+    words = ["None", "NA", "null", "nan", "N/A", "NULL"]
+    rows = [(w, "NA" if i % 2 else "pos") for i, w in enumerate(words * 2)]
+    table = tmp_path / "words.csv"
+    pd.DataFrame(rows, columns=["text", "label"]).to_csv(table, index=False)
+    status, _, err = cli(capsys, "extract", table, "-o", tmp_path / "f.csv")
+    assert status == 0, err
+    assert len(pd.read_csv(tmp_path / "f.csv")) == 12
+    args = ("fit", table, "-o", tmp_path / "m.skt", "--epochs", "1", "--test-size", "0")
+    status, _, err = cli(capsys, *args)
+    assert status == 0, err
+    assert sktransfer.load(tmp_path / "m.skt").classes_.tolist() == ["NA", "pos"]
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+@pytest.mark.parametrize("column, flag", [("label", "--label-column"), ("text", "--text-column")])
+def test_an_empty_cell_names_its_row_and_flag(capsys, tmp_path, suffix, column, flag):
+    table = pd.DataFrame({"text": [f"text {i}" for i in range(6)], "label": ["a", "b"] * 3})
+    table.loc[3, column] = None if suffix == ".parquet" else ""
+    path = tmp_path / f"t{suffix}"
+    table.to_parquet(path) if suffix == ".parquet" else table.to_csv(path, index=False)
+    status, _, err = cli(capsys, "fit", path, "-o", tmp_path / "m.skt")
+    assert status == 2
+    expected = f"Row 3 of {path} (the first row is row 0) has an empty {flag} '{column}' cell"
+    assert expected in error_line(err, "fit")
+    assert not (tmp_path / "m.skt").exists()
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (("--max-length", "1"), "--max-length must be an int in the range [2, inf)"),
+        (("--epochs", "0"), "--epochs must be an int in the range [1, inf)"),
+        (("--test-size", "1.5"), "--test-size must be 0 (no held-out part) or in (0, 1); got 1.5"),
+        (
+            ("--test-size", "0.1"),
+            "--test-size 0.1 holds out 1 of 6 texts, fewer than the 2 classes",
+        ),
+        (("--n-frozen", "50"), "--n-frozen must be 'all' or an integer in [-7, 7]"),
+    ],
+)
+def test_messages_name_the_flags(capsys, tmp_path, options, message):
+    table = pd.DataFrame({"text": [f"text {i}" for i in range(6)], "label": ["a", "b"] * 3})
+    table.to_csv(tmp_path / "t.csv", index=False)
+    status, _, err = cli(capsys, "fit", tmp_path / "t.csv", "-o", tmp_path / "m.skt", *options)
+    assert status == 2
+    line = error_line(err, "fit")
+    assert message in line
+    assert not any(name in line for name in ("max_length", "max_epochs", "test_size", "n_frozen"))
+
+
+def test_labels_are_shown_as_values_not_numpy_reprs(capsys, tmp_path):
+    table = tmp_path / "t.parquet"
+    pd.DataFrame({"text": ["a b", "c d", "e f"], "label": [0.0, 0.0, 0.0]}).to_parquet(table)
+    status, _, err = cli(capsys, "fit", table, "-o", tmp_path / "m.skt")
+    assert status == 2
+    line = error_line(err, "fit")
+    assert "has one class (0.0)" in line and "np." not in line

@@ -18,6 +18,8 @@ from sklearn.pipeline import make_pipeline
 
 import sktransfer
 from sktransfer import FineTunedClassifier, PretrainedFeatureExtractor, load_backbone
+from sktransfer._modalities import check_texts
+from sktransfer._modalities._text import encode
 from sktransfer.backbones._text_models import model_folder
 from sktransfer.exceptions import WeightsUnavailableError
 
@@ -111,11 +113,67 @@ def test_every_container_and_any_order_give_the_same_rows(extractor):
         ("a single text", TypeError, "wrap a single text in a list"),
         ([], ValueError, "No texts"),
         (pd.DataFrame({"a": ["x"], "b": ["y"]}), ValueError, "exactly one column"),
+        (["fine", "\ud800x"], ValueError, r"Text 1 .*lone surrogate '\\ud800' at position 0"),
+        ({"first": 0, "second": 1}, TypeError, r"X is a dict: a mapping.*list\(X.values\(\)\)"),
+        ({"one text", "another"}, TypeError, "X is a set: a set has no order"),
+        ({"a": 0}.keys(), TypeError, "X is a dict_keys"),
     ],
 )
 def test_bad_texts_are_named(extractor, X, error, match):
     with pytest.raises(error, match=match):
         extractor.transform(X)
+
+
+@pytest.fixture
+def path_inputs(tmp_path, monkeypatch):
+    """An image folder, a table and two plain folders, in the working folder."""
+    from PIL import Image
+
+    monkeypatch.chdir(tmp_path)
+    for label in ("ants", "bees"):
+        (tmp_path / "photos" / label).mkdir(parents=True)
+        for i in range(2):
+            Image.new("RGB", (8, 8)).save(tmp_path / "photos" / label / f"{i}.jpg")
+    pd.DataFrame({"text": ["good", "bad"]}).to_csv(tmp_path / "reviews.csv", index=False)
+    (tmp_path / "cat").mkdir()
+    (tmp_path / "dog").mkdir()
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    "texts, match",
+    [
+        (["photos/ants/0.jpg", "photos/bees/1.jpg"], r"All 2 texts are existing image files.*"
+         r"'photos/ants/0.jpg'.*Pass the texts themselves.*image backbone"),
+        (pd.Series(["photos/ants/0.jpg"]), "Text 0 is the image file 'photos/ants/0.jpg'"),
+        (["photos/ants"], r"is the folder 'photos/ants'.*Pass the texts themselves"),
+        (["photos/ants", "photos/bees/"], r"All 2 texts are existing folders"),
+        (["reviews.csv"], r"table file 'reviews.csv'.*pd.read_csv\('reviews.csv'\)\['text'\]"),
+        (["cat"], "is the folder 'cat'"),  # the only text: evidently a path
+    ],
+)  # fmt: skip
+def test_paths_given_as_texts_are_refused(path_inputs, texts, match):
+    with pytest.raises(ValueError, match=match):
+        check_texts(texts)
+
+
+@pytest.mark.parametrize(
+    "texts",
+    [
+        ["cat", "dog"],  # short texts that happen to name folders here
+        ["photos/ants/0.jpg", "a real sentence"],
+        ["photo.jpg", "missing.csv"],  # no such files
+        ["."],
+        ["photos/ants/0.jpg\nand more"],
+    ],
+)
+def test_ordinary_texts_that_look_like_paths_are_kept(path_inputs, texts):
+    assert list(check_texts(texts)) == texts
+
+
+def test_an_estimator_refuses_image_paths_as_texts(path_inputs, extractor):
+    with pytest.raises(ValueError, match="existing image files"):
+        extractor.transform(["photos/ants/0.jpg", "photos/ants/1.jpg"])
 
 
 def test_progress_bar_counts_texts(capsys):
@@ -136,6 +194,55 @@ def test_truncation_is_reported_with_its_count():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         extractor.transform(["short text"])  # nothing truncated: no warning
+
+
+class _CountingTokenizer:
+    """A tokenizer that counts the characters it is given."""
+
+    def __init__(self, tokenizer):
+        self.tokenizer = tokenizer
+        self.chars = 0
+
+    def __call__(self, texts, **kwargs):
+        self.chars += sum(map(len, texts))
+        return self.tokenizer(texts, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self.tokenizer, name)
+
+
+def test_a_long_text_is_tokenised_once_from_its_first_words(extractor):
+    tokenizer = _CountingTokenizer(extractor.backbone_.preprocessing.tokenizer)
+    texts = ["The team won the match after extra time. " * 5000, "short", "Knead it. " * 60]
+    with pytest.warns(UserWarning, match="2 of 3 texts are longer than max_length=32"):
+        encoded = encode(tokenizer, texts, 32)
+    assert tokenizer.chars < 1000  # not the 200 KB of the first text, let alone twice
+    assert encoded.n_truncated == 2
+    assert encoded.ids == tokenizer.tokenizer(texts, truncation=True, max_length=32)["input_ids"]
+
+
+# Texts where a cut at the first words could go wrong: runs of spaces, words longer than the
+# budget, no spaces at all, a long text of short words.
+HARD_TEXTS = [
+    "hello world " * 100, "hi", "x" * 3000, "a" + " " * 5000 + " ".join("bcdefghijklmnop"),
+    "\u5929" * 3000, "Fine. " * 3 + "word" * 400 + " end", "The team won. " * 3000,
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("python_tokenizer", [False, True], ids=["fast", "python"])
+@pytest.mark.parametrize("max_length", [8, 64])
+def test_truncation_matches_the_tokenizer_on_whole_texts(extractor, python_tokenizer, max_length):
+    from transformers.models.byt5.tokenization_byt5 import ByT5Tokenizer
+
+    tokenizer = extractor.backbone_.preprocessing.tokenizer
+    tokenizer = ByT5Tokenizer() if python_tokenizer else tokenizer
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the truncation warning, and the tokenizer's own
+        encoded = encode(tokenizer, HARD_TEXTS, max_length)
+        full = tokenizer(HARD_TEXTS)["input_ids"]
+    assert encoded.n_truncated == sum(len(row) > max_length for row in full) >= 3
+    expected = tokenizer(HARD_TEXTS, truncation=True, max_length=max_length)["input_ids"]
+    assert encoded.ids == expected
 
 
 def test_intermediate_layer_is_pooled_over_real_tokens():

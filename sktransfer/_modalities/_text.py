@@ -11,7 +11,11 @@ the number of truncated texts is reported in a :class:`UserWarning`: truncation 
 silent.
 """
 
+import os
+import re
 import warnings
+from collections.abc import Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from numbers import Integral
@@ -24,6 +28,7 @@ import torch
 from .._core.activations import content_digest
 from .._core.progress import progress_bar
 from ._base import InputPipeline
+from ._images import IMG_EXTENSIONS
 
 
 class TextList:
@@ -53,15 +58,27 @@ def check_texts(X):
     Raises
     ------
     ValueError
-        Empty input, an empty or missing text (the row is named), a 2-D container with
-        more than one column.
+        Empty input, an empty or missing text or one that is not valid Unicode (the row is
+        named), a 2-D container with more than one column, or texts that are evidently the
+        names of files or folders (see :func:`refuse_paths`).
     TypeError
-        A single string, or rows that are not strings (the first is named).
+        A single string, a dict or a set (no order), or rows that are not strings (the first
+        is named).
     """
     if isinstance(X, TextList):
         return X
     if isinstance(X, (str, bytes)):
         raise TypeError("X must be a collection of texts; wrap a single text in a list.")
+    if isinstance(X, Mapping):
+        raise TypeError(
+            f"X is a {type(X).__name__}: a mapping gives its keys, not its values. Pass a list "
+            "of texts, such as list(X.values())."
+        )
+    if isinstance(X, AbstractSet):
+        raise TypeError(
+            f"X is a {type(X).__name__}: a set has no order, so its rows could not be matched "
+            "with labels or outputs. Pass a list of texts (sorted(X) gives a fixed order)."
+        )
     if sp.issparse(X):
         raise TypeError("Sparse input is not supported: pass texts, not a sparse matrix.")
     if hasattr(X, "iloc"):  # pandas
@@ -86,17 +103,91 @@ def check_texts(X):
     if not items:
         raise ValueError("No texts: X is empty (0 samples).")
     for i, text in enumerate(items):
-        if (
-            text is None
-            or text is pd.NA
-            or (isinstance(text, (float, np.floating)) and text != text)
-        ):
-            raise ValueError(f"Text {i} is missing (None, NaN or pd.NA).")
-        if not isinstance(text, str):
-            raise TypeError(f"Text {i} is a {type(text).__name__}, not a string: {text!r:.60}")
-        if not text.strip():
-            raise ValueError(f"Text {i} is empty.")
-    return TextList([str(t) for t in items])
+        _check_text(i, text)
+    items = [str(t) for t in items]
+    refuse_paths(items)
+    return TextList(items)
+
+
+def _check_text(i, text):
+    """Refuse text ``i`` if it is missing, not a string, blank or not encodable."""
+    if text is None or text is pd.NA or (isinstance(text, (float, np.floating)) and text != text):
+        raise ValueError(f"Text {i} is missing (None, NaN or pd.NA).")
+    if not isinstance(text, str):
+        raise TypeError(f"Text {i} is a {type(text).__name__}, not a string: {text!r:.60}")
+    if not text.strip():
+        raise ValueError(f"Text {i} is empty.")
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise ValueError(
+                f"Text {i} is not valid Unicode: it holds a lone surrogate "
+                f"{text[exc.start]!r} at position {exc.start}, which no tokenizer can encode. "
+                "Remove it, or decode the text's bytes with errors='replace'."
+            ) from None
+
+
+# Files that a text is evidently the name of, rather than a text
+TABLE_EXTENSIONS = (".csv", ".tsv", ".parquet", ".feather", ".json", ".jsonl", ".xls", ".xlsx")
+_READERS = {".parquet": "pd.read_parquet({!r})", ".tsv": "pd.read_csv({!r}, sep='\\t')"}
+_PLURALS = {"image file": "image files", "table file": "table files", "folder": "folders"}
+
+
+def _path_kind(text, alone):
+    """``"image file"``, ``"table file"`` or ``"folder"`` if ``text`` names one, else None.
+
+    A bare name (no separator) counts as a folder only when it is the only text: a short
+    text such as ``"cat"`` may name a folder of the working directory by chance.
+    """
+    if len(text) > 4096 or "\n" in text:  # longer than any path: no file system call
+        return None
+    suffix = os.path.splitext(text)[1].lower()
+    if suffix in IMG_EXTENSIONS or suffix in TABLE_EXTENSIONS:
+        if not os.path.isfile(text):
+            return None
+        return "image file" if suffix in IMG_EXTENSIONS else "table file"
+    named = alone or "/" in text or os.sep in text
+    if named and any(c.isalnum() for c in text) and os.path.isdir(text):
+        return "folder"
+    return None
+
+
+def refuse_paths(texts):
+    """Refuse texts that are all names of existing folders, image files or table files.
+
+    A text model would embed such names, not what the files hold (an image folder's class
+    names are inside every path, so it even seems to learn). One text that is not such a
+    name ends the check: ordinary texts cost one ``stat`` call.
+
+    Raises
+    ------
+    ValueError
+        Saying what to pass instead.
+    """
+    kinds = []
+    for text in texts:
+        kind = _path_kind(text, alone=len(texts) == 1)
+        if kind is None:
+            return
+        kinds.append(kind)
+    first = texts[0]
+    if len(texts) == 1:
+        what = f"Text 0 is the {kinds[0]} {first!r}"
+    else:
+        plural = _PLURALS[kinds[0]] if len(set(kinds)) == 1 else "files and folders"
+        what = f"All {len(texts)} texts are existing {plural} (the first: {first!r})"
+    table = next((t for t, k in zip(texts, kinds, strict=True) if k == "table file"), "texts.csv")
+    reader = _READERS.get(os.path.splitext(table)[1].lower(), "pd.read_csv({!r})").format(table)
+    advice = (
+        "Pass the texts themselves: a list of strings, or the column of a table that holds "
+        f"them, such as {reader}['text']."
+    )
+    if set(kinds) - {"table file"}:
+        advice += " For images, use an image backbone such as 'efficientnet_lite0'."
+    raise ValueError(
+        f"{what}: a text model would embed these names, not what the files hold. {advice}"
+    )
 
 
 @dataclass
@@ -105,33 +196,82 @@ class Encoded:
 
     ids: list
     n_truncated: int
-    longest: int
+
+
+# A long text is tokenised from its first words only, about this many characters per token
+# kept, cut before a space (so that the kept words tokenise as in the whole text), and more
+# of it only while those words do not fill max_length: a 20 MB text costs what a page costs.
+CHARS_PER_TOKEN = 8
+_WORD_END = re.compile(r"\S(?=\s)")
+
+
+def _head(text, n_chars):
+    """Return the first words of ``text``, about ``n_chars`` characters, cut before a space.
+
+    The whole text if it is not longer, or has no space to cut at after ``n_chars // 2``.
+    """
+    if len(text) <= n_chars:
+        return text
+    ends = [m.end() for m in _WORD_END.finditer(text, n_chars // 2, n_chars + 1)]
+    if not ends:
+        later = _WORD_END.search(text, n_chars)
+        ends = [later.end() if later else len(text)]
+    return text[: ends[-1]]
+
+
+def _tokenize(tokenizer, texts, max_length):
+    """Token ids of ``texts`` truncated to ``max_length``, and whether each was cut."""
+    options = {"return_attention_mask": False, "return_token_type_ids": False}
+    if not getattr(tokenizer, "is_fast", False):  # no overflow rows: lengths, then the cut
+        ids = tokenizer(texts, truncation=False, **options)["input_ids"]
+        cut = [len(row) > max_length for row in ids]
+        long = [i for i, too_long in enumerate(cut) if too_long]
+        if long:
+            rows = tokenizer([texts[i] for i in long], truncation=True, max_length=max_length)
+            for i, row in zip(long, rows["input_ids"], strict=True):
+                ids[i] = row
+        return ids, cut
+    out = tokenizer(
+        texts, truncation=True, max_length=max_length, return_overflowing_tokens=True, **options
+    )
+    ids, cut = [None] * len(texts), [False] * len(texts)
+    for row, i in zip(out["input_ids"], out["overflow_to_sample_mapping"], strict=True):
+        if ids[i] is None:
+            ids[i] = row
+        else:  # the rest of a text that was cut: one row per max_length piece
+            cut[i] = True
+    return ids, cut
 
 
 def encode(tokenizer, texts, max_length):
     """Tokenise ``texts`` (without padding), truncating to ``max_length`` tokens.
 
-    Warns with the number of truncated texts and the longest length found.
+    Each text is tokenised once (a long one from its first words only, see
+    :data:`CHARS_PER_TOKEN`), and the number of truncated texts is reported in a warning.
     """
-    full = tokenizer(list(texts), add_special_tokens=True, truncation=False)["input_ids"]
-    lengths = [len(ids) for ids in full]
-    too_long = [i for i, n in enumerate(lengths) if n > max_length]
-    ids = full
-    if too_long:
-        cut = tokenizer([texts[i] for i in too_long], truncation=True, max_length=max_length)[
-            "input_ids"
-        ]
-        ids = list(full)
-        for i, row in zip(too_long, cut, strict=True):
-            ids[i] = row
+    texts = list(texts)
+    ids, cut = [None] * len(texts), [False] * len(texts)
+    todo, n_chars = list(range(len(texts))), max_length * CHARS_PER_TOKEN
+    while todo:
+        heads = [_head(texts[i], n_chars) for i in todo]
+        rows, was_cut = _tokenize(tokenizer, heads, max_length)
+        again = []
+        for i, head, row, truncated in zip(todo, heads, rows, was_cut, strict=True):
+            if truncated or len(head) == len(texts[i]):
+                ids[i], cut[i] = row, truncated
+            else:  # its first words fit in max_length: take more of it
+                again.append(i)
+        todo, n_chars = again, n_chars * 4
+    n_truncated = sum(cut)
+    if n_truncated:
         warnings.warn(
-            f"{len(too_long)} of {len(texts)} texts are longer than max_length={max_length} "
-            f"tokens and were truncated (the longest has {max(lengths)} tokens). Raise "
-            "max_length (up to the model's limit) or shorten them.",
+            f"{n_truncated} of {len(texts)} texts are longer than max_length={max_length} "
+            "tokens and were truncated to their first tokens. Raise max_length (up to the "
+            "model's limit) or shorten them.",
             UserWarning,
             stacklevel=3,
         )
-    return Encoded(ids, len(too_long), max(lengths))
+    return Encoded(ids, n_truncated)
 
 
 def pad(rows, length, pad_id):
