@@ -7,6 +7,7 @@ import pytest
 import sklearn
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV
+from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import LinearSVC
@@ -778,6 +779,73 @@ def test_score_without_labelled_rows(data):
     X, y = stack(Xs, ys, Xt)
     with pytest.raises(ValueError, match="score needs labelled rows"):
         CORAL().fit(X, y).score(Xt, -np.ones(40, int))
+
+
+# --- estimators without sample_weight, too few target rows ------------------------------------
+WEIGHING_METHODS = [KMM, KLIEP, DiscriminatorReweight, TrAdaBoost]
+
+
+@pytest.mark.parametrize("method", WEIGHING_METHODS, ids=lambda m: m.__name__)
+@pytest.mark.parametrize("in_pipeline", [False, True], ids=["bare", "pipeline"])
+def test_weighing_with_an_estimator_without_sample_weight_says_so(data, method, in_pipeline):
+    Xs, ys, Xt = data
+    X, y = np.vstack([Xs, Xt]), np.r_[ys, np.zeros(len(Xt), int)]
+    y[-20:] = -1  # 20 labelled target rows (for TrAdaBoost), 20 unlabelled ones
+    domain = np.r_[np.ones(len(Xs), int), -np.ones(len(Xt), int)]
+    estimator = KNeighborsClassifier()
+    if in_pipeline:
+        estimator = make_pipeline(StandardScaler(), estimator)
+    where = "the last step of its Pipeline, " if in_pipeline else ""
+    message = (
+        rf"{method.__name__} weighs the rows it fits on, so its estimator's fit must take "
+        rf"sample_weight; {where}KNeighborsClassifier's does not\. Wrap a classifier"
+    )
+    with pytest.raises(ValueError, match=message):
+        method(estimator).fit(X, y, sample_domain=domain)
+
+
+def test_weights_reach_the_last_step_of_a_pipeline_inside_a_pipeline():
+    Xs, ys, Xt, yt = covariate_shift(0, n=100)
+    X, y = stack(Xs, ys, Xt)
+    flat = make_pipeline(StandardScaler(), StandardScaler(), LogisticRegression())
+    nested = make_pipeline(StandardScaler(), make_pipeline(StandardScaler(), LogisticRegression()))
+    a = KMM(flat, tol=1e-4).fit(X, y).predict_proba(Xt)
+    b = KMM(nested, tol=1e-4).fit(X, y).predict_proba(Xt)
+    np.testing.assert_allclose(a, b)
+    unweighted = make_pipeline(StandardScaler(), LogisticRegression()).fit(Xs, ys)
+    assert np.abs(b - unweighted.predict_proba(Xt)).max() > 0.01  # the weights did arrive
+
+
+def test_discriminator_with_one_target_row_says_it_needs_two(data):
+    Xs, ys, Xt = data
+    X, y = stack(Xs, ys, Xt[:1])
+    message = (
+        "DiscriminatorReweight needs at least 2 source rows and 2 target rows to learn to tell "
+        "the domains apart; got 40 source rows, 1 target row. Give more rows"
+    )
+    for cv in (5, None):
+        with pytest.raises(ValueError, match=message):
+            DiscriminatorReweight(cv=cv).fit(X, y)
+    with pytest.raises(ValueError, match=message):
+        DiscriminatorReweight().fit_weights(X, y)
+    X, y = stack(Xs, ys, Xt[:2])
+    assert np.isfinite(DiscriminatorReweight().fit(X, y).weights_).all()
+
+
+@pytest.mark.parametrize("method", ["lpl1", "l1l2", "sinkhorn", "emd"])
+def test_ot_mapping_with_one_distinct_target_row_refuses_rather_than_predict_one_class(
+    data, method
+):
+    """Every source row would be transported onto that row, whatever its class."""
+    Xs, ys, Xt = data
+    message = "OTMapping needs at least 2 distinct target rows.*got 1"
+    for target in (Xt[:1], np.repeat(Xt[:1], 5, axis=0)):
+        with pytest.raises(ValueError, match=message):
+            OTMapping(method=method).fit(*stack(Xs, ys, target))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # marginals off with 2 rows: not what is tested
+        two = OTMapping(method=method).fit(*stack(Xs, ys, Xt[:2]))
+    assert len(two.classes_) == 2
 
 
 # --- the same results as skada, where it implements the same method --------------------------

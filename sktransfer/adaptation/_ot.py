@@ -45,6 +45,22 @@ def _check_marginals(coupling, method):
         )
 
 
+MIN_TARGET_ROWS = 2
+"""Distinct target rows OTMapping needs: onto one, every source row lands in one place."""
+
+
+def require_distinct_targets(Xt):
+    """Refuse target rows that are all the same row (or one row)."""
+    distinct = len(np.unique(Xt, axis=0))
+    if distinct < MIN_TARGET_ROWS:
+        raise ValueError(
+            f"OTMapping needs at least {MIN_TARGET_ROWS} distinct target rows; got {distinct} "
+            f"(in {len(Xt)} target rows). Every source row would be transported onto it, so "
+            "that the rows of every class land in one place and the estimator could only "
+            "predict one class. Give more target rows, or fit without adaptation (SourceOnly)."
+        )
+
+
 @fill_doc
 class OTMapping(_FeatureAdaptation):
     """Optimal-transport mapping: transport the source rows onto the target rows.
@@ -91,6 +107,9 @@ class OTMapping(_FeatureAdaptation):
 
     Notes
     -----
+    ``fit`` needs at least 2 distinct target rows: onto one, every source row would be
+    transported to the same place, whatever its class.
+
     The plan has ``n_source x n_target`` entries: time and memory grow with the product
     of the two domains' sizes (``"emd"`` solves a network flow, roughly cubic).
 
@@ -148,6 +167,7 @@ class OTMapping(_FeatureAdaptation):
         if (source & target).all():  # no target rows: nothing to move, every row stays
             self.transport_ = None
             return X, None
+        require_distinct_targets(X[target])
         fitted = source & domains.labelled if self.method in _CLASS_REGULARISED else source
         classes = np.unique(y[domains.labelled])
         # POT wants integer classes; -1 marks an unlabelled target row

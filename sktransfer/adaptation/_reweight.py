@@ -29,6 +29,8 @@ class _Reweighting(_DomainAdaptation):
     rows that carry labels are used with weight 1.
     """
 
+    _weighs_rows = True
+
     def _adapt(self, X, y, domains):
         return None, self._weigh(X, domains)
 
@@ -479,7 +481,8 @@ class DiscriminatorReweight(_RatioReweighting):
         3-fold log-loss on the domain labels.
     cv : int, cross-validation generator or None, default=5
         Folds for the out-of-fold probabilities of the source rows (stratified by domain);
-        None uses the discriminator fitted on all rows (in-sample).
+        None uses the discriminator fitted on all rows (in-sample). Either way, ``fit``
+        needs at least 2 source rows and 2 target rows.
     max_weight : float, default=100.0
         The density ratio is clipped here (in ``weights_`` before normalisation, and in
         :meth:`density_ratio`), so that a few rows cannot take over.
@@ -536,6 +539,16 @@ class DiscriminatorReweight(_RatioReweighting):
         self.max_weight = max_weight
 
     def _source_weights(self, Xs, Xt):
+        if min(len(Xs), len(Xt)) < 2:
+            counts = ", ".join(
+                f"{n} {domain} row{'s' * (n != 1)}"
+                for n, domain in ((len(Xs), "source"), (len(Xt), "target"))
+            )
+            raise ValueError(
+                "DiscriminatorReweight needs at least 2 source rows and 2 target rows to learn "
+                f"to tell the domains apart; got {counts}. Give more rows of the smaller "
+                "domain (unlabelled target rows will do)."
+            )
         X = np.vstack([Xs, Xt])
         domain = np.r_[np.zeros(len(Xs), dtype=int), np.ones(len(Xt), dtype=int)]
         if self.discriminator is None:
