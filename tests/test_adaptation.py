@@ -1,5 +1,9 @@
 """Domain adaptation: each method beats source-only on the shift it is built for."""
 
+import subprocess
+import sys
+import textwrap
+import tracemalloc
 import warnings
 
 import numpy as np
@@ -23,6 +27,9 @@ from sktransfer.adaptation import (
     SubspaceAlignment,
     TrAdaBoost,
     TransferComponentAnalysis,
+    _memory,
+    _ot,
+    _reweight,
     split_domains,
 )
 
@@ -846,6 +853,109 @@ def test_ot_mapping_with_one_distinct_target_row_refuses_rather_than_predict_one
         warnings.simplefilter("ignore")  # marginals off with 2 rows: not what is tested
         two = OTMapping(method=method).fit(*stack(Xs, ys, Xt[:2]))
     assert len(two.classes_) == 2
+
+
+# --- memory: KMM and OTMapping check what they need before they allocate ----------------------
+def test_kmm_refuses_a_kernel_larger_than_the_memory_available_before_computing_it(
+    monkeypatch,
+):
+    Xs, ys, Xt, _ = covariate_shift(0, n=300)
+    X, y = stack(Xs, ys, Xt)
+    domain = np.r_[np.ones(300, int), -np.ones(300, int)]
+    monkeypatch.setattr(_memory, "available_memory", lambda: 10**6)
+    computed = []
+    monkeypatch.setattr(_reweight, "kernel", lambda *args: computed.append(args))
+    message = (
+        r"^KMM with 300 source rows and 300 target rows needs about [0-9.]+ GB of memory, but "
+        r"only 0\.001 GB is available\. Fit KMM on a random subsample of the source rows .*, "
+        r"or use KLIEP or DiscriminatorReweight"
+    )
+    for fit in (KMM().fit, KMM().fit_weights):
+        with pytest.raises(MemoryError, match=message):
+            fit(X, y, sample_domain=domain)
+    assert not computed  # refused before the kernel was computed
+    monkeypatch.undo()
+    monkeypatch.setattr(_memory, "available_memory", lambda: None)  # unknown: no check
+    assert KMM(tol=1e-3).fit(X, y, sample_domain=domain).weights_.shape == (300,)
+
+
+def traced_peak(fit):
+    """Peak bytes that ``fit()`` allocates through Python's allocator (NumPy's arrays)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # few iterations: not converged
+        fit()  # once before measuring: imports and caches are not the method's peak
+        tracemalloc.start()
+        try:
+            fit()
+            return tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+
+
+@pytest.mark.parametrize("n_source, n_target", [(500, 200), (500, 500), (200, 900)])
+def test_kmm_memory_estimate_covers_its_measured_peak(n_source, n_target):
+    rng = np.random.default_rng(0)
+    X = np.vstack([rng.normal(size=(n_source, 8)), rng.normal(size=(n_target, 8)) + 0.5])
+    domain = np.r_[np.ones(n_source, int), -np.ones(n_target, int)]
+    peak = traced_peak(lambda: KMM(max_iter=5).fit_weights(X, sample_domain=domain))
+    estimate = _reweight.kmm_memory(n_source, n_target)
+    assert peak <= estimate <= 1.5 * peak, (peak, estimate)
+
+
+@pytest.mark.parametrize("method", ["lpl1", "l1l2", "sinkhorn", "emd"])
+def test_ot_mapping_memory_estimate_covers_its_measured_peak_and_is_checked(method, monkeypatch):
+    Xs, ys, Xt, _ = mean_shift(0, n=300)
+    X, y = stack(Xs, ys, Xt)
+    domain = np.r_[np.ones(300, int), -np.ones(300, int)]
+    peak = traced_peak(lambda: OTMapping(method=method).fit(X, y, sample_domain=domain))
+    estimate = _ot.ot_memory(method, 300, 300)
+    assert peak <= estimate <= 1.6 * peak, (peak, estimate)
+    monkeypatch.setattr(_memory, "available_memory", lambda: estimate - 1)
+    message = (
+        rf"^OTMapping\(method='{method}'\) with 300 source rows and 300 target rows needs "
+        r"about [0-9.]+ GB .* Fit on a random subsample"
+    )
+    with pytest.raises(MemoryError, match=message):
+        OTMapping(method=method).fit(X, y, sample_domain=domain)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads Linux's /proc")
+def test_kmm_under_ulimit_v_refuses_at_once_with_the_size_instead_of_a_bare_memory_error():
+    """The failure reported: a memory limit, and a MemoryError deep in the kernel."""
+    script = textwrap.dedent(
+        """
+        import resource
+        import numpy as np
+        from sktransfer.adaptation import KMM
+        size = next(line for line in open("/proc/self/status") if line.startswith("VmSize"))
+        X = np.random.default_rng(0).normal(size=(10000, 4))
+        domain = np.r_[np.ones(8000, int), -np.ones(2000, int)]
+        limit = int(size.split()[1]) * 1024 + 300 * 2**20  # 300 MiB more than in use
+        resource.setrlimit(resource.RLIMIT_AS, (limit, resource.getrlimit(resource.RLIMIT_AS)[1]))
+        try:
+            KMM().fit_weights(X, sample_domain=domain)
+        except MemoryError as error:
+            print(error)
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert done.stdout.startswith("KMM with 8000 source rows and 2000 target rows needs about")
+    assert "GB is available" in done.stdout
+
+
+def test_available_memory_takes_the_cgroup_limit_counting_page_cache_as_free(
+    tmp_path, monkeypatch
+):
+    (tmp_path / "memory.max").write_text("4000000000\n")
+    (tmp_path / "memory.current").write_text("3500000000\n")
+    (tmp_path / "memory.stat").write_text("anon 2500000000\ninactive_file 1000000000\n")
+    files = (str(tmp_path / "memory.max"), str(tmp_path / "memory.current"), "inactive_file")
+    monkeypatch.setattr(_memory, "_CGROUP_FILES", (files,))
+    assert _memory.available_memory() <= 1_500_000_000
+    (tmp_path / "memory.max").write_text("max\n")  # no limit: the system's memory
+    assert _memory.available_memory() > 1_500_000_000 or _memory.available_memory() is None
 
 
 # --- the same results as skada, where it implements the same method --------------------------

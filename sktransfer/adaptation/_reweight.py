@@ -19,7 +19,8 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from ._base import _DomainAdaptation
 from ._docs import fill_doc
 from ._domains import _split_domains
-from ._kernels import kernel, kernel_width, median_heuristic
+from ._kernels import kernel, kernel_width, median_heuristic, median_heuristic_memory
+from ._memory import require_memory
 
 
 class _Reweighting(_DomainAdaptation):
@@ -126,6 +127,23 @@ def _kmm_solve(K, kappa, upper, low, high, max_iter, tol):
     return b, max_iter
 
 
+KMM_MEMORY_MARGIN = 1.15
+"""The peaks measured (RSS) came within this factor of the arrays :func:`kmm_memory` counts."""
+
+
+def kmm_memory(n_source, n_target):
+    """Bytes KMM's ``fit`` needs at its peak, for so many source and target rows.
+
+    The ``n_source x n_source`` float64 kernel, and one more matrix while it is held: the
+    eigen-solver's copy of it (for the step size), or the source-by-target kernel, whichever
+    is larger. Measured peaks (tracemalloc and RSS) were 2.0 to 2.2 kernels with at most as
+    many target rows as source rows; :data:`KMM_MEMORY_MARGIN` covers the rest. Below a
+    thousand rows or so, the median heuristic's distances, computed before, are larger.
+    """
+    kernels = 8 * n_source * (n_source + max(n_source, n_target))
+    return int(KMM_MEMORY_MARGIN * max(kernels, median_heuristic_memory(n_source + n_target)))
+
+
 @fill_doc
 class KMM(_Reweighting):
     """Kernel mean matching: weights that match the source and target kernel means.
@@ -175,6 +193,17 @@ class KMM(_Reweighting):
     DiscriminatorReweight : Importance weights from a domain classifier.
     CORAL : Align the features instead of re-weighting the rows.
 
+    Notes
+    -----
+    KMM holds the ``n_source x n_source`` kernel in float64 and, while it solves, one more
+    matrix as large (the eigen-solver's copy, or the source-by-target kernel when there
+    are more target rows): about ``16 * n_source**2`` bytes, 6.4 GB for 20,000 source rows
+    and 40 GB for 50,000. ``fit`` checks this against the memory available (the least of
+    the system's, a cgroup's limit and ``ulimit -v``) before it allocates, and raises a
+    ``MemoryError`` that names the size when it does not fit: then fit on a random
+    subsample of the source rows, or use :class:`KLIEP` or :class:`DiscriminatorReweight`,
+    whose memory grows linearly with the rows.
+
     References
     ----------
     Huang et al., "Correcting sample selection bias by unlabeled data", NeurIPS 2006.
@@ -216,6 +245,13 @@ class KMM(_Reweighting):
 
     def _source_weights(self, Xs, Xt):
         ns, nt = len(Xs), len(Xt)
+        require_memory(
+            kmm_memory(ns, nt),
+            f"KMM with {ns} source rows and {nt} target rows",
+            "Fit KMM on a random subsample of the source rows (its memory grows with their "
+            "square: half the rows need a quarter of it), or use KLIEP or "
+            "DiscriminatorReweight, whose memory grows linearly with the rows.",
+        )
         self.gamma_ = kernel_width(self.gamma, self.kernel, np.vstack([Xs, Xt]))
         K = kernel(Xs, Xs, self.kernel, self.gamma_)
         kappa = kernel(Xs, Xt, self.kernel, self.gamma_).sum(axis=1) * ns / nt
