@@ -1,5 +1,9 @@
 """Domain adaptation: each method beats source-only on the shift it is built for."""
 
+import subprocess
+import sys
+import textwrap
+import tracemalloc
 import warnings
 
 import numpy as np
@@ -7,6 +11,7 @@ import pytest
 import sklearn
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV
+from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import LinearSVC
@@ -22,6 +27,9 @@ from sktransfer.adaptation import (
     SubspaceAlignment,
     TrAdaBoost,
     TransferComponentAnalysis,
+    _memory,
+    _ot,
+    _reweight,
     split_domains,
 )
 
@@ -778,6 +786,176 @@ def test_score_without_labelled_rows(data):
     X, y = stack(Xs, ys, Xt)
     with pytest.raises(ValueError, match="score needs labelled rows"):
         CORAL().fit(X, y).score(Xt, -np.ones(40, int))
+
+
+# --- estimators without sample_weight, too few target rows ------------------------------------
+WEIGHING_METHODS = [KMM, KLIEP, DiscriminatorReweight, TrAdaBoost]
+
+
+@pytest.mark.parametrize("method", WEIGHING_METHODS, ids=lambda m: m.__name__)
+@pytest.mark.parametrize("in_pipeline", [False, True], ids=["bare", "pipeline"])
+def test_weighing_with_an_estimator_without_sample_weight_says_so(data, method, in_pipeline):
+    Xs, ys, Xt = data
+    X, y = np.vstack([Xs, Xt]), np.r_[ys, np.zeros(len(Xt), int)]
+    y[-20:] = -1  # 20 labelled target rows (for TrAdaBoost), 20 unlabelled ones
+    domain = np.r_[np.ones(len(Xs), int), -np.ones(len(Xt), int)]
+    estimator = KNeighborsClassifier()
+    if in_pipeline:
+        estimator = make_pipeline(StandardScaler(), estimator)
+    where = "the last step of its Pipeline, " if in_pipeline else ""
+    message = (
+        rf"{method.__name__} weighs the rows it fits on, so its estimator's fit must take "
+        rf"sample_weight; {where}KNeighborsClassifier's does not\. Wrap a classifier"
+    )
+    with pytest.raises(ValueError, match=message):
+        method(estimator).fit(X, y, sample_domain=domain)
+
+
+def test_weights_reach_the_last_step_of_a_pipeline_inside_a_pipeline():
+    Xs, ys, Xt, yt = covariate_shift(0, n=100)
+    X, y = stack(Xs, ys, Xt)
+    flat = make_pipeline(StandardScaler(), StandardScaler(), LogisticRegression())
+    nested = make_pipeline(StandardScaler(), make_pipeline(StandardScaler(), LogisticRegression()))
+    a = KMM(flat, tol=1e-4).fit(X, y).predict_proba(Xt)
+    b = KMM(nested, tol=1e-4).fit(X, y).predict_proba(Xt)
+    np.testing.assert_allclose(a, b)
+    unweighted = make_pipeline(StandardScaler(), LogisticRegression()).fit(Xs, ys)
+    assert np.abs(b - unweighted.predict_proba(Xt)).max() > 0.01  # the weights did arrive
+
+
+def test_discriminator_with_one_target_row_says_it_needs_two(data):
+    Xs, ys, Xt = data
+    X, y = stack(Xs, ys, Xt[:1])
+    message = (
+        "DiscriminatorReweight needs at least 2 source rows and 2 target rows to learn to tell "
+        "the domains apart; got 40 source rows, 1 target row. Give more rows"
+    )
+    for cv in (5, None):
+        with pytest.raises(ValueError, match=message):
+            DiscriminatorReweight(cv=cv).fit(X, y)
+    with pytest.raises(ValueError, match=message):
+        DiscriminatorReweight().fit_weights(X, y)
+    X, y = stack(Xs, ys, Xt[:2])
+    assert np.isfinite(DiscriminatorReweight().fit(X, y).weights_).all()
+
+
+@pytest.mark.parametrize("method", ["lpl1", "l1l2", "sinkhorn", "emd"])
+def test_ot_mapping_with_one_distinct_target_row_refuses_rather_than_predict_one_class(
+    data, method
+):
+    """Every source row would be transported onto that row, whatever its class."""
+    Xs, ys, Xt = data
+    message = "OTMapping needs at least 2 distinct target rows.*got 1"
+    for target in (Xt[:1], np.repeat(Xt[:1], 5, axis=0)):
+        with pytest.raises(ValueError, match=message):
+            OTMapping(method=method).fit(*stack(Xs, ys, target))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # marginals off with 2 rows: not what is tested
+        two = OTMapping(method=method).fit(*stack(Xs, ys, Xt[:2]))
+    assert len(two.classes_) == 2
+
+
+# --- memory: KMM and OTMapping check what they need before they allocate ----------------------
+def test_kmm_refuses_a_kernel_larger_than_the_memory_available_before_computing_it(
+    monkeypatch,
+):
+    Xs, ys, Xt, _ = covariate_shift(0, n=300)
+    X, y = stack(Xs, ys, Xt)
+    domain = np.r_[np.ones(300, int), -np.ones(300, int)]
+    monkeypatch.setattr(_memory, "available_memory", lambda: 10**6)
+    computed = []
+    monkeypatch.setattr(_reweight, "kernel", lambda *args: computed.append(args))
+    message = (
+        r"^KMM with 300 source rows and 300 target rows needs about [0-9.]+ GB of memory, but "
+        r"only 0\.001 GB is available\. Fit KMM on a random subsample of the source rows .*, "
+        r"or use KLIEP or DiscriminatorReweight"
+    )
+    for fit in (KMM().fit, KMM().fit_weights):
+        with pytest.raises(MemoryError, match=message):
+            fit(X, y, sample_domain=domain)
+    assert not computed  # refused before the kernel was computed
+    monkeypatch.undo()
+    monkeypatch.setattr(_memory, "available_memory", lambda: None)  # unknown: no check
+    assert KMM(tol=1e-3).fit(X, y, sample_domain=domain).weights_.shape == (300,)
+
+
+def traced_peak(fit):
+    """Peak bytes that ``fit()`` allocates through Python's allocator (NumPy's arrays)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # few iterations: not converged
+        fit()  # once before measuring: imports and caches are not the method's peak
+        tracemalloc.start()
+        try:
+            fit()
+            return tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+
+
+@pytest.mark.parametrize("n_source, n_target", [(500, 200), (500, 500), (200, 900)])
+def test_kmm_memory_estimate_covers_its_measured_peak(n_source, n_target):
+    rng = np.random.default_rng(0)
+    X = np.vstack([rng.normal(size=(n_source, 8)), rng.normal(size=(n_target, 8)) + 0.5])
+    domain = np.r_[np.ones(n_source, int), -np.ones(n_target, int)]
+    peak = traced_peak(lambda: KMM(max_iter=5).fit_weights(X, sample_domain=domain))
+    estimate = _reweight.kmm_memory(n_source, n_target)
+    assert peak <= estimate <= 1.5 * peak, (peak, estimate)
+
+
+@pytest.mark.parametrize("method", ["lpl1", "l1l2", "sinkhorn", "emd"])
+def test_ot_mapping_memory_estimate_covers_its_measured_peak_and_is_checked(method, monkeypatch):
+    Xs, ys, Xt, _ = mean_shift(0, n=300)
+    X, y = stack(Xs, ys, Xt)
+    domain = np.r_[np.ones(300, int), -np.ones(300, int)]
+    peak = traced_peak(lambda: OTMapping(method=method).fit(X, y, sample_domain=domain))
+    estimate = _ot.ot_memory(method, 300, 300)
+    assert peak <= estimate <= 1.6 * peak, (peak, estimate)
+    monkeypatch.setattr(_memory, "available_memory", lambda: estimate - 1)
+    message = (
+        rf"^OTMapping\(method='{method}'\) with 300 source rows and 300 target rows needs "
+        r"about [0-9.]+ GB .* Fit on a random subsample"
+    )
+    with pytest.raises(MemoryError, match=message):
+        OTMapping(method=method).fit(X, y, sample_domain=domain)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads Linux's /proc")
+def test_kmm_under_ulimit_v_refuses_at_once_with_the_size_instead_of_a_bare_memory_error():
+    """The failure reported: a memory limit, and a MemoryError deep in the kernel."""
+    script = textwrap.dedent(
+        """
+        import resource
+        import numpy as np
+        from sktransfer.adaptation import KMM
+        size = next(line for line in open("/proc/self/status") if line.startswith("VmSize"))
+        X = np.random.default_rng(0).normal(size=(10000, 4))
+        domain = np.r_[np.ones(8000, int), -np.ones(2000, int)]
+        limit = int(size.split()[1]) * 1024 + 300 * 2**20  # 300 MiB more than in use
+        resource.setrlimit(resource.RLIMIT_AS, (limit, resource.getrlimit(resource.RLIMIT_AS)[1]))
+        try:
+            KMM().fit_weights(X, sample_domain=domain)
+        except MemoryError as error:
+            print(error)
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert done.stdout.startswith("KMM with 8000 source rows and 2000 target rows needs about")
+    assert "GB is available" in done.stdout
+
+
+def test_available_memory_takes_the_cgroup_limit_counting_page_cache_as_free(
+    tmp_path, monkeypatch
+):
+    (tmp_path / "memory.max").write_text("4000000000\n")
+    (tmp_path / "memory.current").write_text("3500000000\n")
+    (tmp_path / "memory.stat").write_text("anon 2500000000\ninactive_file 1000000000\n")
+    files = (str(tmp_path / "memory.max"), str(tmp_path / "memory.current"), "inactive_file")
+    monkeypatch.setattr(_memory, "_CGROUP_FILES", (files,))
+    assert _memory.available_memory() <= 1_500_000_000
+    (tmp_path / "memory.max").write_text("max\n")  # no limit: the system's memory
+    assert _memory.available_memory() > 1_500_000_000 or _memory.available_memory() is None
 
 
 # --- the same results as skada, where it implements the same method --------------------------

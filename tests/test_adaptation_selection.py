@@ -9,13 +9,15 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score
 from sklearn.model_selection import GridSearchCV, train_test_split
-from sklearn.neighbors import KernelDensity
+from sklearn.neighbors import KernelDensity, KNeighborsClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import LinearSVC
 
 from sktransfer.adaptation import (
     CORAL,
+    KLIEP,
+    KMM,
     AdaptationSelector,
     CircularValidation,
     DeepEmbeddedValidation,
@@ -341,3 +343,39 @@ def test_selector_default_candidates_and_scorer():
         "DiscriminatorReweight",
     ]
     assert selector.score(Xt, yt) >= SourceOnly().fit(X, y).score(Xt, yt) - 0.01
+
+
+def test_selector_skips_the_weighing_candidates_of_an_estimator_without_sample_weight():
+    Xs, ys, Xt, yt = linear_map(2, n=60)
+    X, y = np.vstack([Xs, Xt]), np.r_[ys, -np.ones(60, int)]
+    domain = np.r_[np.ones(60, int), -np.ones(60, int)]
+    nearest = KNeighborsClassifier()
+    message = (
+        r"AdaptationSelector skips DiscriminatorReweight: DiscriminatorReweight weighs the rows "
+        r"it fits on, so its estimator's fit must take sample_weight; KNeighborsClassifier's "
+        r"does not\. Give an estimator"
+    )
+    with pytest.warns(UserWarning, match=message) as record:
+        selector = AdaptationSelector(nearest, cv=3, random_state=0)
+        selector.fit(X, y, sample_domain=domain)
+    assert [w.filename for w in record] == [__file__]
+    assert selector.cv_results_["name"] == [
+        "source-only",
+        "CORAL",
+        "SubspaceAlignment",
+        "TransferComponentAnalysis",
+        "JointDistributionAdaptation",
+    ]
+    source_only = SourceOnly(nearest).fit(X, y, sample_domain=domain)
+    assert selector.score(Xt, yt) >= source_only.score(Xt, yt) - 0.01
+    # the candidates' own estimators decide, each of a grid alike
+    candidates = [
+        CORAL(nearest),
+        KMM(nearest),
+        KLIEP(),  # its own estimator, the default logistic regression, takes weights
+        (KLIEP(nearest), {"gamma": [0.1, 1.0]}),
+    ]
+    with pytest.warns(UserWarning, match=r"skips KMM, KLIEP\(gamma=0\.1\), KLIEP\(gamma=1\.0\):"):
+        selector = AdaptationSelector(nearest, candidates=candidates, cv=3, random_state=0)
+        selector.fit(X, y, sample_domain=domain)
+    assert selector.cv_results_["name"] == ["source-only", "CORAL", "KLIEP"]

@@ -4,6 +4,8 @@
 (:mod:`._domains`), and a method writes only ``_adapt``, its algorithm.
 """
 
+from inspect import signature
+
 import numpy as np
 import sklearn
 from sklearn.base import BaseEstimator, ClassifierMixin, MetaEstimatorMixin, clone
@@ -14,7 +16,12 @@ from sklearn.utils import _safe_indexing
 from sklearn.utils._param_validation import HasMethods
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
+from sklearn.utils.validation import (
+    check_is_fitted,
+    column_or_1d,
+    has_fit_parameter,
+    validate_data,
+)
 
 from ._docs import fill_doc
 from ._domains import _split_domains, require_labelled_source, source_rows, unlabelled_mask
@@ -64,6 +71,55 @@ def read_labels(y, sample_domain, n_samples, stacklevel):
     return y, domains, check_labels(y, domains)
 
 
+def _weighted_step(estimator):
+    """``(step, key)``: the estimator whose ``fit`` gets the weights, and their keyword.
+
+    A Pipeline gives them to its last step (``name__sample_weight``), however deep.
+    """
+    path = []
+    while isinstance(estimator, Pipeline):
+        name, estimator = estimator.steps[-1]
+        path.append(name)
+    return estimator, "__".join([*path, "sample_weight"])
+
+
+def takes_sample_weight(estimator):
+    """Whether ``estimator`` (a Pipeline: its last step) can be fitted with sample weights.
+
+    A ``fit`` that takes ``**kwargs`` is given the benefit of the doubt.
+    """
+    step, _ = _weighted_step(estimator)
+    fit = getattr(step, "fit", None)
+    if fit is None:
+        return False
+    return has_fit_parameter(step, "sample_weight") or any(
+        parameter.kind is parameter.VAR_KEYWORD for parameter in signature(fit).parameters.values()
+    )
+
+
+def sample_weight_problem(method, estimator):
+    """Why ``method`` cannot weigh the rows ``estimator`` fits on; None when it can."""
+    if takes_sample_weight(estimator):
+        return None
+    step, _ = _weighted_step(estimator)
+    where = "the last step of its Pipeline, " if isinstance(estimator, Pipeline) else ""
+    return (
+        f"{method} weighs the rows it fits on, so its estimator's fit must take "
+        f"sample_weight; {where}{type(step).__name__}'s does not."
+    )
+
+
+def require_sample_weight(method, estimator):
+    """Raise a ValueError that says so when ``estimator`` cannot be fitted with weights."""
+    problem = sample_weight_problem(method, estimator)
+    if problem is not None:
+        raise ValueError(
+            f"{problem} Wrap a classifier whose fit takes it (LogisticRegression, SVC, "
+            "RandomForestClassifier, ...), or use a method that moves the features instead "
+            "of weighing the rows (CORAL, OTMapping, TransferComponentAnalysis)."
+        )
+
+
 def fit_weighted(estimator, X, y, sample_weight=None):
     """Fit ``estimator`` with sample weights; a Pipeline gets them at its last step.
 
@@ -72,11 +128,9 @@ def fit_weighted(estimator, X, y, sample_weight=None):
     """
     if sample_weight is None:
         return estimator.fit(X, y)
+    _, key = _weighted_step(estimator)
     with sklearn.config_context(enable_metadata_routing=False):
-        if isinstance(estimator, Pipeline):
-            name = estimator.steps[-1][0]
-            return estimator.fit(X, y, **{f"{name}__sample_weight": sample_weight})
-        return estimator.fit(X, y, sample_weight=sample_weight)
+        return estimator.fit(X, y, **{key: sample_weight})
 
 
 def default_estimator(estimator):
@@ -100,6 +154,9 @@ class _AdaptationClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
 
     _fitted_estimator = "estimator_"
     """The attribute that holds the fitted estimator that answers ``predict``."""
+
+    _weighs_rows = False
+    """Whether the method fits its estimator with ``sample_weight`` (checked in ``fit``)."""
 
     def _inner_estimator(self):
         """Return the fitted estimator that answers ``predict`` (before fit, the one to fit)."""
@@ -130,6 +187,8 @@ class _AdaptationClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
         rows" warning points at that call.
         """
         self._validate_params()
+        if self._weighs_rows:
+            require_sample_weight(type(self).__name__, default_estimator(self.estimator))
         require_y(y)
         X = validate_data(self, X, dtype=np.float64)
         return X, *read_labels(y, sample_domain, len(X), stacklevel + 1)

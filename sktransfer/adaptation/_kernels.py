@@ -21,6 +21,17 @@ def median_heuristic(X):
     return 1 / float(np.median(distances)) if len(distances) else 1.0
 
 
+def median_heuristic_memory(n_rows):
+    """Bytes :func:`median_heuristic` needs at its peak for ``n_rows`` rows.
+
+    The distances between the rows it looks at, their mask and their copy without the zeros
+    (float64, bool, float64: 17 bytes a pair).
+    """
+    step = max(-(-n_rows // MEDIAN_ROWS), 1)
+    looked_at = -(-n_rows // step)
+    return 17 * (looked_at * (looked_at - 1) // 2)
+
+
 def kernel_width(gamma, kernel, X):
     """Return the ``gamma`` to compute ``kernel`` with, as documented for ``gamma=None``.
 

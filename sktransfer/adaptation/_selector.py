@@ -18,6 +18,7 @@ from ._base import (
     default_estimator,
     read_labels,
     require_y,
+    sample_weight_problem,
 )
 from ._docs import fill_doc
 from ._jda import JointDistributionAdaptation
@@ -105,6 +106,33 @@ def _expand(candidates):
     return expanded
 
 
+def _skip_unweighable(named, stacklevel):
+    """``named`` without the candidates that weigh rows for an estimator that takes no weights.
+
+    Warns, naming each candidate it skips and why; ``stacklevel`` counts the frames from
+    here up to the user's call, as :func:`warnings.warn` does.
+    """
+    kept, skipped, problems = [], [], []
+    for name, candidate in named:
+        problem = None
+        if getattr(candidate, "_weighs_rows", False):
+            estimator = default_estimator(candidate.estimator)
+            problem = sample_weight_problem(type(candidate).__name__, estimator)
+        if problem is None:
+            kept.append((name, candidate))
+        else:
+            skipped.append(name)
+            problems.append(problem)
+    if skipped:
+        warnings.warn(
+            f"AdaptationSelector skips {', '.join(skipped)}: {' '.join(dict.fromkeys(problems))}"
+            " Give an estimator whose fit takes sample_weight to try them.",
+            UserWarning,
+            stacklevel=stacklevel + 1,
+        )
+    return kept
+
+
 def _cv_results(named, scores, n_folds):
     """``cv_results_`` of the candidates ``named`` from their ``scores`` on the folds."""
     gains = scores - scores[0]
@@ -145,7 +173,10 @@ class AdaptationSelector(_PredictsByDomain, _AdaptationClassifier):
         Adaptation methods, each an estimator or an ``(estimator, param_grid)`` pair (every
         combination of the grid is a candidate). None means CORAL, subspace alignment, TCA
         (linear) and JDA with their defaults, and :class:`DiscriminatorReweight`, each
-        wrapping ``estimator``. Source-only is always a candidate as well.
+        wrapping ``estimator``. Source-only is always a candidate as well. A candidate that
+        weighs the rows (:class:`KMM`, :class:`KLIEP`, :class:`DiscriminatorReweight`,
+        :class:`TrAdaBoost`) around an estimator whose ``fit`` takes no ``sample_weight``
+        (``KNeighborsClassifier``, say) is skipped, with a warning that names it.
     scoring : callable, default=None
         ``scoring(estimator, X, y, sample_domain=...)``, greater is better: one of
         :class:`CircularValidation`, :class:`ImportanceWeightedScorer`,
@@ -254,7 +285,9 @@ class AdaptationSelector(_PredictsByDomain, _AdaptationClassifier):
         candidates = self.candidates
         if candidates is None:
             candidates = default_candidates(estimator)
-        return [("source-only", SourceOnly(clone(estimator))), *_expand(candidates)]
+        # user -> fit -> _fit -> _named_candidates -> _skip_unweighable
+        named = _skip_unweighable(_expand(candidates), stacklevel=4)
+        return [("source-only", SourceOnly(clone(estimator))), *named]
 
     def _folds(self, X, y, domain):
         """``[(train, test)]`` of ``cv``; none without target rows (nothing to choose by)."""

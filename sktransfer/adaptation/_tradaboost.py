@@ -74,6 +74,8 @@ class TrAdaBoost(_AdaptationClassifier):
         "n_estimators": [Interval(Integral, 1, None, closed="left")],
     }
 
+    _weighs_rows = True
+
     def __init__(self, estimator=None, *, n_estimators=10):
         self.estimator = estimator
         self.n_estimators = n_estimators
