@@ -304,6 +304,11 @@ def test_bad_arguments_fail_before_any_work(client, photos, tmp_path):
         ({"output": tmp_path / "no" / "such"}, FileNotFoundError, "parent does not exist"),
         # found by the first worker to build the network, before any partition
         ({"extractor": extractor(num_workers=1)}, ValueError, "distributed.worker.daemon"),
+        (
+            {"extractor": PretrainedFeatureExtractor("all-MiniLM-L6-v2")},
+            ValueError,
+            r"takes image paths only.*takes text inputs.*fit_transform\(texts\)",
+        ),
     ]
     (tmp_path / "notes").mkdir()
     (tmp_path / "notes" / "todo.txt").write_text("mine")

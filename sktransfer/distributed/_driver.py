@@ -111,7 +111,9 @@ def extract_features(
         partition as it is partitioned, and its paths are used as they are.
     extractor : PretrainedFeatureExtractor
         Fitted or not: only its parameters are used (fitting learns nothing from images),
-        so both give the same features.
+        so both give the same features. Its backbone must take images: distributed
+        extraction reads image paths only, and refuses a text backbone (extract texts in
+        one process, with ``extractor.fit_transform(texts)``).
     client : dask.distributed.Client
         The cluster to run on.
     output : str or path, default=None
@@ -147,9 +149,10 @@ def extract_features(
     Raises
     ------
     ValueError
-        Bad arguments; an unreadable image with ``errors="raise"`` (named); an output folder
-        that holds other files, or another job's partitions (a different extractor, other
-        paths or another ``partition_size``).
+        Bad arguments; an extractor whose backbone takes no images (texts); an unreadable
+        image with ``errors="raise"`` (named); an output folder that holds other files, or
+        another job's partitions (a different extractor, other paths or another
+        ``partition_size``).
     FileNotFoundError
         A missing image with ``errors="raise"``; a missing parent folder of ``output``.
     ImportError
