@@ -236,6 +236,34 @@ def test_a_rerun_skips_the_partitions_already_written(client, photos, tmp_path):
     assert after == {f.name: os.stat(f).st_mtime_ns for f in sorted(out.glob("part-*.parquet"))}
 
 
+def test_a_rerun_redoes_a_damaged_partition_instead_of_skipping_it(client, photos, tmp_path):
+    paths, labels, expected = photos
+    out = tmp_path / "features"
+    job = {"extractor": extractor(), "client": client, "output": out, "partition_size": 6}
+    extract_features(paths, labels=labels, **job)
+    files = sorted(out.glob("part-*.parquet"))
+    whole = files[1].read_bytes()
+    files[1].write_bytes(b"")  # a disk that filled up
+    files[2].write_bytes(files[2].read_bytes()[: len(whole) // 2])  # a copy cut short
+    # a readable file, but not this partition: too few rows, then other columns
+    pd.read_parquet(files[3]).iloc[:2].to_parquet(files[3], index=False)
+    unchanged = os.stat(files[0]).st_mtime_ns
+
+    summary = extract_features(paths, labels=labels, **job)
+    assert (summary.n_partitions, summary.n_skipped, summary.n_redone) == (4, 1, 3)
+    assert summary.n_images == 24 and "3 damaged and redone" in str(summary)
+    assert os.stat(files[0]).st_mtime_ns == unchanged
+    frame = read_dataset(out)
+    assert frame["label"].tolist() == list(labels)
+    assert_same_features(frame, paths, expected)
+    assert json.loads((out / "_sktransfer.json").read_text())["n_images"] == 24
+
+    pd.read_parquet(files[1]).drop(columns="label").to_parquet(files[1], index=False)
+    summary = extract_features(paths, labels=labels, **job)
+    assert (summary.n_skipped, summary.n_redone) == (3, 1)
+    assert_same_features(read_dataset(out), paths, expected)
+
+
 def test_an_unreadable_image_is_named_or_recorded(client, photos, tmp_path):
     paths, labels, expected = photos
     bad = tmp_path / "broken.jpg"
@@ -276,6 +304,11 @@ def test_bad_arguments_fail_before_any_work(client, photos, tmp_path):
         ({"output": tmp_path / "no" / "such"}, FileNotFoundError, "parent does not exist"),
         # found by the first worker to build the network, before any partition
         ({"extractor": extractor(num_workers=1)}, ValueError, "distributed.worker.daemon"),
+        (
+            {"extractor": PretrainedFeatureExtractor("all-MiniLM-L6-v2")},
+            ValueError,
+            r"takes image paths only.*takes text inputs.*fit_transform\(texts\)",
+        ),
     ]
     (tmp_path / "notes").mkdir()
     (tmp_path / "notes" / "todo.txt").write_text("mine")

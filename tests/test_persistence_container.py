@@ -10,6 +10,8 @@ import hashlib
 import io
 import json
 import os
+import re
+import shutil
 import stat
 import struct
 import subprocess
@@ -451,3 +453,86 @@ def test_random_or_checkpoint_weights_said_to_be_left_out_are_refused(models, tm
     with pytest.raises(ValueError, match="without storing them") as info:
         sktransfer.load(path)
     _assert_clean(info, path)
+
+
+# --- what a file may make load read: the bundled models and the catalogues, unless allowed
+@pytest.fixture(scope="module")
+def text_folder(tmp_path_factory):
+    """A model folder of this machine: the bundled text model's, copied (weights linked)."""
+    from sktransfer.backbones._text_models import model_folder
+
+    source = model_folder("all-MiniLM-L6-v2")
+    folder = tmp_path_factory.mktemp("models") / "encoder"
+    shutil.copytree(source, folder, ignore=shutil.ignore_patterns("model.safetensors"))
+    (folder / "model.safetensors").symlink_to(source / "model.safetensors")
+    return folder
+
+
+@pytest.fixture()
+def folders_read(monkeypatch):
+    """The model folders and hub repositories looked up (none is, when a file is refused)."""
+    from sktransfer.backbones import _text_models
+
+    asked, original = [], _text_models.hub_folder
+
+    def spy(repo):
+        asked.append(repo)
+        return original(repo)
+
+    monkeypatch.setattr(_text_models, "hub_folder", spy)
+    return asked
+
+
+@pytest.mark.parametrize(
+    "source",
+    ["hf:{folder}", "hf:{folder}/../../{up}", "hf:someone/any-model", "timm:hf-hub:someone/net"],
+    ids=["folder", "dotdot", "hub", "timm-hub"],
+)
+@pytest.mark.parametrize("kind", ["extractor", "fine-tuned"])
+def test_a_file_cannot_point_load_at_a_folder_or_repository(
+    models, tmp_path, text_folder, folders_read, kind, source
+):
+    spec = source.format(folder=text_folder, up=text_folder.relative_to(text_folder.parents[1]))
+    path = tmp_path / "m.skt"
+    sktransfer.save(models[kind], path)
+
+    def point_at(meta):
+        model = meta["model"]
+        model["params"]["backbone"] = spec
+        if kind == "extractor":
+            model["state"]["backbone_"]["spec"] = spec
+        else:
+            model["state"]["spec"] = spec
+
+    _forge(path, point_at)
+    hint = rf"allow_sources=\[{re.escape(repr(spec))}\]"
+    with pytest.raises(ValueError, match=rf"names the backbone {re.escape(repr(spec))}.*{hint}"):
+        sktransfer.load(path)
+    assert folders_read == []
+    # the backbone parameter alone (what a refit would load) is refused too
+    sktransfer.save(models[kind], path)
+    _forge(path, lambda meta: meta["model"]["params"].update(backbone=spec))
+    with pytest.raises(ValueError, match=hint) as info:
+        sktransfer.load(path)
+    _assert_clean(info, path)
+    assert folders_read == []
+
+
+def test_a_model_of_a_folder_loads_where_the_caller_allows_its_source(text_folder, tmp_path):
+    texts = ["a cat on the mat", "The team won the match.", "short", "rain again today"]
+    spec = f"hf:{text_folder}"
+    model = PretrainedFeatureExtractor(spec, batch_size=4).fit(texts)
+    expected = model.transform(texts)
+    path = tmp_path / "text.skt"
+    sktransfer.save(model, path)  # saving needs no permission
+
+    with pytest.raises(ValueError, match=rf"{re.escape(str(path))} names the backbone"):
+        sktransfer.load(path)
+    with pytest.raises(ValueError, match="allow_sources"):
+        sktransfer.load(path, allow_sources=[f"hf:{tmp_path}", "hf:someone/any-model"])
+    for allowed in (spec, [f"hf:{text_folder}/"], ("all-MiniLM-L6-v2", spec), "any"):
+        loaded = sktransfer.load(path, allow_sources=allowed)
+        np.testing.assert_allclose(loaded.transform(texts), expected, atol=1e-6)
+    for bad in (True, [spec, 3]):
+        with pytest.raises(TypeError, match="allow_sources must be 'any'"):
+            sktransfer.load(path, allow_sources=bad)

@@ -5,7 +5,8 @@ partition on a worker of a :class:`dask.distributed.Client`. The extractor trave
 parameters (kilobytes for a named backbone); each worker process builds the network once and
 reuses it for every partition it runs. The result is a folder of Parquet files, one per
 partition, written whole or not at all, so that a job that stops (a killed worker, Ctrl-C, a
-corrupt image) resumes where it stopped; or, without a folder, a Dask DataFrame.
+corrupt image) resumes where it stopped; or, without a folder, a Dask DataFrame. It takes
+images only: a text backbone is refused (texts are extracted in one process).
 
 Dask is an optional dependency (``pip install 'sktransfer[dask]'``); it is imported when a
 function of this package runs, not when the package is imported.

@@ -46,6 +46,9 @@ class ExtractionSummary:
     errors : pandas.DataFrame
         ``path`` and ``error`` of each image that could not be read (with
         ``errors="record"``; also stored under ``_errors/`` in the folder). Empty when none.
+    n_redone : int
+        Partitions an earlier run left damaged (unreadable, cut short, other columns or
+        another number of rows than planned), extracted again.
     """
 
     output: str
@@ -54,13 +57,16 @@ class ExtractionSummary:
     n_partitions: int
     n_skipped: int
     errors: object = field(repr=False)
+    n_redone: int = 0
 
     def __str__(self):
         """One line: what was written where."""
+        redone = f", {self.n_redone} damaged and redone" if self.n_redone else ""
         errors = f", {len(self.errors)} unreadable images" if len(self.errors) else ""
         return (
             f"{self.n_images} images x {self.n_features} features -> {self.output} "
-            f"({self.n_partitions} Parquet partitions, {self.n_skipped} already there{errors})"
+            f"({self.n_partitions} Parquet partitions, {self.n_skipped} already there"
+            f"{redone}{errors})"
         )
 
 
@@ -88,7 +94,12 @@ def extract_features(
     under its final name only once complete. Running the same call again skips the
     partitions already written, so a job that stopped resumes where it stopped; a worker that
     dies mid-job has its partitions run again elsewhere by Dask. The folder never holds a
-    partial partition nor a row twice.
+    partial partition nor a row twice. Before a partition is skipped, its file is checked:
+    a readable Parquet footer, this extraction's columns, and as many rows as the partition
+    has paths (less its unreadable images); a file that fails (emptied by a full disk, cut
+    short by a copy, edited) is extracted again, and the summary counts it in
+    ``n_redone``. A partition of a Dask collection, whose size is known only once
+    computed, has its footer and columns checked.
 
     Parameters
     ----------
@@ -100,7 +111,9 @@ def extract_features(
         partition as it is partitioned, and its paths are used as they are.
     extractor : PretrainedFeatureExtractor
         Fitted or not: only its parameters are used (fitting learns nothing from images),
-        so both give the same features.
+        so both give the same features. Its backbone must take images: distributed
+        extraction reads image paths only, and refuses a text backbone (extract texts in
+        one process, with ``extractor.fit_transform(texts)``).
     client : dask.distributed.Client
         The cluster to run on.
     output : str or path, default=None
@@ -136,9 +149,10 @@ def extract_features(
     Raises
     ------
     ValueError
-        Bad arguments; an unreadable image with ``errors="raise"`` (named); an output folder
-        that holds other files, or another job's partitions (a different extractor, other
-        paths or another ``partition_size``).
+        Bad arguments; an extractor whose backbone takes no images (texts); an unreadable
+        image with ``errors="raise"`` (named); an output folder that holds other files, or
+        another job's partitions (a different extractor, other paths or another
+        ``partition_size``).
     FileNotFoundError
         A missing image with ``errors="raise"``; a missing parent folder of ``output``.
     ImportError
@@ -186,11 +200,11 @@ def extract_features(
             _follow(distributed, futures, job, set(), client)
         meta = _parquet.empty_frame(n_features, job.label_type)
         return dd.from_delayed(futures, meta=meta, verify_meta=False)
-    done = open_folder(job, n_features)
+    done, redone = open_folder(job, n_features)
     todo = [k for k in range(job.n_partitions) if k not in done]
     futures = _submit(client, job, todo, payload, n_features)
     counts = _follow(distributed, futures, job, done, client, show=progress)
-    return _finish(job, n_features, done, counts)
+    return _finish(job, n_features, done, counts, len(redone))
 
 
 def _run_id():
@@ -255,7 +269,7 @@ def _follow(distributed, futures, job, done, client, *, show=True):
     return counts
 
 
-def _finish(job, n_features, done, counts):
+def _finish(job, n_features, done, counts, n_redone):
     """Count what the folder holds, mark the job complete, remove leftover temporary files."""
     folder = job.output
     errors = _parquet.read_errors(folder)
@@ -276,4 +290,5 @@ def _finish(job, n_features, done, counts):
         n_partitions=job.n_partitions,
         n_skipped=len(done),
         errors=errors,
+        n_redone=n_redone,
     )

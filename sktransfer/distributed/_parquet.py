@@ -83,6 +83,34 @@ def rows_in(path):
     return pq.read_metadata(path).num_rows
 
 
+def partition_problem(folder, name, columns, n_paths=None):
+    """Return why a partition written earlier cannot be kept, or None when it can.
+
+    The partition's footer must be readable, its columns those of :func:`schema` (given
+    ``columns``), and, when ``n_paths`` (the paths the plan gave it) is known, its rows
+    those paths less the unreadable images recorded for it under ``_errors/``.
+    """
+    errors = os.path.join(folder, ERRORS_FOLDER, name)
+    try:
+        footer = pq.read_metadata(os.path.join(folder, name))
+        found = footer.schema.to_arrow_schema()
+        n_failed = rows_in(errors) if os.path.exists(errors) else 0
+    except (OSError, pa.ArrowException) as exc:
+        return f"unreadable: {' '.join(str(exc).split())}"
+    if not found.equals(schema(*columns), check_metadata=False):
+        return "not the columns of this extraction"
+    if n_paths is not None and footer.num_rows != n_paths - n_failed:
+        return f"{footer.num_rows} rows instead of {n_paths - n_failed}"
+    return None
+
+
+def remove_partition(folder, name):
+    """Remove what a partition wrote (its features and its errors), to write it again."""
+    for path in (os.path.join(folder, name), os.path.join(folder, ERRORS_FOLDER, name)):
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(path)
+
+
 def read_errors(folder):
     """Return ``{partition file name: frame of path and error}`` of the folder's errors."""
     errors = {}

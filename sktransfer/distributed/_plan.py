@@ -232,7 +232,12 @@ def _check_same_job(path, token):
 
 
 def open_folder(job, n_features):
-    """Create the folder and its record of the job; return the partitions already written."""
+    """Create the folder and its record of the job; return what earlier runs wrote.
+
+    Returns ``(done, redone)``: the partitions found whole, which need not run again, and
+    ``{file name: why}`` of those found damaged (unreadable, other columns, a wrong number
+    of rows), which were removed to be written again.
+    """
     folder = job.output
     os.makedirs(os.path.join(folder, _parquet.ERRORS_FOLDER), exist_ok=True)
     manifest = {
@@ -246,8 +251,27 @@ def open_folder(job, n_features):
     }
     with atomic_write(os.path.join(folder, MANIFEST), "w", encoding="utf-8") as f:
         json.dump(manifest, f, indent=1)
-    names = {_parquet.part_name(k, job.n_partitions): k for k in range(job.n_partitions)}
-    return {names[n] for n in os.listdir(folder) if n in names}
+    return _verified_partitions(job, n_features)
+
+
+def _verified_partitions(job, n_features):
+    """Check each partition an earlier run wrote; remove the others' files, to redo them."""
+    folder, present = job.output, set(os.listdir(job.output))
+    done, redone = set(), {}
+    for k in range(job.n_partitions):
+        name = _parquet.part_name(k, job.n_partitions)
+        if name in present:
+            n_paths = None if job.n_images is None else len(job.parts[k][0])
+            problem = _parquet.partition_problem(
+                folder, name, (n_features, job.label_type), n_paths
+            )
+            if problem is None:
+                done.add(k)
+                continue
+            redone[name] = problem
+        # a partition to write: nothing of an earlier try stays (a stale errors file)
+        _parquet.remove_partition(folder, name)
+    return done, redone
 
 
 def mark_complete(folder, n_images, n_errors):

@@ -20,7 +20,8 @@ import numpy as np
 import torch
 
 from .._config import config_context, environment_value
-from .._modalities import decode_file
+from .._modalities import ImagePipeline, decode_file
+from ..backbones import load_backbone
 from . import _parquet
 
 
@@ -46,9 +47,7 @@ class WorkerModelCache:
                 return self._models[key]
             extractor = pickle.loads(payload)
             _check_decoding_processes(extractor.num_workers)
-            # fit learns nothing from X (it is only validated): a blank image will do, and no
-            # file of the partition is read twice.
-            extractor.fit(np.zeros((1, 32, 32, 3), dtype=np.uint8))
+            _fit_for_images(extractor)
             self.loads += 1
             self._models[key] = extractor
             while len(self._models) > self.maxsize:
@@ -62,6 +61,33 @@ class WorkerModelCache:
 
 
 MODEL_CACHE = WorkerModelCache()
+
+
+def _fit_for_images(extractor):
+    """Fit ``extractor`` on a blank image; refuse, by its modality, one that takes no images.
+
+    fit learns nothing from X (it is only validated): a blank image will do, and no file of
+    the partition is read twice.
+    """
+    try:
+        extractor.fit(np.zeros((1, 32, 32, 3), dtype=np.uint8))
+    except ValueError:
+        try:  # the failure's cause: the modality, or something else that fit named
+            pipeline = load_backbone(extractor.backbone, extractor.weights).preprocessing
+        except Exception:  # fit's own error says more
+            pipeline = None
+        if pipeline is not None and not isinstance(pipeline, ImagePipeline):
+            raise ValueError(
+                "sktransfer.distributed.extract_features takes image paths only; this "
+                f"extractor's backbone ({_name(extractor.backbone)}) takes "
+                f"{pipeline.modality} inputs. Extract those features in one process with "
+                f"extractor.fit_transform({pipeline.modality}s), or give an image backbone."
+            ) from None
+        raise
+
+
+def _name(backbone):
+    return repr(backbone) if isinstance(backbone, str) else type(backbone).__name__
 
 
 def _check_decoding_processes(num_workers):

@@ -17,6 +17,17 @@ else is refused. This, not the checksums, is what makes a model file from someon
 safe to load. By contrast, a :mod:`joblib` or :mod:`pickle` file runs code while it
 loads: load those only from sources you trust.
 
+**What a file may make load read.** A file names its backbone, and loading builds it
+from that name. By itself a file may name only the bundled models (``efficientnet_lite0``
+... ``2``, ``all-MiniLM-L6-v2``) and torchvision's or timm's model names, whose weights
+come from where those libraries keep them and are checked against the digest the file
+recorded. A model folder or a Hugging Face hub repository (``"hf:/path/to/folder"``,
+``"hf:org/model"``) is read only where the caller of ``load`` allows that source
+(``allow_sources``), since a file from someone else could otherwise make loading read a
+folder of this machine, or download a model, of their choosing. Saving such a model needs
+no permission. A source registered with :func:`~sktransfer.backbones.register_source` is
+the calling process's own code, and is allowed.
+
 **What the checksums protect against.** The description records the SHA-256 of the
 weights and of itself. They detect accidental damage (a truncated download, a flipped
 bit, a file cut short by a full disk) and the file is refused. They are not a signature:
@@ -89,13 +100,19 @@ def save(estimator, path):
     save_model(estimator, path)
 
 
-def load(path):
+def load(path, *, allow_sources=None):
     """Load a model written by :func:`save`; no pickle runs.
 
     Parameters
     ----------
     path : str or path-like
         The file.
+    allow_sources : "any", str or list of str, default=None
+        The model folders and hub repositories the file may name as its backbone, as
+        backbone specs: ``["hf:/models/my-encoder", "hf:org/model"]`` (a folder matches
+        whatever path the file gives to it). None allows only what any file may name: the
+        bundled models and torchvision's or timm's model names. ``"any"`` allows every
+        source: use it only for files you trust.
 
     Returns
     -------
@@ -107,8 +124,11 @@ def load(path):
     ------
     ValueError
         The file is not in the format, is damaged or was modified, was written by another
-        version of the format, or holds invalid parameters. The message names the file
-        and the reason.
+        version of the format, or holds invalid parameters; or it names a model folder or
+        hub repository that ``allow_sources`` does not allow (the message names the source
+        and how to allow it). The message names the file and the reason.
+    TypeError
+        ``allow_sources`` is neither ``"any"`` nor specs.
     FileNotFoundError
         There is no such file.
 
@@ -121,5 +141,14 @@ def load(path):
     See Also
     --------
     save : Write the file.
+
+    Examples
+    --------
+    A model whose backbone is a model folder of your own loads once you allow that folder:
+
+    >>> import sktransfer
+    >>> model = sktransfer.load(  # doctest: +SKIP
+    ...     "reviews.skt", allow_sources=["hf:/models/my-encoder"]
+    ... )
     """
-    return load_model(path)
+    return load_model(path, allow_sources)

@@ -32,9 +32,11 @@ class Codec:
         """
         raise NotImplementedError
 
-    def decode(self, cls, params, state, tensors, child):
+    def decode(self, cls, params, state, tensors, child, sources):
         """Rebuild a fitted ``cls`` from what :meth:`encode` returned (all checked).
 
         ``child(key)`` returns the nested estimator stored under ``key``.
+        ``sources.check(spec)`` must pass before anything is read from a backbone ``spec``
+        the file names (:class:`._sources.AllowedSources`).
         """
         raise NotImplementedError

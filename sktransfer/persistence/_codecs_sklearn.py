@@ -43,7 +43,7 @@ class StepCodec(Codec):
                 )
         return params, state, tensors
 
-    def decode(self, cls, params, state, tensors, child):
+    def decode(self, cls, params, state, tensors, child, sources):
         name = cls.__name__
         estimator = cls(**params)
         used = set()
@@ -100,7 +100,7 @@ class PipelineCodec(Codec):
                 steps.append([name, child(i, step)])
         return params, {"steps": steps}, {}
 
-    def decode(self, cls, params, state, tensors, child):
+    def decode(self, cls, params, state, tensors, child, sources):
         if "steps" in params or params.get("memory") is not None:
             raise ValueError("a Pipeline's steps are stored as parts and its memory is None")
         steps = []

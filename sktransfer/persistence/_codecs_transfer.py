@@ -75,9 +75,14 @@ def backbone_to_json(backbone):
     return description, tensors
 
 
-def backbone_from_json(description, tensors):
-    """Rebuild a backbone from :func:`backbone_to_json`'s output (checked, no pickle)."""
+def backbone_from_json(description, tensors, sources):
+    """Rebuild a backbone from :func:`backbone_to_json`'s output (checked, no pickle).
+
+    ``sources`` checks the spec first: nothing is read from a source the caller did not
+    allow.
+    """
     spec, weights = description["spec"], description["weights"]
+    sources.check(spec)
     if description["stored"]:
         check_stored_tensors(spec, tensors)
         backbone = load_backbone(spec, weights=None)  # the architecture
@@ -158,28 +163,33 @@ def backbone_param_to_json(estimator):
     return record.spec, description, tensors
 
 
-def backbone_param_from_json(value, description, tensors):
+def backbone_param_from_json(value, description, tensors, sources):
     """Rebuild the ``backbone`` parameter from :func:`backbone_param_to_json`'s output."""
     if description is None:
         return value
-    return backbone_from_json(description, tensors)
+    return backbone_from_json(description, tensors, sources)
 
 
 # --- the estimators --------------------------------------------------------------------------
 class _TransferCodec(Codec):
-    """What both estimators share: their ``memory`` folder is not stored."""
+    """What both estimators share: no ``memory`` folder, and a backbone the caller allows.
+
+    The ``backbone`` parameter is checked too, although loading does not read it: a refit
+    would.
+    """
 
     def encode(self, estimator, child):
         params, state, tensors = self._encode(estimator)
         # a cache folder of this machine, as a Pipeline's memory
         return params | {"memory": None}, state, tensors
 
-    def decode(self, cls, params, state, tensors, child):
+    def decode(self, cls, params, state, tensors, child, sources):
         if params.get("memory") is not None:
             raise ValueError(
                 f"a {cls.__name__}'s memory folder is not stored (it is None in a saved model)"
             )
-        return self._decode(cls, params, state, tensors)
+        sources.check(params.get("backbone"))
+        return self._decode(cls, params, state, tensors, sources)
 
 
 class ExtractorCodec(_TransferCodec):
@@ -199,9 +209,9 @@ class ExtractorCodec(_TransferCodec):
         }
         return params, state, tensors
 
-    def _decode(self, cls, params, state, tensors):
+    def _decode(self, cls, params, state, tensors, sources):
         estimator = cls(**params)
-        backbone = backbone_from_json(state["backbone_"], tensors)
+        backbone = backbone_from_json(state["backbone_"], tensors, sources)
         if state["backbone_is_record"]:  # the parameter holds the same weights
             estimator.backbone = copy.deepcopy(backbone)
         device = fallback_device(estimator.device)
@@ -240,11 +250,12 @@ class FineTunedCodec(_TransferCodec):
         params = estimator.get_params(deep=False) | {"backbone": value}
         return params, state, tensors
 
-    def _decode(self, cls, params, state, tensors):
+    def _decode(self, cls, params, state, tensors, sources):
         estimator = cls(**params)
         estimator.backbone = backbone_param_from_json(
-            params["backbone"], state["backbone_param"], _strip(tensors, "backbone.")
+            params["backbone"], state["backbone_param"], _strip(tensors, "backbone."), sources
         )
+        sources.check(state["spec"])
         check_stored_tensors(state["spec"], _strip(tensors, "module.trunk."))
         backbone = load_backbone(state["spec"], weights=None)  # the architecture
         backbone.preprocessing = rebuild_pipeline(backbone, state["preprocessing"])

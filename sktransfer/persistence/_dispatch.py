@@ -36,6 +36,7 @@ from ._container import (
     read,
     write,
 )
+from ._sources import AllowedSources
 
 # Every class a file may hold: type -> codec. Nothing else is saved or loaded.
 CODECS = {
@@ -135,13 +136,14 @@ def _encode_params(name, params, training_only):
 
 
 # --- entry -> estimator ----------------------------------------------------------------------
-def load_model(path):
+def load_model(path, allow_sources=None):
     """Rebuild the model stored in ``path`` (see :func:`sktransfer.load`)."""
     given = os.fspath(path)
+    sources = AllowedSources(allow_sources, given)
     try:
         meta, weights = read(given)
         claimed = set()
-        estimator = _decode(meta.get("model"), "", weights, claimed, given)
+        estimator = _decode(meta.get("model"), "", weights, claimed, sources)
         if claimed != set(weights):
             raise FormatError(
                 f"{given} is not a valid sktransfer model file (tensors that no part uses: "
@@ -166,8 +168,9 @@ def load_model(path):
         ) from None
 
 
-def _decode(entry, prefix, weights, claimed, path):
+def _decode(entry, prefix, weights, claimed, sources):
     """Rebuild one estimator from its entry and the tensors named in it."""
+    path = sources.path
     if not isinstance(entry, dict):
         raise FormatError(f"{path} is not a valid sktransfer model file (malformed entry).")
     name = entry.get("estimator")
@@ -193,9 +196,10 @@ def _decode(entry, prefix, weights, claimed, path):
     def child(key):
         if key not in children:
             raise FormatError(f"{path} is not a valid sktransfer model file (no part {key!r}).")
-        return _decode(children[key], f"{prefix}{key}.", weights, claimed, path)
+        return _decode(children[key], f"{prefix}{key}.", weights, claimed, sources)
 
-    estimator = codec.decode(cls, params, decode_value(entry["state"]), tensors, child)
+    state = decode_value(entry["state"])
+    estimator = codec.decode(cls, params, state, tensors, child, sources)
     if type(estimator) is not cls:
         raise FormatError(f"{path}: the {name} codec returned a {type(estimator).__name__}.")
     _validate(estimator, path)
