@@ -1,7 +1,7 @@
 """Docstring parts the fine-tuned estimators share, written once.
 
-A class docstring names them on a line of their own, ``[parameters: a b c]`` or
-``[notes]``; :func:`fill` puts the text in.
+A class docstring names them on a line of their own, ``[parameters: a b c]``,
+``[attributes]`` or ``[notes]``; :func:`fill` puts the text in.
 """
 
 import re
@@ -115,7 +115,20 @@ PARAMETERS = {
         None keeps nothing on disk. Delete the folder to free the space.""",
 }
 
+ATTRIBUTES = """\
+    net_ : skorch.NeuralNet
+        The skorch net; its module (``net_.module_``) is the backbone's trunk followed by
+        the new head.
+    n_layer_groups_ : int
+        Number of layer groups of the backbone.
+    n_frozen_ : int
+        Number of frozen groups, ``n_frozen`` resolved.
+    n_cached_stages_ : int
+        Leading backbone stages whose output was cached (0: none)."""
+
 NOTES = """\
+    Notes
+    -----
     Frozen means frozen: frozen parameters get no gradient and the norm layers of frozen
     groups stay in eval mode, so their BatchNorm running statistics do not change either.
 
@@ -144,10 +157,10 @@ NOTES = """\
 
 
 def fill(doc):
-    """Return ``doc`` with its ``[parameters: ...]`` and ``[notes]`` lines filled in."""
+    """Return ``doc`` with its ``[parameters: ...]``, ``[attributes]``, ``[notes]`` filled in."""
 
     def parameters(match):
         return "\n".join(PARAMETERS[name] for name in match.group(1).split())
 
     doc = re.sub(r"^    \[parameters: ([\w ]+)\]$", parameters, doc, flags=re.M)
-    return doc.replace("    [notes]", NOTES)
+    return doc.replace("    [attributes]", ATTRIBUTES).replace("    [notes]", NOTES)

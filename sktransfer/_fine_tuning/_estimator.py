@@ -197,6 +197,9 @@ class _FineTuned(TransferEstimator):
         self.n_cached_stages_ = n_cached
         self.device_ = device
 
+    def __sklearn_is_fitted__(self):
+        return hasattr(self, "_task")
+
     @property
     def backbone_(self):
         """The fine-tuned :class:`~sktransfer.Backbone`: a view of the trunk in ``net_``."""
@@ -223,6 +226,24 @@ class _FineTuned(TransferEstimator):
                     return run_batches(module, batches, len(inputs), self.device_)
         batches = self._batches(inputs, preprocessing, progress=self.verbose > 0, desc="predict")
         return run_batches(module, batches, len(inputs), self.device_)
+
+    def predict(self, X):
+        """Predict each input's target.
+
+        Parameters
+        ----------
+        X : images or texts
+            Inputs of the kind ``fit`` took.
+
+        Returns
+        -------
+        y : ndarray of shape (n_samples,) or (n_samples, n_outputs)
+            A classifier's most probable class, or for a multi-label ``y`` its 0/1
+            indicator matrix (1 where a label's probability reaches ``threshold``); a
+            regressor's targets, in their unit (1-D when ``y`` was).
+        """
+        check_is_fitted(self)
+        return self._task.predict(self._outputs(X), getattr(self, "threshold", None))
 
     @property
     def history_(self):
@@ -272,15 +293,7 @@ class FineTunedClassifier(ClassifierMixin, _FineTuned):
     backbone_ : Backbone
         The fine-tuned backbone (reusable: ``FineTunedClassifier(backbone=clf)``). A view:
         its ``net`` is the trunk inside ``net_``, which owns the weights.
-    net_ : skorch.NeuralNet
-        The skorch net; its module (``net_.module_``) is the backbone's trunk followed by
-        the new head.
-    n_layer_groups_ : int
-        Number of layer groups of the backbone.
-    n_frozen_ : int
-        Number of frozen groups, ``n_frozen`` resolved.
-    n_cached_stages_ : int
-        Leading backbone stages whose output was cached (0: none).
+    [attributes]
     history_ : skorch.History
         Losses per epoch.
     device_ : torch.device
@@ -293,8 +306,6 @@ class FineTunedClassifier(ClassifierMixin, _FineTuned):
     PretrainedFeatureExtractor : Frozen features for any scikit-learn estimator.
     sktransfer.save : Save a fitted model in a format that runs no pickle on load.
 
-    Notes
-    -----
     [notes]
 
     Examples
@@ -334,11 +345,8 @@ class FineTunedClassifier(ClassifierMixin, _FineTuned):
     @property
     def classes_(self):
         """The class labels (the column indices for a multi-label ``y``)."""
-        check_is_fitted(self, "_task")
+        check_is_fitted(self)
         return self._task.classes_
-
-    def __sklearn_is_fitted__(self):
-        return hasattr(self, "_task")
 
     def predict_proba(self, X):
         """Class probabilities of each input.
@@ -355,20 +363,6 @@ class FineTunedClassifier(ClassifierMixin, _FineTuned):
         """
         check_is_fitted(self)
         return self._task.proba(self._outputs(X))
-
-    def predict(self, X):
-        """Predicted class of each input (the indicator matrix for a multi-label ``y``).
-
-        Parameters
-        ----------
-        X : images or texts
-
-        Returns
-        -------
-        y : ndarray of shape (n_samples,) or (n_samples, n_labels)
-        """
-        check_is_fitted(self)
-        return self._task.predict(self._outputs(X), self.threshold)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -402,15 +396,7 @@ class FineTunedRegressor(RegressorMixin, _FineTuned):
     backbone_ : Backbone
         The fine-tuned backbone (reusable: ``FineTunedRegressor(backbone=reg)``). A view:
         its ``net`` is the trunk inside ``net_``, which owns the weights.
-    net_ : skorch.NeuralNet
-        The skorch net; its module (``net_.module_``) is the backbone's trunk followed by
-        the new head.
-    n_layer_groups_ : int
-        Number of layer groups of the backbone.
-    n_frozen_ : int
-        Number of frozen groups, ``n_frozen`` resolved.
-    n_cached_stages_ : int
-        Leading backbone stages whose output was cached (0: none).
+    [attributes]
     history_ : skorch.History
         Losses per epoch (on the standardised targets).
     device_ : torch.device
@@ -420,19 +406,16 @@ class FineTunedRegressor(RegressorMixin, _FineTuned):
     --------
     FineTunedClassifier : The same for class labels.
 
-    Notes
-    -----
     [notes]
 
     Examples
     --------
     >>> import numpy as np
     >>> from sktransfer import FineTunedRegressor
-    >>> rng = np.random.default_rng(0)
-    >>> X = rng.integers(0, 256, (8, 32, 32, 3), dtype=np.uint8)
-    >>> y = X.mean(axis=(1, 2, 3))  # brightness
-    >>> reg = FineTunedRegressor(image_size=32, max_epochs=2, random_state=0).fit(X, y)
-    >>> reg.predict(X[:2]).shape
+    >>> images = np.random.default_rng(0).integers(0, 256, (8, 32, 32, 3), dtype=np.uint8)
+    >>> brightness = images.mean(axis=(1, 2, 3))
+    >>> reg = FineTunedRegressor(image_size=32, max_epochs=2, random_state=0)
+    >>> reg.fit(images, brightness).predict(images[:2]).shape
     (2,)
     """
 
@@ -456,28 +439,10 @@ class FineTunedRegressor(RegressorMixin, _FineTuned):
     def _make_task(self, y):
         return Regression(self.loss)
 
-    @property
-    def n_outputs_(self):
-        """Number of targets per input."""
-        check_is_fitted(self, "_task")
-        return self._task.n_outputs
-
-    def __sklearn_is_fitted__(self):
-        return hasattr(self, "_task")
-
-    def predict(self, X):
-        """Predicted targets of each input, in the targets' unit.
-
-        Parameters
-        ----------
-        X : images or texts
-
-        Returns
-        -------
-        y : ndarray of shape (n_samples,) or (n_samples, n_outputs)
-        """
-        check_is_fitted(self)
-        return self._task.predict(self._outputs(X))
+    n_outputs_ = property(
+        lambda self: check_is_fitted(self) or self._task.n_outputs,
+        doc="Number of targets per input.",
+    )
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
