@@ -49,6 +49,7 @@ def test_all_estimators_found():
     assert {cls.__name__ for cls in found} == {
         "PretrainedFeatureExtractor",
         "FineTunedClassifier",
+        "FineTunedRegressor",
         "CORAL",
         "SubspaceAlignment",
         "TransferComponentAnalysis",

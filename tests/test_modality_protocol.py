@@ -161,3 +161,22 @@ def test_fine_tuning_and_the_safe_format_work_on_the_toy_modality(data, n_frozen
     loaded = sktransfer.load(tmp_path / "toy.skt")
     np.testing.assert_allclose(loaded.predict_proba(X), clf.predict_proba(X), atol=1e-6)
     assert loaded.backbone_.preprocessing == VectorPipeline()
+
+
+# --- the two built-in modalities refuse each other's options --------------------------------
+@pytest.mark.parametrize(
+    "backbone, params, named",
+    [
+        ("all-MiniLM-L6-v2", {"image_size": 64}, "image_size=64"),
+        ("all-MiniLM-L6-v2", {"num_workers": 2}, "num_workers=2"),
+        ("all-MiniLM-L6-v2", {"augment": "default"}, "augment='default'"),
+        ("efficientnet_lite0", {"max_length": 32}, "max_length=32"),
+    ],
+)
+def test_an_option_of_the_other_modality_is_an_error_not_ignored(backbone, params, named):
+    texts = ["a first sentence", "and a second one"]
+    images = np.zeros((2, 32, 32, 3), dtype=np.uint8)
+    X, y = (texts if backbone == "all-MiniLM-L6-v2" else images), ["a", "b"]
+    Estimator = FineTunedClassifier if "augment" in params else PretrainedFeatureExtractor
+    with pytest.raises(ValueError, match=f"{named}.*leave {named.split('=')[0]} unset"):
+        Estimator(backbone, **params).fit(X, y)

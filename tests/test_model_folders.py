@@ -173,13 +173,13 @@ def test_a_safe_file_saved_with_another_tokenizer_is_refused(fine_tuned, tmp_pat
     folder, clf = fine_tuned
     sktransfer.save(clf, tmp_path / "model.skt")
     np.testing.assert_allclose(
-        sktransfer.load(tmp_path / "model.skt").predict_proba(LOVE_HATE),
+        sktransfer.load(tmp_path / "model.skt", allow_sources="any").predict_proba(LOVE_HATE),
         clf.predict_proba(LOVE_HATE),
         atol=1e-6,
     )
     _swap_tokens(folder, "love", "hate")
     with pytest.raises(ValueError, match=r"tokenizer.*differ"):
-        sktransfer.load(tmp_path / "model.skt")
+        sktransfer.load(tmp_path / "model.skt", allow_sources="any")
 
 
 def test_a_pickle_loaded_after_its_tokenizer_changed_refuses_to_predict(fine_tuned):

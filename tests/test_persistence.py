@@ -194,7 +194,9 @@ def test_what_the_format_cannot_hold_is_refused_and_nothing_written(crops, tmp_p
     ).fit(X[::3], y[::3])
     with pytest.raises(TypeError, match="joblib"):
         sktransfer.save(clf, tmp_path / "m.skt")
-    with pytest.raises(TypeError, match="FineTunedClassifier, a PretrainedFeatureExtractor"):
+    with pytest.raises(
+        TypeError, match="FineTunedClassifier, a FineTunedRegressor, a PretrainedFeatureExtractor"
+    ):
         sktransfer.save(object(), tmp_path / "m.skt")
     forest = make_pipeline(PretrainedFeatureExtractor(image_size=64), RandomForestClassifier())
     with pytest.raises(TypeError, match="got RandomForestClassifier. Use joblib"):

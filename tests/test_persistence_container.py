@@ -372,7 +372,7 @@ def test_a_class_list_that_does_not_match_the_stored_head_is_refused_before_buil
     _forge(path, many_classes)
     tracemalloc.start()
     try:
-        with pytest.raises(ValueError, match="200000 classes") as info:
+        with pytest.raises(ValueError, match="200000 outputs") as info:
             sktransfer.load(path)
         _, peak = tracemalloc.get_traced_memory()
     finally:
