@@ -121,7 +121,13 @@ def build_parser():
     )
     parser.add_argument("--version", action="version", version=_version())
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_extract_parser(sub)
+    _add_fit_parser(sub)
+    _add_predict_parser(sub)
+    return parser
 
+
+def _add_extract_parser(sub):
     extract = sub.add_parser(
         "extract",
         help="write the pretrained features of every image to a table",
@@ -153,6 +159,8 @@ def build_parser():
     )
     _add_backbone_options(extract)
 
+
+def _add_fit_parser(sub):
     fit = sub.add_parser(
         "fit",
         help="train a classifier on an image folder (or a table of texts) and save it",
@@ -203,6 +211,8 @@ def build_parser():
     fit.add_argument("--random-state", type=int, default=0, help="seed (default: 0)")
     _add_backbone_options(fit)
 
+
+def _add_predict_parser(sub):
     predict = sub.add_parser(
         "predict",
         help="predict the class of images with a saved model",
@@ -235,7 +245,6 @@ def build_parser():
         "models and torchvision's or timm's model names",
     )
     _add_table_options(predict)
-    return parser
 
 
 def _version():
