@@ -4,8 +4,10 @@
     Features of every image, with file path and label columns.
 ``sktransfer fit DIR -o model.skt [--fine-tune] [--n-frozen K] [--epochs N] [--backbone NAME]``
     Train a classifier, print its held-out accuracy, save it in the safe format.
-``sktransfer predict model.skt DIR_OR_FILES [-o predictions.csv]``
-    Predicted class and class probabilities of each image.
+``sktransfer fit TABLE -o model.skt --regression``
+    Train a regressor on the numbers of a table's label column, print its held-out R².
+``sktransfer predict model.skt DIR_OR_FILES [-o predictions.csv] [--allow-source SPEC]``
+    Predicted class and class probabilities of each image (a regressor's number).
 
 Texts come in a ``.csv``, ``.tsv`` or ``.parquet`` table instead of a folder:
 ``--text-column`` names the column of texts (default ``text``) and ``--label-column`` the
@@ -22,13 +24,16 @@ file is written whole or not at all.
 
 import argparse
 import contextlib
+import math
 import os
 import re
+import shlex
 import sys
 import tempfile
 from pathlib import Path
 
 from ._config import get_config
+from .exceptions import SourceNotAllowedError
 
 EPILOG = "Weights are looked up offline first; set SKTRANSFER_OFFLINE=1 to never download."
 FEATURE_FORMATS = (".parquet", ".csv", ".npz")
@@ -102,7 +107,8 @@ def _add_table_options(parser):
     parser.add_argument(
         "--label-column",
         default="label",
-        help="texts: the column holding the labels (default: %(default)s)",
+        help="texts: the column holding the labels, numbers with --regression "
+        "(default: %(default)s)",
     )
 
 
@@ -115,7 +121,13 @@ def build_parser():
     )
     parser.add_argument("--version", action="version", version=_version())
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_extract_parser(sub)
+    _add_fit_parser(sub)
+    _add_predict_parser(sub)
+    return parser
 
+
+def _add_extract_parser(sub):
     extract = sub.add_parser(
         "extract",
         help="write the pretrained features of every image to a table",
@@ -147,13 +159,16 @@ def build_parser():
     )
     _add_backbone_options(extract)
 
+
+def _add_fit_parser(sub):
     fit = sub.add_parser(
         "fit",
-        help="train a classifier on an image folder and save it",
+        help="train a classifier on an image folder (or a table of texts) and save it",
         description="Train a classifier on DIR (one sub-folder per class), print its "
         "accuracy on a held-out part, then refit on all images and save the model in the "
         "safe format (weights as safetensors, no pickle). By default only a new head is "
-        "trained on frozen pretrained features; --fine-tune also trains the top layers.",
+        "trained on frozen pretrained features; --fine-tune also trains the top layers. "
+        "A table of texts with --regression trains a regressor on numbers instead.",
         epilog=EPILOG,
     )
     fit.add_argument(
@@ -184,11 +199,20 @@ def build_parser():
         "--test-size",
         type=float,
         default=0.2,
-        help="fraction held out to report accuracy (default: 0.2; 0 skips it)",
+        help="fraction held out to report accuracy, or R² with --regression "
+        "(default: 0.2; 0 skips it)",
+    )
+    fit.add_argument(
+        "--regression",
+        action="store_true",
+        help="texts: the --label-column holds numbers; train a regressor (scored by R²) "
+        "instead of a classifier",
     )
     fit.add_argument("--random-state", type=int, default=0, help="seed (default: 0)")
     _add_backbone_options(fit)
 
+
+def _add_predict_parser(sub):
     predict = sub.add_parser(
         "predict",
         help="predict the class of images with a saved model",
@@ -210,8 +234,17 @@ def build_parser():
         help="write a .csv or .parquet file, by its extension (default: print to the terminal)",
     )
     predict.add_argument("--batch-size", type=int, default=32, help="inputs per batch")
+    predict.add_argument(
+        "--allow-source",
+        action="append",
+        default=None,
+        metavar="SPEC",
+        help="a model folder or hub repository the model file may name as its backbone, "
+        "e.g. 'hf:/models/encoder' or 'hf:org/model' (repeatable; 'any' allows every "
+        "source: only for files you trust). Without it a file may name only the bundled "
+        "models and torchvision's or timm's model names",
+    )
     _add_table_options(predict)
-    return parser
 
 
 def _version():
@@ -496,9 +529,11 @@ def _extract_on_cluster(args):
         summary = extract_features(
             paths, extractor, client=client, output=args.output, labels=labels, progress=True
         )
+    redone = f", {summary.n_redone} damaged and redone" if summary.n_redone else ""
     print(
         f"{summary.n_images} images x {summary.n_features} features -> {args.output} "
-        f"({summary.n_partitions} Parquet partitions, {summary.n_skipped} already there)"
+        f"({summary.n_partitions} Parquet partitions, {summary.n_skipped} already there"
+        f"{redone})"
     )
 
 
@@ -512,8 +547,6 @@ def _check_classes(args, labels, kind):
 
     ``train_test_split`` needs every class on both sides: said here in the options' words.
     """
-    import math
-
     import numpy as np
 
     classes, counts = np.unique(labels, return_counts=True)
@@ -541,18 +574,85 @@ def _check_classes(args, labels, kind):
     return classes, counts
 
 
+def _check_regression_input(args):
+    """Refuse --regression for an image folder, whose sub-folders are classes, before any work."""
+    if not _is_table(args.folder):
+        raise ValueError(
+            f"--regression needs a {'/'.join(TABLE_FORMATS)} table of texts whose "
+            f"--label-column holds numbers; {args.folder} is a folder of images, whose "
+            "sub-folders are classes: drop --regression to train a classifier"
+        )
+
+
+def _targets(args, labels):
+    """Return the label cells as floats; a cell that is not a finite number names its row."""
+    import numpy as np
+
+    targets = np.empty(len(labels))
+    for i, value in enumerate(labels):
+        try:
+            number = float(value) if not isinstance(value, (bool, np.bool_)) else math.nan
+        except (TypeError, ValueError):
+            number = math.nan
+        if not math.isfinite(number):
+            raise ValueError(
+                f"Row {i} of {args.folder} (the first row is row 0) has {value!r} in the "
+                f"--label-column {args.label_column!r}, not a finite number: with --regression "
+                "every target is a number (drop --regression for class labels)"
+            )
+        targets[i] = number
+    return targets
+
+
+def _check_targets(args, targets, kind):
+    """Return the line that describes the targets; refuse too few to learn or to score."""
+    if targets.min() == targets.max():
+        raise ValueError(
+            f"Every --label-column {args.label_column!r} value of {args.folder} is "
+            f"{targets[0]:g}: a regressor needs targets that vary"
+        )
+    if args.test_size > 0:
+        n_test = math.ceil(args.test_size * len(targets))
+        for n, part in ((n_test, "holds out"), (len(targets) - n_test, "leaves for training")):
+            if n < 2:
+                raise ValueError(
+                    f"--test-size {args.test_size} {part} {n} of {len(targets)} {kind}; R² "
+                    "needs at least 2 on each side: change --test-size, or pass 0 to skip the "
+                    "held-out R²."
+                )
+    return (
+        f"{len(targets)} {kind}, target {args.label_column!r}: mean {targets.mean():.4g}, "
+        f"standard deviation {targets.std():.4g}, from {targets.min():g} to {targets.max():g}"
+    )
+
+
+def _describe_classes(args, labels, kind):
+    """Return the line that describes the classes (checked by :func:`_check_classes`)."""
+    classes, counts = _check_classes(args, labels, kind)
+    return f"{len(labels)} {kind}, {len(classes)} classes: " + ", ".join(
+        f"{c} ({n})" for c, n in zip(classes, counts, strict=True)
+    )
+
+
 def cmd_fit(args):
     """Run ``sktransfer fit``."""
     _check_output(args.output)
     _check_test_size(args.test_size)
+    if args.regression:
+        _check_regression_input(args)
     from sklearn.base import clone
     from sklearn.model_selection import train_test_split
 
-    paths, labels, _, kind = _read_inputs(args, need_labels=True)
-    from . import FineTunedClassifier, save
+    X, labels, _, kind = _read_inputs(args, need_labels=True)
+    from . import FineTunedClassifier, FineTunedRegressor, save
 
-    classes, counts = _check_classes(args, labels, kind)
-    model = FineTunedClassifier(
+    if args.regression:
+        y, stratify, metric = _targets(args, labels), None, "R²"
+        summary, estimator = _check_targets(args, y, kind), FineTunedRegressor
+    else:
+        y, stratify, metric = labels, labels, "accuracy"
+        summary, estimator = _describe_classes(args, labels, kind), FineTunedClassifier
+    model = estimator(
         **_backbone_params(args, kind),
         n_frozen=_n_frozen(args.n_frozen, args.fine_tune),
         max_epochs=args.epochs,
@@ -561,21 +661,17 @@ def cmd_fit(args):
         random_state=args.random_state,
         verbose=0,
     )
-    print(
-        f"{len(paths)} {kind}, {len(classes)} classes: "
-        + ", ".join(f"{c} ({n})" for c, n in zip(classes, counts, strict=True))
-    )
+    print(summary)
     if args.test_size > 0:
         train_x, test_x, train_y, test_y = train_test_split(
-            paths, labels, test_size=args.test_size, stratify=labels, random_state=0
+            X, y, test_size=args.test_size, stratify=stratify, random_state=0
         )
-        held_out = clone(model).fit(train_x, train_y)
-        accuracy = held_out.score(test_x, test_y)
-        print(f"held-out accuracy: {accuracy:.3f} ({len(test_x)} {kind})")
-    model.fit(paths, labels)
+        score = clone(model).fit(train_x, train_y).score(test_x, test_y)
+        print(f"held-out {metric}: {score:.3f} ({len(test_x)} {kind})")
+    model.fit(X, y)
     with _writing(args.output):
         save(model, args.output)
-    print(f"model trained on all {len(paths)} {kind} saved to {args.output}")
+    print(f"model trained on all {len(X)} {kind} saved to {args.output}")
 
 
 def _check_model_file(path):
@@ -652,16 +748,50 @@ def _predict_inputs(args, model):
     return files, "path", files
 
 
+def _predictions(model, X):
+    """Return a table of predictions: a class and its probabilities, or a regressor's numbers.
+
+    A regressor with several targets writes ``prediction_0``, ``prediction_1``, ...
+    """
+    import numpy as np
+    import pandas as pd
+    from sklearn.base import is_regressor
+
+    if is_regressor(model):
+        y = np.asarray(model.predict(X), dtype=float)
+        if y.ndim == 1 or y.shape[1] == 1:
+            return pd.DataFrame({"prediction": y.reshape(len(y))})
+        return pd.DataFrame(y, columns=[f"prediction_{i}" for i in range(y.shape[1])])
+    if hasattr(model, "predict_proba"):
+        proba = model.predict_proba(X)
+        table = pd.DataFrame(proba, columns=[f"proba_{c}" for c in model.classes_])
+        table.insert(0, "prediction", model.classes_[proba.argmax(axis=1)])
+        return table
+    last = model.steps[-1][1] if hasattr(model, "steps") else model
+    print(
+        f"sktransfer predict: note: {type(last).__name__} gives no class probabilities; "
+        "writing the predictions only",
+        file=sys.stderr,
+    )
+    return pd.DataFrame({"prediction": model.predict(X)})
+
+
 def cmd_predict(args):
     """Run ``sktransfer predict``."""
     _check_model_file(args.model)
     if args.output:
         _check_output(args.output, PREDICTION_FORMATS)
-    import pandas as pd
-
     from . import load
 
-    model = load(args.model)
+    try:
+        model = load(args.model, allow_sources=args.allow_source)
+    except SourceNotAllowedError as exc:  # the library names its argument: the flag instead
+        raise ValueError(
+            f"{exc.path} names the backbone {exc.source!r}, a model folder or hub repository, "
+            "which a model file may name only where you allow it (by itself only the bundled "
+            "models and torchvision's or timm's model names). If you trust this file and that "
+            f"source: add --allow-source {shlex.quote(exc.source)} (or --allow-source any)"
+        ) from None
     if not hasattr(model, "predict"):
         raise ValueError(
             f"{args.model} holds a feature extractor ({type(model).__name__}), which gives "
@@ -670,18 +800,7 @@ def cmd_predict(args):
         )
     files, id_name, ids = _predict_inputs(args, model)
     _set_batch_size(model, args.batch_size)
-    if hasattr(model, "predict_proba"):
-        proba = model.predict_proba(files)
-        table = pd.DataFrame(proba, columns=[f"proba_{c}" for c in model.classes_])
-        table.insert(0, "prediction", model.classes_[proba.argmax(axis=1)])
-    else:
-        last = model.steps[-1][1] if hasattr(model, "steps") else model
-        print(
-            f"sktransfer predict: note: {type(last).__name__} gives no class probabilities; "
-            "writing the predictions only",
-            file=sys.stderr,
-        )
-        table = pd.DataFrame({"prediction": model.predict(files)})
+    table = _predictions(model, files)
     table.insert(0, id_name, ids)
     if args.output:
         _write_table(table, args.output)

@@ -1,6 +1,35 @@
 """Exceptions raised by sktransfer."""
 
-__all__ = ["WeightsUnavailableError"]
+__all__ = ["SourceNotAllowedError", "WeightsUnavailableError"]
+
+
+class SourceNotAllowedError(ValueError):
+    """A model file names a backbone source that the caller of ``load`` did not allow.
+
+    A model folder or a hub repository (``"hf:/models/encoder"``, ``"hf:org/model"``) is
+    read only where :func:`sktransfer.load` is given it in ``allow_sources``. The message
+    names the file, the source and how to allow it.
+
+    Attributes
+    ----------
+    source : str
+        The backbone spec the file names, as it names it.
+    path : str
+        The model file.
+    """
+
+    def __init__(self, message, *, source, path):
+        super().__init__(message)
+        self.source = source
+        self.path = path
+
+    def __reduce__(self):
+        """Pickle with the attributes (the keyword-only arguments are not in ``args``)."""
+        return _rebuild_source_error, (str(self), self.source, self.path)
+
+
+def _rebuild_source_error(message, source, path):
+    return SourceNotAllowedError(message, source=source, path=path)
 
 
 class WeightsUnavailableError(OSError):

@@ -555,3 +555,144 @@ def test_labels_are_shown_as_values_not_numpy_reprs(capsys, tmp_path):
     assert status == 2
     line = error_line(err, "fit")
     assert "has one class (0.0)" in line and "np." not in line
+
+
+# --- a model whose backbone is a model folder: read only where --allow-source allows it
+@pytest.fixture(scope="module")
+def folder_model(tmp_path_factory):
+    """A text classifier on an ``hf:`` copy of the bundled text model, saved; and its table."""
+    from sktransfer.backbones._text_models import model_folder
+
+    root = tmp_path_factory.mktemp("folder_model")
+    folder = root / "encoder"
+    source = model_folder("all-MiniLM-L6-v2")
+    shutil.copytree(source, folder, ignore=shutil.ignore_patterns("model.safetensors"))
+    (folder / "model.safetensors").symlink_to(source / "model.safetensors")
+    table = _text_table(root / "texts.csv")
+    texts = pd.read_csv(table)
+    spec = f"hf:{folder}"
+    model = sktransfer.FineTunedClassifier(spec, max_epochs=3, lr=0.01, random_state=0)
+    model.fit(texts["sentence"].tolist(), texts["topic"].tolist())
+    sktransfer.save(model, root / "model.skt")
+    return root / "model.skt", table, spec
+
+
+def test_predict_reads_a_model_folder_only_where_allow_source_allows_it(capsys, folder_model, out):
+    from sktransfer.exceptions import SourceNotAllowedError
+
+    model, table, spec = folder_model
+    with pytest.raises(SourceNotAllowedError) as info:  # the library's words are kept
+        sktransfer.load(model)
+    assert isinstance(info.value, ValueError)
+    assert info.value.source == spec and info.value.path == str(model)
+    assert f"allow_sources=[{spec!r}]" in str(info.value)
+
+    args = ("predict", model, table, "--text-column", "sentence", "-o", out / "p.csv")
+    status, _, err = cli(capsys, *args)
+    assert status == 2
+    line = error_line(err, "predict")
+    assert f"{model} names the backbone {spec!r}" in line
+    assert f"--allow-source {spec}" in line and "allow_sources" not in line
+    assert not os.listdir(out)
+    status, _, err = cli(capsys, *args, "--allow-source", "hf:someone/other")
+    assert status == 2 and f"--allow-source {spec}" in error_line(err, "predict")
+    for allowed in ([spec], ["hf:someone/other", spec], ["any"]):
+        flags = [a for s in allowed for a in ("--allow-source", s)]
+        status, _, err = cli(capsys, *args, *flags)
+        assert status == 0, err
+        predictions = pd.read_csv(out / "p.csv")
+        assert (predictions["prediction"] == pd.read_csv(table)["topic"]).mean() >= 0.9
+
+
+# --- regression: numbers in the label column
+def _number_table(path, n=24):
+    """Texts whose target grows with the number of times they say 'good'."""
+    rows = [(" ".join(["good"] * (i % 4) + ["film", f"({i})"]), float(i % 4)) for i in range(n)]
+    pd.DataFrame(rows, columns=["review", "stars"]).to_csv(path, index=False)
+    return path
+
+
+def test_fit_regression_reports_r2_and_predict_writes_floats(capsys, tmp_path):
+    table = _number_table(tmp_path / "reviews.csv")
+    columns = ["--text-column", "review", "--label-column", "stars"]
+    model = tmp_path / "model.skt"
+    args = ("fit", table, "-o", model, "--regression", "--epochs", "20", "--lr", "0.01")
+    status, out, err = cli(capsys, *args, "--test-size", "0.25", *columns)
+    assert status == 0, err
+    assert "held-out R²: " in out and "accuracy" not in out
+    r2 = float(out.split("held-out R²: ")[1].split()[0])
+    assert r2 > 0.5, out
+    loaded = sktransfer.load(model)
+    assert isinstance(loaded, sktransfer.FineTunedRegressor) and loaded.n_outputs_ == 1
+
+    for output in (tmp_path / "p.csv", tmp_path / "p.parquet"):
+        status, _, err = cli(capsys, "predict", model, table, "-o", output, *columns)
+        assert status == 0, err
+        read = pd.read_csv(output) if output.suffix == ".csv" else pd.read_parquet(output)
+        assert list(read.columns) == ["row", "prediction"]
+        assert read["prediction"].dtype == np.float64
+        truth = pd.read_csv(table)["stars"].to_numpy()
+        assert np.corrcoef(read["prediction"], truth)[0, 1] > 0.8
+    status, out, err = cli(capsys, "predict", model, table, *columns)
+    assert status == 0 and "probabilities" not in err, err
+    assert out.splitlines()[0].split() == ["row", "prediction"]
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_a_non_numeric_regression_target_names_its_row_and_flag(capsys, tmp_path, suffix):
+    table = pd.DataFrame({"text": [f"text {i}" for i in range(6)], "label": ["1.5"] * 6})
+    table.loc[4, "label"] = "four"
+    path = tmp_path / f"t{suffix}"
+    table.to_parquet(path) if suffix == ".parquet" else table.to_csv(path, index=False)
+    status, _, err = cli(capsys, "fit", path, "-o", tmp_path / "m.skt", "--regression")
+    assert status == 2
+    line = error_line(err, "fit")
+    assert f"Row 4 of {path} (the first row is row 0)" in line
+    assert "'four'" in line and "--label-column 'label'" in line and "--regression" in line
+    assert not (tmp_path / "m.skt").exists()
+
+
+def test_regression_on_an_image_folder_is_refused(capsys, image_folder, out):
+    status, _, err = cli(capsys, "fit", image_folder, "-o", out / "m.skt", "--regression")
+    assert status == 2
+    line = error_line(err, "fit")
+    assert "--regression" in line and f"{image_folder}" in line and "table" in line
+    assert not os.listdir(out)
+
+
+# --- extract --scheduler: its own summary line
+@pytest.mark.parametrize("n_redone", [0, 2])
+def test_extract_on_a_scheduler_says_what_was_redone(
+    capsys, image_folder, tmp_path, monkeypatch, n_redone
+):
+    pytest.importorskip("distributed")
+    import distributed
+
+    import sktransfer.distributed as dist
+    from sktransfer.distributed._driver import ExtractionSummary
+
+    class FakeClient:
+        def __init__(self, address):
+            self.address = address
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+    def fake_extract(paths, extractor, *, client, output, labels, progress):
+        return ExtractionSummary(
+            output=str(output), n_images=len(paths), n_features=7, n_partitions=3,
+            n_skipped=1, errors=pd.DataFrame(columns=["path", "error"]), n_redone=n_redone,
+        )  # fmt: skip
+
+    monkeypatch.setattr(distributed, "Client", FakeClient)
+    monkeypatch.setattr(dist, "extract_features", fake_extract)
+    output = tmp_path / "features"
+    status, out, err = cli(capsys, "extract", image_folder, "-o", output, "--scheduler", "x:1")
+    assert status == 0, err
+    n = len(sktransfer.load_image_folder(image_folder)[0])
+    expected = f"{n} images x 7 features -> {output} (3 Parquet partitions, 1 already there"
+    assert expected in out
+    assert ("2 damaged and redone" in out) == (n_redone == 2)

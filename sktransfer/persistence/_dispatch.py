@@ -24,7 +24,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from .._extractor import PretrainedFeatureExtractor
 from .._fine_tuning import FineTunedClassifier, FineTunedRegressor
-from ..exceptions import WeightsUnavailableError
+from ..exceptions import SourceNotAllowedError, WeightsUnavailableError
 from ._codecs_sklearn import PipelineCodec, StepCodec
 from ._codecs_transfer import ExtractorCodec, FineTunedCodec
 from ._container import (
@@ -152,8 +152,8 @@ def load_model(path, allow_sources=None):
         return estimator
     except FormatError as exc:
         raise ValueError(str(exc)) from None
-    except WeightsUnavailableError:
-        raise
+    except (SourceNotAllowedError, WeightsUnavailableError):
+        raise  # complete messages, of their own types
     except (
         KeyError,
         TypeError,

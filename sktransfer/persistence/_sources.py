@@ -17,7 +17,7 @@ calling process, and decides itself what its specs may read.
 import os
 import re
 
-from ._container import FormatError
+from ..exceptions import SourceNotAllowedError
 
 ANY = "any"
 _CATALOGUE_NAME = re.compile(r"[\w.\-]+")  # timm's model names and weight tags
@@ -77,16 +77,22 @@ class AllowedSources:
         self.path = path
 
     def check(self, spec):
-        """Refuse a ``spec`` that names a location the caller did not allow (FormatError)."""
+        """Refuse a ``spec`` that names a location the caller did not allow.
+
+        Raises :class:`~sktransfer.exceptions.SourceNotAllowedError`, with the spec and the
+        file, so that a caller (the command line) can say how to allow it in its own words.
+        """
         if not isinstance(spec, str) or self.any:
             return
         where = location_of(spec)
         if where is None or _same_place(spec) in self.allowed:
             return
-        raise FormatError(
+        raise SourceNotAllowedError(
             f"{self.path} names the backbone {spec!r}, read from {where}. A model file may "
             "name by itself only the bundled models and torchvision's or timm's model names; "
             "a model folder or a hub repository is read only where the caller allows it. If "
             f"you trust this file and that source: sktransfer.load(path, "
-            f"allow_sources=[{spec!r}]) (or allow_sources='any')."
-        )
+            f"allow_sources=[{spec!r}]) (or allow_sources='any').",
+            source=spec,
+            path=self.path,
+        ) from None
