@@ -124,9 +124,12 @@ def load(path, *, allow_sources=None):
     ------
     ValueError
         The file is not in the format, is damaged or was modified, was written by another
-        version of the format, or holds invalid parameters; or it names a model folder or
-        hub repository that ``allow_sources`` does not allow (the message names the source
-        and how to allow it). The message names the file and the reason.
+        version of the format, or holds invalid parameters. The message names the file and
+        the reason.
+    SourceNotAllowedError
+        A :class:`ValueError`: the file names a model folder or hub repository that
+        ``allow_sources`` does not allow (``.source`` and ``.path`` say which; the message
+        says how to allow it).
     TypeError
         ``allow_sources`` is neither ``"any"`` nor specs.
     FileNotFoundError
