@@ -33,7 +33,7 @@ from torch import nn
 from transformers import AutoModel, AutoTokenizer
 
 from sktransfer import FineTunedClassifier, config_context
-from sktransfer.backbones._text import model_folder
+from sktransfer.backbones._text_models import model_folder
 
 import _text_data
 from _results import machine_line, write_section

@@ -29,7 +29,7 @@ from sentence_transformers import SentenceTransformer
 from transformers import AutoModel, AutoTokenizer
 
 from sktransfer import PretrainedFeatureExtractor
-from sktransfer.backbones._text import model_folder
+from sktransfer.backbones._text_models import model_folder
 
 import _text_data
 from _results import machine_line, write_section
