@@ -6,18 +6,14 @@ environment when it is read, so that a variable exported before a run (or in a D
 worker's environment) still works. No estimator parameter changes what another estimator
 sees.
 
-=================== ======================================== ================================
-setting             meaning                                  default when unset
-=================== ======================================== ================================
-``offline``         never download weights or models; a      ``SKTRANSFER_OFFLINE`` or
-                    missing file fails at once, naming it    ``HF_HUB_OFFLINE`` set (not "0")
-``models_folder``   where bundled text models are unpacked   ``SKTRANSFER_HOME``, else
-                                                             ``$XDG_CACHE_HOME/sktransfer``,
-                                                             else ``~/.cache/sktransfer``
-``shared_cache_size`` MiB of computed rows the process keeps    1024
-                    for every estimator (0 turns it off)
-``debug``           the command line prints tracebacks       ``SKTRANSFER_DEBUG`` set (not "0")
-=================== ======================================== ================================
+- ``offline``: never download weights or models; a missing file fails at once, naming
+  it. Default: ``SKTRANSFER_OFFLINE`` or ``HF_HUB_OFFLINE`` set (and not "0").
+- ``models_folder``: where the bundled text models are unpacked. Default:
+  ``SKTRANSFER_HOME``, else ``$XDG_CACHE_HOME/sktransfer``, else ``~/.cache/sktransfer``.
+- ``shared_cache_size``: MiB of computed rows the process keeps for every estimator (0
+  turns the store off). Default: 1024.
+- ``debug``: the command line prints tracebacks. Default: ``SKTRANSFER_DEBUG`` set (and
+  not "0").
 """
 
 import math
