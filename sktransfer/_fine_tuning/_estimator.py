@@ -439,10 +439,11 @@ class FineTunedRegressor(RegressorMixin, _FineTuned):
     def _make_task(self, y):
         return Regression(self.loss)
 
-    n_outputs_ = property(
-        lambda self: check_is_fitted(self) or self._task.n_outputs,
-        doc="Number of targets per input.",
-    )
+    @property
+    def n_outputs_(self):
+        """Number of targets per input."""
+        check_is_fitted(self)
+        return self._task.n_outputs
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

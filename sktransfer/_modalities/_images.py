@@ -673,23 +673,23 @@ class ImagePipeline(InputPipeline):
             value = getattr(self, name)
             if not isinstance(value, Integral) or not 1 <= value <= 2 * MAX_IMAGE_SIZE:
                 raise ValueError(
-                    f"Preprocessing.{name} must be an integer in [1, {2 * MAX_IMAGE_SIZE}]; "
+                    f"ImagePipeline.{name} must be an integer in [1, {2 * MAX_IMAGE_SIZE}]; "
                     f"got {value!r}."
                 )
         if self.crop_size > MAX_IMAGE_SIZE:
             raise ValueError(
-                f"Preprocessing.crop_size={self.crop_size} is above the limit of "
+                f"ImagePipeline.crop_size={self.crop_size} is above the limit of "
                 f"{MAX_IMAGE_SIZE} pixels."
             )
         if self.interpolation not in ("bilinear", "bicubic", "nearest"):
             raise ValueError(
-                "Preprocessing.interpolation must be 'bilinear', 'bicubic' or 'nearest'; "
+                "ImagePipeline.interpolation must be 'bilinear', 'bicubic' or 'nearest'; "
                 f"got {self.interpolation!r}."
             )
         for name in ("mean", "std"):
             value = tuple(getattr(self, name))
             if len(value) != 3 or not all(isinstance(v, Real) for v in value):
-                raise ValueError(f"Preprocessing.{name} must be 3 numbers; got {value!r}.")
+                raise ValueError(f"ImagePipeline.{name} must be 3 numbers; got {value!r}.")
             object.__setattr__(self, name, value)
 
     def __repr__(self):  # the name cache keys were made with (the class was Preprocessing)
@@ -706,7 +706,7 @@ class ImagePipeline(InputPipeline):
         """Rebuild from :meth:`describe`'s output read back from JSON (validated)."""
         fields = {"crop_size", "resize_size", "interpolation", "mean", "std"}
         if not isinstance(values, dict) or set(values) != fields:
-            raise ValueError(f"Preprocessing needs exactly the fields {sorted(fields)}.")
+            raise ValueError(f"ImagePipeline needs exactly the fields {sorted(fields)}.")
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
 
     def restore(self, description):
