@@ -14,6 +14,13 @@ sees.
   turns the store off). Default: 1024.
 - ``debug``: the command line prints tracebacks. Default: ``SKTRANSFER_DEBUG`` set (and
   not "0").
+- ``engine``: what runs the forward passes that need no gradient: ``"auto"`` (OpenVINO
+  on a CPU when it is installed and agrees with PyTorch), ``"torch"`` or ``"openvino"``.
+  Default: ``SKTRANSFER_ENGINE``, else ``"auto"``.
+- ``inference_precision``: ``"fp32"`` (results equal to PyTorch's within 1e-4) or
+  ``"bf16"`` (faster on CPUs with bfloat16 instructions, less exact). Default: ``"fp32"``.
+- ``engine_disk_cache``: keep converted networks in ``models_folder`` so that the next
+  process does not convert them again. Default: False.
 """
 
 import math
@@ -25,7 +32,17 @@ from pathlib import Path
 
 __all__ = ["config_context", "get_config", "set_config"]
 
-_DEFAULTS = {"offline": None, "models_folder": None, "shared_cache_size": 1024, "debug": None}
+_DEFAULTS = {
+    "offline": None,
+    "models_folder": None,
+    "shared_cache_size": 1024,
+    "debug": None,
+    "engine": None,
+    "inference_precision": "fp32",
+    "engine_disk_cache": False,
+}
+ENGINES = ("auto", "torch", "openvino")
+PRECISIONS = ("fp32", "bf16")
 _global = dict(_DEFAULTS)
 _local = threading.local()
 
@@ -45,6 +62,13 @@ def _from_environment(name):
             return Path(home)
         cache = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
         return Path(cache) / "sktransfer"
+    if name == "engine":
+        engine = os.environ.get("SKTRANSFER_ENGINE") or "auto"
+        if engine not in ENGINES:
+            raise ValueError(
+                f"SKTRANSFER_ENGINE must be one of {', '.join(ENGINES)}; got {engine!r}."
+            )
+        return engine
     raise KeyError(name)
 
 
@@ -92,7 +116,11 @@ def _check(name, value):
             or not (value >= 0 and math.isfinite(value))
         ):
             raise ValueError(f"shared_cache_size must be a number of MiB >= 0; got {value!r}.")
-    elif name in ("offline", "debug"):
+    elif name in ("engine", "inference_precision"):
+        allowed = ENGINES if name == "engine" else PRECISIONS
+        if value not in allowed:
+            raise ValueError(f"{name} must be one of {', '.join(allowed)}; got {value!r}.")
+    elif name in ("offline", "debug", "engine_disk_cache"):
         if not isinstance(value, bool):
             raise ValueError(f"{name} must be True or False; got {value!r}.")
     elif name == "models_folder":
@@ -118,6 +146,18 @@ def set_config(**settings):
         whole process, so no estimator can empty another's rows.
     debug : bool, optional
         The command line prints the whole traceback of an unexpected error.
+    engine : {"auto", "torch", "openvino"}, optional
+        What runs every forward pass that needs no gradient (extraction, frozen stages,
+        scores, prediction's frozen part). ``"auto"`` converts a network to OpenVINO on a
+        CPU when OpenVINO is installed, the pass has enough rows to repay the conversion
+        (or the network is already converted) and the converted network agrees with
+        PyTorch on a probe batch; otherwise PyTorch runs it. ``"openvino"`` always converts
+        (an error if it cannot); ``"torch"`` never does. Training always runs in PyTorch.
+    inference_precision : {"fp32", "bf16"}, optional
+        The converted network's arithmetic. ``"bf16"`` needs a CPU with bfloat16
+        instructions (on others it runs in fp32, with a warning).
+    engine_disk_cache : bool, optional
+        Keep converted networks under ``models_folder`` for the next process.
 
     A setting given as ``None`` goes back to its default (the environment's value).
 

@@ -14,6 +14,7 @@ from ._base import TransferEstimator
 from ._core.activations import cached_rows, input_keys, make_namespace, shared_store_bytes
 from ._core.device import fallback_device, resolve_device, use_amp
 from ._core.digests import module_digest
+from ._core.engine import frozen_forward
 from ._core.inference import memoized_probe, probe, run_batches
 from ._parameters import constraints
 from ._transferability import best_layer
@@ -229,6 +230,7 @@ class PretrainedFeatureExtractor(
         self._weights_digest = module_digest(backbone.net)  # its weights and architecture
         shapes = partial(self._features, net=backbone.net)  # on the CPU, as loaded
         key = ("features", self._weights_digest, repr(backbone.preprocessing), layer, pooling)
+        self._forward_key = key
         self.n_features_out_ = memoized_probe(
             key, lambda: int(probe(shapes, backbone.preprocessing, CPU).shape[1])
         )
@@ -275,7 +277,14 @@ class PretrainedFeatureExtractor(
             whole = len(indices) == len(inputs)  # indices are increasing: all, in order
             subset = inputs if whole else inputs.take(indices)
             batches = self._batches(subset, preprocessing, progress=show, desc="features")
-            return run_batches(self._features, batches, len(subset), self.device_)
+            forward = frozen_forward(
+                self._features,
+                key=self._forward_key,
+                example=preprocessing.example_input(2, random=True),
+                device=self.device_,
+                n_rows=len(subset),
+            )
+            return run_batches(forward, batches, len(subset), self.device_)
 
         if not shared_store_bytes() and self.memory is None:
             return compute(np.arange(len(inputs))).numpy()
@@ -310,6 +319,7 @@ class PretrainedFeatureExtractor(
         state = dict(super().__getstate__())  # a copy: never change the live object
         state.pop("_net", None)
         state.pop("_weights_digest", None)
+        state.pop("_forward_key", None)
         state.pop("device_", None)
         return state
 

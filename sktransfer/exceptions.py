@@ -1,6 +1,16 @@
 """Exceptions raised by sktransfer."""
 
-__all__ = ["SourceNotAllowedError", "WeightsUnavailableError"]
+__all__ = ["EngineWarning", "SourceNotAllowedError", "WeightsUnavailableError"]
+
+
+class EngineWarning(UserWarning):
+    """The inference engine could not run a network as configured and says why.
+
+    With ``engine="auto"``, a network that OpenVINO cannot convert, or whose converted
+    form disagrees with PyTorch on the probe batch, runs in PyTorch after this warning
+    (once per network and process). Also raised when ``inference_precision="bf16"`` is
+    asked for on a CPU without bfloat16 instructions.
+    """
 
 
 class SourceNotAllowedError(ValueError):

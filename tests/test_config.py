@@ -15,7 +15,15 @@ from sktransfer.backbones import is_offline
 from sktransfer.cli import main
 from sktransfer.exceptions import WeightsUnavailableError
 
-SETTINGS = ("debug", "models_folder", "offline", "shared_cache_size")
+SETTINGS = (
+    "debug",
+    "engine",
+    "engine_disk_cache",
+    "inference_precision",
+    "models_folder",
+    "offline",
+    "shared_cache_size",
+)
 VARIABLES = ("SKTRANSFER_OFFLINE", "HF_HUB_OFFLINE", "SKTRANSFER_HOME", "XDG_CACHE_HOME")
 
 
@@ -30,7 +38,7 @@ def _defaults():
 @pytest.fixture
 def no_variables(monkeypatch, tmp_path):
     """None of the variables set (conftest sets the offline ones), and a home of our own."""
-    for name in (*VARIABLES, "SKTRANSFER_DEBUG"):
+    for name in (*VARIABLES, "SKTRANSFER_DEBUG", "SKTRANSFER_ENGINE"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HOME", str(tmp_path))
     return tmp_path
@@ -52,6 +60,9 @@ def test_defaults_without_any_variable(no_variables):
         "models_folder": no_variables / ".cache" / "sktransfer",
         "shared_cache_size": 1024,
         "debug": False,
+        "engine": "auto",
+        "inference_precision": "fp32",
+        "engine_disk_cache": False,
     }
     assert sorted(get_config()) == list(SETTINGS)
 
@@ -96,19 +107,24 @@ def test_a_setting_overrides_the_environment_and_none_restores_it(monkeypatch, t
     monkeypatch.setenv("SKTRANSFER_DEBUG", "1")
     monkeypatch.setenv("SKTRANSFER_HOME", str(tmp_path / "from variable"))
     set_config(offline=False, debug=False, models_folder=str(tmp_path / "set"))
-    set_config(shared_cache_size=0.5)
+    monkeypatch.setenv("SKTRANSFER_ENGINE", "openvino")
+    set_config(shared_cache_size=0.5, engine="torch")
     assert get_config() == {
         "offline": False,
         "models_folder": tmp_path / "set",  # a path, whatever it was given as
         "shared_cache_size": 0.5,
         "debug": False,
+        "engine": "torch",
+        "inference_precision": "fp32",
+        "engine_disk_cache": False,
     }
     assert not is_offline()  # the loaders ask the settings
     set_config(offline=None, shared_cache_size=None)
     assert get_config()["offline"] is True and get_config()["shared_cache_size"] == 1024
     assert get_config()["debug"] is False  # untouched settings stay
-    set_config(debug=None, models_folder=None)
+    set_config(debug=None, models_folder=None, engine=None)
     assert get_config()["debug"] is True
+    assert get_config()["engine"] == "openvino"
     assert get_config()["models_folder"] == tmp_path / "from variable"
 
 

@@ -42,17 +42,17 @@ class ProbeCache:
 PROBES = ProbeCache()
 
 
-def to_device(batch, device):
+def to_device(batch, device, channels_last=True):
     """Move a batch (a tensor, or a dict/tuple/list of them) to ``device``."""
     if torch.is_tensor(batch):
         batch = batch.to(device, non_blocking=True)
-        if batch.ndim == 4:
+        if batch.ndim == 4 and channels_last:
             batch = batch.contiguous(memory_format=torch.channels_last)
         return batch
     if isinstance(batch, dict):
-        return {key: to_device(value, device) for key, value in batch.items()}
+        return {key: to_device(value, device, channels_last) for key, value in batch.items()}
     if isinstance(batch, (tuple, list)):
-        return type(batch)(to_device(value, device) for value in batch)
+        return type(batch)(to_device(value, device, channels_last) for value in batch)
     return batch
 
 
@@ -107,7 +107,9 @@ def run_batches(fn, batches, n, device):
     out, start = None, 0
     for batch in batches:
         with torch.inference_mode(), _context(device):
-            result = _as_float(fn(to_device(batch, device)))
+            # an engine's compiled network takes plain (NCHW) batches: it says so
+            batch = to_device(batch, device, getattr(fn, "channels_last", True))
+            result = _as_float(fn(batch))
             if out is None:
                 with torch.inference_mode(False):
                     out = _allocate(result, n)

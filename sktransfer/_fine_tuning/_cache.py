@@ -29,6 +29,7 @@ from .._core.activations import (
     shared_store_bytes,
 )
 from .._core.device import use_amp
+from .._core.engine import frozen_forward
 from .._core.inference import memoized_probe, probe, run_batches, take_rows
 from ..backbones import fold_batchnorm, has_batchnorm
 
@@ -229,17 +230,52 @@ class _StageRunner:
             batches = self.batches_of(self.inputs if whole else self.inputs.take(indices))
         else:
             batches = row_batches(rows, self.batch_size)
+        # examples from a forked RNG: the training's random stream stays that of the
+        # uncached path
+        with torch.random.fork_rng(devices=[]):
+            if rows is None:
+                example = self.preprocessing.example_input(2, random=True)
+            else:
+                example = take_rows(rows, slice(0, 2))
+        forward = frozen_segment(
+            segment, start, self.preprocessing, self.device, len(indices), example
+        )
         fold = len(indices) >= FOLD_MIN_INPUTS and has_batchnorm(segment)
-        if self.device.type == "cpu" and fold:
-            # a folded copy, checked against the original on random input drawn from a
-            # forked RNG (the training's random stream stays that of the uncached path)
-            with torch.random.fork_rng(devices=[]):
-                if rows is None:
-                    example = self.preprocessing.example_input(2, random=True)
-                else:
-                    example = take_rows(rows, slice(0, 2))
-                segment = fold_batchnorm(segment, example).to(memory_format=torch.channels_last)
-        return run_batches(segment, batches, len(indices), self.device)
+        if forward.engine == "torch" and self.device.type == "cpu" and fold:
+            # a folded copy, checked against the original on the example
+            folded = fold_batchnorm(segment, example).to(memory_format=torch.channels_last)
+            forward.fn = folded
+        return run_batches(forward, batches, len(indices), self.device)
+
+
+def frozen_segment(segment, start, preprocessing, device, n_rows, example):
+    """Return the frozen stages ``segment`` (from stage ``start``) as the engine runs them."""
+    key = ("stages", start, module_digest(segment), repr(preprocessing))
+    return frozen_forward(segment, key=key, example=example, device=device, n_rows=n_rows)
+
+
+class ThenTrainable:
+    """A frozen prefix run by the engine, then the rest of the network in PyTorch.
+
+    For prediction without a stored prefix output: batch by batch, so no more than one
+    batch of the prefix's output is held.
+    """
+
+    def __init__(self, frozen, module, n_frozen):
+        self.frozen = frozen
+        self.module = module
+        self.n_frozen = n_frozen
+
+    @property
+    def channels_last(self):
+        return self.frozen.channels_last
+
+    def __call__(self, batch):
+        out = self.frozen(batch)
+        if torch.is_tensor(out) and out.ndim == 4:
+            out = out.contiguous(memory_format=torch.channels_last)
+        with self.module.starting_at(self.n_frozen):
+            return self.module(out)
 
 
 def row_batches(rows, batch_size):

@@ -22,7 +22,13 @@ from .._core.device import resolve_device, seed_everything
 from .._core.inference import run_batches, take_rows
 from .._parameters import constraints
 from ..backbones import DEFAULT_BACKBONE, frozen_stage_count
-from ._cache import FrozenStages, frozen_prefix_outputs, row_batches
+from ._cache import (
+    FrozenStages,
+    ThenTrainable,
+    frozen_prefix_outputs,
+    frozen_segment,
+    row_batches,
+)
 from ._docs import fill
 from ._network import TransferNet, make_head, to_device
 from ._skorch import OPTIMIZERS, build_net, release_training_state
@@ -225,7 +231,18 @@ class _FineTuned(TransferEstimator):
                     batches = row_batches(rows, self.batch_size)
                     return run_batches(module, batches, len(inputs), self.device_)
         batches = self._batches(inputs, preprocessing, progress=self.verbose > 0, desc="predict")
-        return run_batches(module, batches, len(inputs), self.device_)
+        forward = module
+        if frozen is not None:  # the frozen stages by the engine, the rest in torch
+            prefix = frozen_segment(
+                module.trunk[: len(frozen)].eval(),
+                0,
+                preprocessing,
+                self.device_,
+                len(inputs),
+                preprocessing.example_input(2, random=True),
+            )
+            forward = ThenTrainable(prefix, module, len(frozen))
+        return run_batches(forward, batches, len(inputs), self.device_)
 
     def predict(self, X):
         """Predict each input's target.

@@ -487,11 +487,22 @@ class TextPipeline(InputPipeline):
         return check_texts(X)
 
     def example_input(self, n=1, random=False):
-        """Return ``n`` inputs of ``max_length`` tokens (for probing shapes)."""
-        ids = torch.randint(1000, 2000, (n, self.max_length)) if random else None
-        if ids is None:
-            ids = torch.full((n, self.max_length), self.tokenizer.pad_token_id or 0)
-        return {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
+        """Return ``n`` inputs of ``max_length`` tokens (for probing shapes and tracing).
+
+        ``random=True`` gives random tokens, with rows padded to lengths from
+        ``max_length`` down to 1 (so that a traced network sees padding).
+        """
+        pad = self.tokenizer.pad_token_id or 0
+        if not random:
+            ids = torch.full((n, self.max_length), pad)
+            return {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
+        # random tokens, every row but the first padded to a shorter length
+        ids = torch.randint(1000, 2000, (n, self.max_length))
+        lengths = torch.linspace(self.max_length, 1, n).round().long() if n > 1 else None
+        mask = torch.ones_like(ids)
+        if lengths is not None:
+            mask = (torch.arange(self.max_length) < lengths[:, None]).long()
+        return {"input_ids": ids.masked_fill(mask == 0, pad), "attention_mask": mask}
 
     def _encode(self, inputs):
         return encode(self.tokenizer, inputs.items, self.max_length)

@@ -24,6 +24,8 @@ from sklearn.utils.multiclass import type_of_target
 from threadpoolctl import threadpool_limits
 
 from .._core.device import resolve_device
+from .._core.digests import module_digest
+from .._core.engine import frozen_forward
 from .._core.inference import run_batches
 from .._parameters import constraints
 from ..backbones import FINAL_INPUT, Backbone, LayerTaps, load_backbone
@@ -176,31 +178,33 @@ def _collect(backbone, inputs, requests, *, head, batch_size, device, num_worker
     run_to_end = head or any(layer is None for layer, _ in requests)
     taps = LayerTaps(net, tapped, run_to_end=run_to_end)
     pool = backbone.preprocessing.pool
-    widths = []
 
-    def forward(x):
+    def forward(x):  # one output per request (a dict: the engine keeps its structure)
         final, outputs = taps(x)
-        parts = []
-        for layer, pooling in requests:
+        parts = {}
+        for i, (layer, pooling) in enumerate(requests):
             if layer is None and pooling == "avg":
-                parts.append(final)
+                parts[str(i)] = final.flatten(1).float()
             else:
-                parts.append(pool(outputs[FINAL_INPUT if layer is None else layer], pooling))
+                tapped = outputs[FINAL_INPUT if layer is None else layer]
+                parts[str(i)] = pool(tapped, pooling).flatten(1).float()
         if head:
-            parts.append(torch.softmax(source_head(final).float(), dim=1))
-        parts = [part.flatten(1).float() for part in parts]
-        widths[:] = [part.shape[1] for part in parts]
-        return torch.cat(parts, dim=1)
+            parts["head"] = torch.softmax(source_head(final).float(), dim=1)
+        return parts
 
     start = time.perf_counter()
     batches = backbone.preprocessing.batches(
         inputs, batch_size, num_workers=num_workers, progress=verbose > 0, desc="scoring"
     )
-    out = run_batches(forward, batches, len(inputs), device).numpy()
+    key = ("scores", module_digest(net), repr(backbone.preprocessing), tuple(requests), head)
+    example = backbone.preprocessing.example_input(2, random=True)
+    forward = frozen_forward(forward, key=key, example=example, device=device, n_rows=len(inputs))
+    out = run_batches(forward, batches, len(inputs), device)
     seconds = time.perf_counter() - start
-    keys = [*requests, "head"] if head else list(requests)
-    split = np.split(out, np.cumsum(widths)[:-1], axis=1)
-    return dict(zip(keys, split, strict=True)), seconds
+    features = {request: out[str(i)].numpy() for i, request in enumerate(requests)}
+    if head:
+        features["head"] = out["head"].numpy()
+    return features, seconds
 
 
 def _score(scorer, features, y, resamples):
