@@ -44,14 +44,17 @@ OFFICE = SHARED / "office_caltech10"
 SUBJ = SHARED / "text_subj_trec"
 
 
-def median_time(fn, repeats):
-    fn()  # warm up
-    times = []
+def interleaved(ways, repeats):
+    """Median seconds of each callable in ``ways``, run in turn (drift hits all alike)."""
+    for run in ways.values():
+        run()  # warm up
+    times = {name: [] for name in ways}
     for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for name, run in ways.items():
+            start = time.perf_counter()
+            run()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(values) for name, values in times.items()}
 
 
 def relative(expected, got):
@@ -60,6 +63,7 @@ def relative(expected, got):
 
 
 def cosine_min(a, b):
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     return float(((a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)).min())
 
 
@@ -91,32 +95,42 @@ def network_rows(name, net, batch, repeats):
     net = net.eval().requires_grad_(False)
     eager_net = net.to(memory_format=torch.channels_last)
     channels_last = batch.contiguous(memory_format=torch.channels_last)
-    with torch.inference_mode():
-        reference = eager_net(channels_last)
-        eager = median_time(lambda: eager_net(channels_last), repeats)
-    rows = [(name, "eager PyTorch, channels-last", len(batch) / eager, 1.0, "-", "-")]
+
+    def eager():
+        with torch.inference_mode():
+            return eager_net(channels_last)
+
+    reference = eager()
+    ways, info = {"eager PyTorch, channels-last": eager}, {}
     for precision in ("fp32", "bf16") if bf16_supported() else ("fp32",):
         with sktransfer.config_context(engine="openvino", inference_precision=precision):
             forward = frozen_forward(
                 net, key=("bench", name), example=batch[:2], device="cpu", n_rows=len(batch)
             )
-            start = time.perf_counter()
-            with torch.inference_mode():
-                out = forward(batch)  # converts, checks against eager
-            convert = time.perf_counter() - start
-            seconds = median_time(lambda f=forward: f(batch), repeats)
-        fidelity = f"rel {relative(reference, out):.1e}, cos {cosine_min(reference, out):.6f}"
+        start = time.perf_counter()
+        with torch.inference_mode():
+            out = forward(batch)  # converts, checks against eager
         way = f"OpenVINO {precision} (sktransfer's engine)"
-        rows.append((name, way, len(batch) / seconds, eager / seconds, f"{convert:.1f}", fidelity))
+        ways[way] = partial(forward, batch)
+        fidelity = f"rel {relative(reference, out):.1e}, cos {cosine_min(reference, out):.6f}"
+        info[way] = (f"{time.perf_counter() - start:.1f}", fidelity)
     run, convert = onnx_runtime(net, batch[:2])
     if run is None:
-        rows.append((name, f"ONNX Runtime ({convert})", float("nan"), float("nan"), "-", "-"))
+        info[f"ONNX Runtime ({convert})"] = None
     else:
-        out = torch.from_numpy(run(batch))
-        seconds = median_time(lambda: run(batch), repeats)
-        fidelity = f"rel {relative(reference, out):.1e}"
-        way = "ONNX Runtime (CPU provider)"
-        rows.append((name, way, len(batch) / seconds, eager / seconds, f"{convert:.1f}", fidelity))
+        ways["ONNX Runtime (CPU provider)"] = partial(run, batch)
+        fidelity = f"rel {relative(reference, run(batch)):.1e}"
+        info["ONNX Runtime (CPU provider)"] = (f"{convert:.1f}", fidelity)
+    seconds = interleaved(ways, repeats)
+    base = seconds["eager PyTorch, channels-last"]
+    rows = []
+    for way in [*ways, *(w for w in info if w not in ways)]:
+        convert, fidelity = info.get(way) or ("-", "-")
+        if way not in ways:
+            rows.append((name, way, float("nan"), float("nan"), "-", "-"))
+            continue
+        rate = len(batch) / seconds[way]
+        rows.append((name, way, rate, base / seconds[way], convert, fidelity))
     return rows
 
 
@@ -163,7 +177,7 @@ def extraction(n, batch_size, repeats):
             "torch": partial(in_engine, "torch", extractor.transform, paths),
             "auto": partial(in_engine, "auto", extractor.transform, paths),
         }
-        rates = {way: len(paths) / median_time(run, repeats) for way, run in ways.items()}
+        rates = {way: len(paths) / t for way, t in interleaved(ways, repeats).items()}
         features = {way: ways[way]() for way in ("torch", "auto")}
         rel = relative(features["torch"], features["auto"])
         lines.append(
@@ -217,15 +231,16 @@ def text(n, repeats):
             ways[f"sentence-transformers `backend={backend!r}` ({type(error).__name__})"] = None
     base = reference.encode(lines, batch_size=32)
     lines_out = ["| way | sentences/s | vs encode | min cosine vs encode |", "|---|---|---|---|"]
-    rate0 = None
+    runnable = {way: run for way, run in ways.items() if run is not None}
+    seconds = interleaved(runnable, repeats)
+    first = seconds["`SentenceTransformer.encode`"]
     for way, run in ways.items():
         if run is None:
             lines_out.append(f"| {way}: did not load here | - | - | - |")
             continue
-        rate = len(lines) / median_time(run, repeats)
-        rate0 = rate0 or rate
         cos = cosine_min(base, np.asarray(run()))
-        lines_out.append(f"| {way} | {rate:.1f} | {rate / rate0:.2f}x | {cos:.7f} |")
+        rate = len(lines) / seconds[way]
+        lines_out.append(f"| {way} | {rate:.1f} | {first / seconds[way]:.2f}x | {cos:.7f} |")
     return source, "\n".join(lines_out)
 
 

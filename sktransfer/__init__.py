@@ -18,6 +18,7 @@ _LAZY = {
     "PretrainedFeatureExtractor": "._extractor",
     "FineTunedClassifier": "._fine_tuning",
     "FineTunedRegressor": "._fine_tuning",
+    "ZeroShotTextClassifier": "._zero_shot",
     "load_image_folder": "._modalities",
     "find_image_files": "._modalities",
     "Backbone": ".backbones",

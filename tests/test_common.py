@@ -50,6 +50,7 @@ def test_all_estimators_found():
         "PretrainedFeatureExtractor",
         "FineTunedClassifier",
         "FineTunedRegressor",
+        "ZeroShotTextClassifier",
         "CORAL",
         "SubspaceAlignment",
         "TransferComponentAnalysis",

@@ -24,8 +24,10 @@ from sklearn.utils.validation import check_is_fitted
 
 from .._extractor import PretrainedFeatureExtractor
 from .._fine_tuning import FineTunedClassifier, FineTunedRegressor
+from .._zero_shot import ZeroShotTextClassifier
 from ..exceptions import SourceNotAllowedError, WeightsUnavailableError
 from ._codecs_sklearn import PipelineCodec, StepCodec
+from ._codecs_text import ZeroShotCodec
 from ._codecs_transfer import ExtractorCodec, FineTunedCodec
 from ._container import (
     MAX_BATCH_SIZE,
@@ -43,6 +45,7 @@ CODECS = {
     FineTunedClassifier: FineTunedCodec(),
     FineTunedRegressor: FineTunedCodec(),
     PretrainedFeatureExtractor: ExtractorCodec(),
+    ZeroShotTextClassifier: ZeroShotCodec(),
     Pipeline: PipelineCodec(),
     StandardScaler: StepCodec(),
     Normalizer: StepCodec(),
@@ -60,7 +63,7 @@ def codec_for(estimator):
     if codec is None:
         raise TypeError(
             "sktransfer.save takes a FineTunedClassifier, a FineTunedRegressor, a "
-            "PretrainedFeatureExtractor, or a "
+            "PretrainedFeatureExtractor, a ZeroShotTextClassifier, or a "
             f"Pipeline of these and of {', '.join(_STEPS)}; got "
             f"{type(estimator).__name__}. Use joblib.dump for other objects."
         )

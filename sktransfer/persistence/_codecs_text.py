@@ -1,0 +1,57 @@
+"""The codec of :class:`~sktransfer.ZeroShotTextClassifier`: its encoder and prototypes."""
+
+import numpy as np
+import torch
+
+from .._extractor import PretrainedFeatureExtractor
+from ._codec import Codec
+
+
+class ZeroShotCodec(Codec):
+    """The fitted encoder (a part of its own), the classes, prototypes and temperature."""
+
+    training_only = ("memory",)
+
+    def encode(self, estimator, child):
+        params = estimator.get_params(deep=False) | {"memory": None}
+        classes = estimator.classes_
+        if classes.dtype.kind not in "Uiu":
+            raise TypeError(
+                "The safe format stores class names that are strings or integers; these are "
+                f"{classes.dtype}. Use joblib.dump instead."
+            )
+        state = {
+            "embedder_": child("embedder", estimator.embedder_),
+            "classes_": {"values": classes.tolist(), "dtype": classes.dtype.str},
+            "temperature_": float(estimator.temperature_),
+            "n_examples_": [int(n) for n in estimator.n_examples_],
+        }
+        prototypes = torch.from_numpy(np.ascontiguousarray(estimator.prototypes_))
+        return params, state, {"prototypes_": prototypes}
+
+    def decode(self, cls, params, state, tensors, child, sources):
+        if params.get("memory") is not None:
+            raise ValueError(f"a {cls.__name__}'s memory folder is not stored")
+        estimator = cls(**params)
+        embedder = child(state["embedder_"])
+        if not isinstance(embedder, PretrainedFeatureExtractor):
+            raise ValueError(f"{cls.__name__}.embedder_ must be a PretrainedFeatureExtractor")
+        dtype = np.dtype(state["classes_"]["dtype"])
+        if dtype.kind not in "Uiu":
+            raise ValueError(f"{cls.__name__}.classes_ must hold strings or integers")
+        classes = np.asarray(state["classes_"]["values"], dtype=dtype)
+        prototypes = tensors["prototypes_"].numpy()
+        if prototypes.shape != (len(classes), embedder.n_features_out_):
+            raise ValueError(
+                f"{cls.__name__}.prototypes_ has shape {prototypes.shape}; expected "
+                f"({len(classes)}, {embedder.n_features_out_})"
+            )
+        temperature = state["temperature_"]
+        if not (isinstance(temperature, float) and temperature > 0):
+            raise ValueError(f"{cls.__name__}.temperature_ must be a positive number")
+        estimator.embedder_ = embedder
+        estimator.classes_ = classes
+        estimator.prototypes_ = prototypes
+        estimator.temperature_ = temperature
+        estimator.n_examples_ = np.asarray(state["n_examples_"], dtype=int)
+        return estimator
