@@ -78,3 +78,17 @@ def generated(n, seed=0):
         X.append(words.strip().capitalize() + ".")
         y.append(topic)
     return X, np.array(y)
+
+
+CR_MPQA = TEXT_DATA.parent / "text_cr_mpqa"
+
+
+def polarity(name):
+    """CR (``"custrev"``) or MPQA (``"mpqa"``): sentences labelled negative or positive."""
+    X, y = [], []
+    for label in ("neg", "pos"):
+        text = (CR_MPQA / f"{name}.{label}").read_text(encoding="latin-1")
+        lines = [line.strip() for line in text.splitlines() if line.strip()]
+        X += lines
+        y += [{"neg": "negative", "pos": "positive"}[label]] * len(lines)
+    return X, np.array(y)

@@ -19,6 +19,7 @@ _LAZY = {
     "FineTunedClassifier": "._fine_tuning",
     "FineTunedRegressor": "._fine_tuning",
     "ZeroShotTextClassifier": "._zero_shot",
+    "FewShotTextClassifier": "._few_shot",
     "load_image_folder": "._modalities",
     "find_image_files": "._modalities",
     "Backbone": ".backbones",

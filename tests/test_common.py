@@ -51,6 +51,7 @@ def test_all_estimators_found():
         "FineTunedClassifier",
         "FineTunedRegressor",
         "ZeroShotTextClassifier",
+        "FewShotTextClassifier",
         "CORAL",
         "SubspaceAlignment",
         "TransferComponentAnalysis",

@@ -507,6 +507,14 @@ class TextPipeline(InputPipeline):
     def _encode(self, inputs):
         return encode(self.tokenizer, inputs.items, self.max_length)
 
+    def token_ids(self, inputs):
+        """Return the token ids of each checked text (truncation is reported once)."""
+        return self._encode(inputs).ids
+
+    def collate(self, rows):
+        """Pad rows of token ids to the longest: one ``{"input_ids", "attention_mask"}``."""
+        return pad(rows, max(len(row) for row in rows), self.tokenizer.pad_token_id or 0)
+
     def batches(
         self, inputs, batch_size, *, augment=None, num_workers=0, progress=False, desc=None,
         one_shape=False,

@@ -1,7 +1,8 @@
-"""The codec of :class:`~sktransfer.ZeroShotTextClassifier`: its encoder and prototypes."""
+"""The codecs of the text classifiers built on an encoder: zero-shot and few-shot."""
 
 import numpy as np
 import torch
+from sklearn.linear_model import LogisticRegression
 
 from .._extractor import PretrainedFeatureExtractor
 from ._codec import Codec
@@ -54,4 +55,38 @@ class ZeroShotCodec(Codec):
         estimator.prototypes_ = prototypes
         estimator.temperature_ = temperature
         estimator.n_examples_ = np.asarray(state["n_examples_"], dtype=int)
+        return estimator
+
+
+class FewShotCodec(Codec):
+    """The tuned encoder (an extractor holding its weights) and the fitted head, as parts."""
+
+    def encode(self, estimator, child):
+        params = estimator.get_params(deep=False)
+        if params["head"] is not None or not isinstance(params["backbone"], str):
+            raise TypeError(
+                "The safe format stores a FewShotTextClassifier with the default head and a "
+                "named backbone; use joblib.dump for this one."
+            )
+        state = {
+            "embedder_": child("embedder", estimator.embedder_),
+            "head_": child("head", estimator.head_),
+            "n_pairs_seen_": int(estimator.n_pairs_seen_),
+            "loss_curve_": [float(v) for v in estimator.loss_curve_],
+        }
+        return params, state, {}
+
+    def decode(self, cls, params, state, tensors, child, sources):
+        estimator = cls(**params)
+        embedder, head = child(state["embedder_"]), child(state["head_"])
+        if not isinstance(embedder, PretrainedFeatureExtractor):
+            raise ValueError(f"{cls.__name__}.embedder_ must be a PretrainedFeatureExtractor")
+        if not isinstance(head, LogisticRegression):
+            raise ValueError(f"{cls.__name__}.head_ must be a LogisticRegression")
+        if head.coef_.shape[1] != embedder.n_features_out_:
+            raise ValueError(f"{cls.__name__}.head_ does not take the encoder's embeddings")
+        estimator.embedder_, estimator.head_ = embedder, head
+        estimator.classes_ = head.classes_
+        estimator.n_pairs_seen_ = int(state["n_pairs_seen_"])
+        estimator.loss_curve_ = [float(v) for v in state["loss_curve_"]]
         return estimator

@@ -23,11 +23,12 @@ from sklearn.utils._param_validation import InvalidParameterError
 from sklearn.utils.validation import check_is_fitted
 
 from .._extractor import PretrainedFeatureExtractor
+from .._few_shot import FewShotTextClassifier
 from .._fine_tuning import FineTunedClassifier, FineTunedRegressor
 from .._zero_shot import ZeroShotTextClassifier
 from ..exceptions import SourceNotAllowedError, WeightsUnavailableError
 from ._codecs_sklearn import PipelineCodec, StepCodec
-from ._codecs_text import ZeroShotCodec
+from ._codecs_text import FewShotCodec, ZeroShotCodec
 from ._codecs_transfer import ExtractorCodec, FineTunedCodec
 from ._container import (
     MAX_BATCH_SIZE,
@@ -46,6 +47,7 @@ CODECS = {
     FineTunedRegressor: FineTunedCodec(),
     PretrainedFeatureExtractor: ExtractorCodec(),
     ZeroShotTextClassifier: ZeroShotCodec(),
+    FewShotTextClassifier: FewShotCodec(),
     Pipeline: PipelineCodec(),
     StandardScaler: StepCodec(),
     Normalizer: StepCodec(),
@@ -63,7 +65,7 @@ def codec_for(estimator):
     if codec is None:
         raise TypeError(
             "sktransfer.save takes a FineTunedClassifier, a FineTunedRegressor, a "
-            "PretrainedFeatureExtractor, a ZeroShotTextClassifier, or a "
+            "PretrainedFeatureExtractor, a ZeroShotTextClassifier, a FewShotTextClassifier, or a "
             f"Pipeline of these and of {', '.join(_STEPS)}; got "
             f"{type(estimator).__name__}. Use joblib.dump for other objects."
         )

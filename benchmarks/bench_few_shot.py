@@ -1,0 +1,161 @@
+"""Few-shot and zero-shot text classification on SUBJ, TREC, CR and MPQA (SetFit's protocol).
+
+N sentences per class are drawn from the training part with seeds 0, 1, ...; every method
+is scored on the same held-out sentences (up to ``--n-test`` of the rest, or TREC's
+official test set). Methods: frozen MiniLM embeddings + logistic regression;
+``FineTunedClassifier()`` with its defaults; ``FewShotTextClassifier()`` (contrastive
+tuning, SetFit's method); ``ZeroShotTextClassifier`` from the class names alone (N = 0)
+and with the N labelled sentences. Accuracy mean ± standard deviation over the draws, and
+the median wall time of a fit and a prediction.
+
+Needs ``../shared/datasets/text_subj_trec`` and ``text_cr_mpqa``.
+Run: ``python benchmarks/bench_few_shot.py``.
+"""
+
+import argparse
+import statistics
+import time
+import warnings
+
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+
+from sktransfer import (
+    FewShotTextClassifier,
+    FineTunedClassifier,
+    PretrainedFeatureExtractor,
+    ZeroShotTextClassifier,
+)
+
+from _results import machine_line, write_section
+from _text_data import MODEL, available, load_line, polarity, subj, trec
+
+# what the class codes mean (TREC's documentation), for the zero-shot descriptions
+TREC_NAMES = {
+    "ABBR": "abbreviation",
+    "DESC": "description",
+    "ENTY": "entity",
+    "HUM": "person",
+    "LOC": "location",
+    "NUM": "number",
+}
+
+
+def sets(n_test, rng):
+    """Return ``{name: (X_train, y_train, X_test, y_test, label names)}``."""
+    out = {}
+    for name, (X, y) in {
+        "SUBJ": subj(),
+        "CR": polarity("custrev"),
+        "MPQA": polarity("mpqa"),
+    }.items():
+        X = np.asarray(X, dtype=object)
+        test = rng.choice(len(X), min(n_test, len(X) // 2), replace=False)
+        train = np.setdiff1d(np.arange(len(X)), test)
+        out[name] = (X[train], y[train], X[test], y[test], None)
+    X_train, y_train = trec("train_5500.label")
+    X_test, y_test = trec("TREC_10.label")
+    out["TREC"] = (
+        np.asarray(X_train, dtype=object),
+        y_train,
+        np.asarray(X_test, dtype=object),
+        y_test,
+        TREC_NAMES,
+    )
+    return out
+
+
+def draw(y, n, seed):
+    rng = np.random.default_rng(seed)
+    return np.concatenate(
+        [rng.choice(np.flatnonzero(y == c), n, replace=False) for c in np.unique(y)]
+    )
+
+
+def methods(seed, names):
+    labels = None if names is None else names
+    return {
+        "frozen MiniLM + LR": lambda: make_pipeline(
+            PretrainedFeatureExtractor(MODEL), LogisticRegression(max_iter=1000)
+        ),
+        "`FineTunedClassifier()`": lambda: FineTunedClassifier(MODEL, random_state=seed),
+        "`FewShotTextClassifier()`": lambda: FewShotTextClassifier(MODEL, random_state=seed),
+        "`ZeroShotTextClassifier` + the N texts": lambda: ZeroShotTextClassifier(labels),
+    }
+
+
+def score(model, X_train, y_train, X_test, y_test):
+    start = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # truncation reports
+        model.fit(list(X_train), y_train)
+        accuracy = float((model.predict(list(X_test)) == y_test).mean())
+    return accuracy, time.perf_counter() - start
+
+
+def zero_shot(X_test, y_test, names):
+    labels = sorted(set(y_test)) if names is None else names
+    start = time.perf_counter()
+    model = ZeroShotTextClassifier(labels).fit()
+    accuracy = float((model.predict(list(X_test)) == y_test).mean())
+    return accuracy, time.perf_counter() - start
+
+
+def run_set(data, shots, seeds):
+    X_train, y_train, X_test, y_test, names = data
+    rows = {}
+    for n in shots:
+        for seed in seeds[n]:
+            idx = draw(y_train, n, seed)
+            for method, make in methods(seed, names).items():
+                result = score(make(), X_train[idx], y_train[idx], X_test, y_test)
+                rows.setdefault((n, method), []).append(result)
+    rows[(0, "`ZeroShotTextClassifier` (class names only)")] = [zero_shot(X_test, y_test, names)]
+    return rows
+
+
+def table(results):
+    lines = [
+        "| set | N per class | method | accuracy % (mean ± std) | draws | fit + predict s (median) |"
+    ]
+    lines.append("|---|---|---|---|---|---|")
+    for name, rows in results.items():
+        for (n, method), values in sorted(rows.items(), key=lambda kv: kv[0][0]):
+            acc = 100 * np.array([v[0] for v in values])
+            seconds = statistics.median(v[1] for v in values)
+            spread = f"{acc.mean():.1f} ± {acc.std():.1f}" if len(acc) > 1 else f"{acc.mean():.1f}"
+            lines.append(f"| {name} | {n} | {method} | {spread} | {len(acc)} | {seconds:.0f} |")
+    return "\n".join(lines)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n-test", type=int, default=1000)
+    parser.add_argument("--seeds-8", type=int, default=5)
+    parser.add_argument("--seeds-64", type=int, default=2)
+    parser.add_argument("--sets", default="SUBJ,TREC,CR,MPQA")
+    args = parser.parse_args()
+    if not available():
+        raise SystemExit(
+            "The SentEval sets are not here (../shared/datasets): nothing to measure."
+        )
+    data = sets(args.n_test, np.random.default_rng(0))
+    seeds = {8: range(args.seeds_8), 64: range(args.seeds_64)}
+    results = {name: run_set(data[name], (8, 64), seeds) for name in args.sets.split(",")}
+    write_section(
+        "few_shot",
+        f"""## Few-shot and zero-shot text (`bench_few_shot.py`)
+
+SetFit's protocol with the bundled all-MiniLM-L6-v2: N sentences per class drawn from the
+training part (seeds 0..{args.seeds_8 - 1} for N = 8, 0..{args.seeds_64 - 1} for N = 64), scored on
+{args.n_test} held-out sentences of each set (TREC: its official 500-question test set). Every
+method sees the same draws. {machine_line()}; {load_line()}.
+
+{table(results)}
+""",
+    )
+
+
+if __name__ == "__main__":
+    main()
