@@ -116,9 +116,8 @@ def run_set(data, shots, seeds):
 
 
 def table(results):
-    lines = [
-        "| set | N per class | method | accuracy % (mean ± std) | draws | fit + predict s (median) |"
-    ]
+    header = "| set | N per class | method | accuracy % (mean ± std) | draws | seconds |"
+    lines = [header]
     lines.append("|---|---|---|---|---|---|")
     for name, rows in results.items():
         for (n, method), values in sorted(rows.items(), key=lambda kv: kv[0][0]):
