@@ -50,6 +50,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
+from torch import nn
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms import v2 as T
 from torchvision.transforms.v2.functional import pil_to_tensor
@@ -760,6 +761,34 @@ class ImagePipeline(InputPipeline):
     def pool(self, output, pooling):
         """Pool a layer's output: see :func:`pool_feature_map`."""
         return pool_feature_map(output, pooling)
+
+    def to_original(self, heatmap, size):
+        """Map a heat map over the network's input back onto the original image.
+
+        Undoes the centre crop and the resize of :meth:`eval_transform`: ``heatmap``
+        (any ``(h, w)`` grid over the cropped input, such as a feature map's) is stretched
+        over the crop, the crop is placed where it was cut from the resized image (0
+        outside it), and the whole is resized to the original ``size`` ``(height, width)``.
+        Returns a float32 tensor of that size.
+        """
+        height, width = (int(v) for v in size)
+        if height <= width:  # torchvision's Resize(int) sets the shorter side
+            resized = (self.resize_size, int(self.resize_size * width / height))
+        else:
+            resized = (int(self.resize_size * height / width), self.resize_size)
+        crop = self.crop_size
+        grid = torch.as_tensor(heatmap, dtype=torch.float32)[None, None]
+        grid = nn.functional.interpolate(grid, size=(crop, crop), mode="bilinear")[0, 0]
+        canvas = torch.zeros(resized)
+        top, left = (int(round((side - crop) / 2.0)) for side in resized)
+        rows = slice(max(top, 0), min(top + crop, resized[0]))
+        cols = slice(max(left, 0), min(left + crop, resized[1]))
+        canvas[rows, cols] = grid[
+            rows.start - top : rows.stop - top, cols.start - left : cols.stop - left
+        ]
+        return nn.functional.interpolate(
+            canvas[None, None], size=(height, width), mode="bilinear"
+        )[0, 0]
 
     # --- transforms
     def _finish(self):
