@@ -121,8 +121,8 @@ def _add_table_options(parser):
     )
 
 
-def _add_label_sep_option(parser, help):
-    parser.add_argument("--label-sep", default=None, metavar="SEP", help=help)
+def _add_label_sep_option(parser, description):
+    parser.add_argument("--label-sep", default=None, metavar="SEP", help=description)
 
 
 def build_parser():
