@@ -6,8 +6,12 @@
     Train a classifier, print its held-out accuracy, save it in the safe format.
 ``sktransfer fit TABLE -o model.skt --regression``
     Train a regressor on the numbers of a table's label column, print its held-out R².
+``sktransfer fit TABLE -o model.skt --label-column A --label-column B`` (0/1 columns)
+``sktransfer fit TABLE -o model.skt --label-column tags --label-sep ";"`` (label lists)
+    Train a multi-label classifier (several labels per text), print its held-out F1.
 ``sktransfer predict model.skt DIR_OR_FILES [-o predictions.csv] [--allow-source SPEC]``
-    Predicted class and class probabilities of each image (a regressor's number).
+    Predicted class and class probabilities of each image (a regressor's number; a
+    multi-label model's labels, joined by ``--label-sep``, each also as 0/1 and probability).
 
 Texts come in a ``.csv``, ``.tsv`` or ``.parquet`` table instead of a folder:
 ``--text-column`` names the column of texts (default ``text``) and ``--label-column`` the
@@ -41,6 +45,7 @@ TABLE_FORMATS = (".csv", ".tsv", ".parquet")
 DEFAULT_BACKBONES = {"images": "efficientnet_lite0", "texts": "all-MiniLM-L6-v2"}
 KINDS = {"image": "images", "text": "texts"}  # a backbone's modality -> the inputs read for it
 PREDICTION_FORMATS = (".csv", ".parquet")
+DEFAULT_LABEL_SEP = ";"  # what predict joins a multi-label model's labels with
 # The estimator parameters the options set: errors name the option the user typed
 FLAGS = {
     "backbone": "--backbone",
@@ -106,10 +111,18 @@ def _add_table_options(parser):
     )
     parser.add_argument(
         "--label-column",
-        default="label",
-        help="texts: the column holding the labels, numbers with --regression "
-        "(default: %(default)s)",
+        dest="label_columns",
+        action="append",
+        default=None,
+        metavar="LABEL_COLUMN",
+        help="texts: the column holding the labels, numbers with --regression (default: "
+        "label); fit: repeat it for several labels per text, each column holding 0 or 1 "
+        "for the label it is named after",
     )
+
+
+def _add_label_sep_option(parser, description):
+    parser.add_argument("--label-sep", default=None, metavar="SEP", help=description)
 
 
 def build_parser():
@@ -209,6 +222,12 @@ def _add_fit_parser(sub):
         "instead of a classifier",
     )
     fit.add_argument("--random-state", type=int, default=0, help="seed (default: 0)")
+    _add_label_sep_option(
+        fit,
+        "texts: the --label-column holds lists of labels separated by SEP, such as "
+        "'sports;politics' with --label-sep ';' (an empty cell: no label); trains a "
+        "multi-label classifier",
+    )
     _add_backbone_options(fit)
 
 
@@ -245,6 +264,12 @@ def _add_predict_parser(sub):
         "models and torchvision's or timm's model names",
     )
     _add_table_options(predict)
+    _add_label_sep_option(
+        predict,
+        "a multi-label model: the separator that joins the labels predicted for an input in "
+        "the 'prediction' column; a model file does not record the one it was trained with "
+        f"(default: {DEFAULT_LABEL_SEP!r})",
+    )
 
 
 def _version():
@@ -405,7 +430,7 @@ def _read_table(path, args, need_labels, note=""):
     table = _load_table(path)
     needed = [(args.text_column, "--text-column", "texts")]
     if need_labels:
-        needed.append((args.label_column, "--label-column", "labels"))
+        needed += [(column, "--label-column", "labels") for column in args.label_columns]
     for column, flag, what in needed:
         if column not in table.columns:
             raise ValueError(
@@ -417,6 +442,13 @@ def _read_table(path, args, need_labels, note=""):
         return texts, None
     if not need_labels:  # written next to the features as they are
         return texts, table[args.label_column].fillna("").to_numpy(dtype=object)
+    if _is_multi_label(args):  # read by _label_matrix: an empty list cell is no label
+        return texts, {
+            column: table[column].to_numpy(dtype=object)
+            if args.label_sep is not None
+            else _cells(table, path, column, "--label-column")
+            for column in args.label_columns
+        }
     labels = _cells(table, path, args.label_column, "--label-column")
     if len({type(label) for label in labels}) > 1:  # mixed types do not sort
         labels = labels.astype(str)
@@ -464,6 +496,11 @@ def cmd_extract(args):
     if args.scheduler is not None:
         return _extract_on_cluster(args)
     _check_output(args.output, FEATURE_FORMATS)
+    if len(args.label_columns) > 1:
+        raise ValueError(
+            f"extract writes one label column next to the features, and --label-column is "
+            f"given {len(args.label_columns)} times: give it once"
+        )
     X, labels, ids, kind = _read_inputs(args, need_labels=False)
     from . import PretrainedFeatureExtractor
 
@@ -634,25 +671,164 @@ def _describe_classes(args, labels, kind):
     )
 
 
+# --- several labels per text: a repeated --label-column, or one with --label-sep -------------
+def _is_multi_label(args):
+    """Whether ``fit`` reads several labels per input: 0/1 columns, or lists in one column."""
+    return len(args.label_columns) > 1 or getattr(args, "label_sep", None) is not None
+
+
+def _check_label_options(args):
+    """Refuse label options that do not go together, naming them, before any work."""
+    if not _is_multi_label(args):
+        return
+    columns, sep = args.label_columns, args.label_sep
+    given = "--label-sep" if sep is not None else "a repeated --label-column"
+    if sep == "":
+        raise ValueError(
+            "--label-sep is empty: give the text between the labels of a cell, such as ';'"
+        )
+    if sep is not None and len(columns) > 1:
+        raise ValueError(
+            f"--label-sep splits the label lists of one column, and --label-column is given "
+            f"{len(columns)} times ({', '.join(map(repr, columns))}): give one --label-column "
+            "with --label-sep, or 0/1 columns (one --label-column each) without it"
+        )
+    twice = next((column for column in columns if columns.count(column) > 1), None)
+    if twice is not None:
+        raise ValueError(f"--label-column {twice!r} is given twice: name each column once")
+    if args.regression:
+        raise ValueError(
+            f"--regression trains on one --label-column of numbers, and {given} gives several "
+            "labels per text (multi-label classification): drop --regression to train a "
+            "multi-label classifier"
+        )
+    if not _is_table(args.folder):
+        raise ValueError(
+            f"{args.folder} is a folder of images, whose sub-folders are the classes (one per "
+            f"image): {given} is for a {'/'.join(TABLE_FORMATS)} table of texts with several "
+            "labels per text"
+        )
+
+
+def _zero_one(args, column, cells):
+    """Return a 0/1 column as integers; a cell that is not 0 or 1 names its row and column."""
+    import numpy as np
+
+    values = np.empty(len(cells), dtype=np.int64)
+    for i, cell in enumerate(cells):
+        try:
+            number = float(cell)
+        except (TypeError, ValueError):
+            number = math.nan
+        if number not in (0.0, 1.0):
+            raise ValueError(
+                f"Row {i} of {args.folder} (the first row is row 0) has {cell!r} in the "
+                f"--label-column {column!r}, not 0 or 1: a repeated --label-column names 0/1 "
+                "columns, one per label (for a column of label lists, give it alone with "
+                "--label-sep)"
+            )
+        values[i] = int(number)
+    return values
+
+
+def _split_lists(args, cells):
+    """Return the label lists of a column split by ``--label-sep`` (an empty cell: none)."""
+    return [
+        []
+        if _is_empty(cell)
+        else [label.strip() for label in str(cell).split(args.label_sep) if label.strip()]
+        for cell in cells
+    ]
+
+
+def _label_matrix(args, labels):
+    """Return the 0/1 matrix of the labels (one column each) and their names, checked."""
+    import numpy as np
+    from sklearn.preprocessing import MultiLabelBinarizer
+
+    if args.label_sep is not None:
+        lists = _split_lists(args, labels[args.label_column])
+        names = sorted({label for row in lists for label in row})
+        if len(names) < 2:
+            found = f"one label ({names[0]!r})" if names else "no label"
+            raise ValueError(
+                f"The --label-column {args.label_column!r} of {args.folder} split by "
+                f"--label-sep {args.label_sep!r} holds {found}: several labels per text need "
+                "at least two (for one label per text, drop --label-sep)"
+            )
+        return MultiLabelBinarizer(classes=names).fit_transform(lists), names
+    names = list(args.label_columns)
+    matrix = np.column_stack([_zero_one(args, name, labels[name]) for name in names])
+    for name, count in zip(names, matrix.sum(axis=0), strict=True):
+        if count == 0:
+            raise ValueError(
+                f"The --label-column {name!r} of {args.folder} is 0 in every row: no text has "
+                "that label, so there is nothing to learn it from; drop that --label-column"
+            )
+    return matrix, names
+
+
+def _describe_labels(matrix, names, kind):
+    """Return the line that describes several labels per input: each label's count."""
+    line = f"{len(matrix)} {kind}, {len(names)} labels: " + ", ".join(
+        f"{name} ({count})" for name, count in zip(names, matrix.sum(axis=0), strict=True)
+    )
+    n_none = int((matrix.sum(axis=1) == 0).sum())
+    return line + (f"; {n_none} {kind} with no label" if n_none else "")
+
+
+def _check_split(args, n, kind):
+    """Refuse a held-out part that leaves no input to train on (random, not stratified)."""
+    if args.test_size > 0 and n - math.ceil(args.test_size * n) < 1:
+        raise ValueError(
+            f"--test-size {args.test_size} holds out all {n} {kind}: lower it, or pass 0 to "
+            "skip the held-out score"
+        )
+
+
+def _training_targets(args, labels, kind):
+    """Return ``(y, stratify, summary line, label names or None)`` for ``fit``."""
+    if args.regression:
+        targets = _targets(args, labels)
+        return targets, None, _check_targets(args, targets, kind), None
+    if _is_multi_label(args):
+        matrix, names = _label_matrix(args, labels)
+        _check_split(args, len(matrix), kind)
+        return matrix, None, _describe_labels(matrix, names, kind), names
+    return labels, labels, _describe_classes(args, labels, kind), None
+
+
+def _held_out_score(model, X, y):
+    """Return the held-out score as the line says it: R², accuracy, or multi-label F1."""
+    import numpy as np
+    from sklearn.base import is_regressor
+    from sklearn.metrics import f1_score
+
+    if is_regressor(model):
+        return f"R²: {model.score(X, y):.3f}"
+    if len(np.shape(y)) == 1:
+        return f"accuracy: {model.score(X, y):.3f}"
+    predicted = model.predict(X)  # a text with no label, rightly predicted so, scores 1
+    f1 = f1_score(y, predicted, average="samples", zero_division=1.0)
+    return f"F1 (samples): {f1:.3f}, exact match: {(predicted == y).all(axis=1).mean():.3f}"
+
+
 def cmd_fit(args):
     """Run ``sktransfer fit``."""
     _check_output(args.output)
     _check_test_size(args.test_size)
+    _check_label_options(args)
     if args.regression:
         _check_regression_input(args)
+    import numpy as np
     from sklearn.base import clone
     from sklearn.model_selection import train_test_split
 
     X, labels, _, kind = _read_inputs(args, need_labels=True)
     from . import FineTunedClassifier, FineTunedRegressor, save
 
-    if args.regression:
-        y, stratify, metric = _targets(args, labels), None, "R²"
-        summary, estimator = _check_targets(args, y, kind), FineTunedRegressor
-    else:
-        y, stratify, metric = labels, labels, "accuracy"
-        summary, estimator = _describe_classes(args, labels, kind), FineTunedClassifier
-    model = estimator(
+    y, stratify, summary, names = _training_targets(args, labels, kind)
+    model = (FineTunedRegressor if args.regression else FineTunedClassifier)(
         **_backbone_params(args, kind),
         n_frozen=_n_frozen(args.n_frozen, args.fine_tune),
         max_epochs=args.epochs,
@@ -666,9 +842,11 @@ def cmd_fit(args):
         train_x, test_x, train_y, test_y = train_test_split(
             X, y, test_size=args.test_size, stratify=stratify, random_state=0
         )
-        score = clone(model).fit(train_x, train_y).score(test_x, test_y)
-        print(f"held-out {metric}: {score:.3f} ({len(test_x)} {kind})")
+        score = _held_out_score(clone(model).fit(train_x, train_y), test_x, test_y)
+        print(f"held-out {score} ({len(test_x)} {kind})")
     model.fit(X, y)
+    if names is not None:  # the file keeps them: predict writes names, not column numbers
+        model.label_names_ = np.asarray(names, dtype=object)
     with _writing(args.output):
         save(model, args.output)
     print(f"model trained on all {len(X)} {kind} saved to {args.output}")
@@ -748,15 +926,86 @@ def _predict_inputs(args, model):
     return files, "path", files
 
 
-def _predictions(model, X):
+def _final_step(model):
+    """Return the estimator that predicts: the model, or a pipeline's last step."""
+    return model.steps[-1][1] if hasattr(model, "steps") else model
+
+
+def _label_names(model, X):
+    """Return a multi-label model's label names, or None for any other model.
+
+    A model trained by ``fit`` carries its names (``label_names_``); one saved from Python
+    without them is known by its 2-D predictions (on one input) and named by its columns.
+    """
+    import numpy as np
+    from sklearn.base import is_classifier
+
+    last = _final_step(model)
+    names = getattr(last, "label_names_", None)
+    if names is not None:
+        return [str(name) for name in names]
+    if is_classifier(model) and "threshold" in last.get_params() and len(X):
+        if np.ndim(model.predict(X[:1])) == 2:
+            return [str(label) for label in model.classes_]
+    return None
+
+
+def _multi_label_predictions(args, model, X, names):
+    """Return a multi-label model's predictions: the labels joined, 0/1 and probabilities.
+
+    ``prediction`` joins the predicted labels with ``--label-sep``; ``label_<name>`` is
+    1 where a label is predicted (its probability reaches the model's threshold), and
+    ``proba_<name>`` is that probability.
+    """
+    import pandas as pd
+
+    sep = DEFAULT_LABEL_SEP if args.label_sep is None else args.label_sep
+    if not sep:
+        raise ValueError(
+            "--label-sep is empty: give the text that joins the predicted labels, such as ';'"
+        )
+    clash = next((name for name in names if sep in name), None)
+    if clash is not None:
+        raise ValueError(
+            f"--label-sep {sep!r} is in the label {clash!r} of {args.model}, so the joined "
+            "labels would not split back: pass another --label-sep"
+        )
+    proba = model.predict_proba(X)
+    predicted = proba >= _final_step(model).threshold
+    table = pd.DataFrame(
+        {
+            "prediction": [
+                sep.join(name for name, on in zip(names, row, strict=True) if on)
+                for row in predicted
+            ]
+        }
+    )
+    for j, name in enumerate(names):
+        table[f"label_{name}"] = predicted[:, j].astype(int)
+    for j, name in enumerate(names):
+        table[f"proba_{name}"] = proba[:, j]
+    return table
+
+
+def _predictions(args, model, X):
     """Return a table of predictions: a class and its probabilities, or a regressor's numbers.
 
-    A regressor with several targets writes ``prediction_0``, ``prediction_1``, ...
+    A regressor with several targets writes ``prediction_0``, ``prediction_1``, ...; a
+    multi-label model its labels (:func:`_multi_label_predictions`).
     """
     import numpy as np
     import pandas as pd
     from sklearn.base import is_regressor
 
+    names = None if is_regressor(model) else _label_names(model, X)
+    if args.label_sep is not None and names is None:
+        raise ValueError(
+            f"--label-sep joins the labels of a multi-label model, and {args.model} predicts "
+            "one " + ("number" if is_regressor(model) else "class") + " per input: drop "
+            "--label-sep"
+        )
+    if names is not None:
+        return _multi_label_predictions(args, model, X, names)
     if is_regressor(model):
         y = np.asarray(model.predict(X), dtype=float)
         if y.ndim == 1 or y.shape[1] == 1:
@@ -767,10 +1016,9 @@ def _predictions(model, X):
         table = pd.DataFrame(proba, columns=[f"proba_{c}" for c in model.classes_])
         table.insert(0, "prediction", model.classes_[proba.argmax(axis=1)])
         return table
-    last = model.steps[-1][1] if hasattr(model, "steps") else model
     print(
-        f"sktransfer predict: note: {type(last).__name__} gives no class probabilities; "
-        "writing the predictions only",
+        f"sktransfer predict: note: {type(_final_step(model)).__name__} gives no class "
+        "probabilities; writing the predictions only",
         file=sys.stderr,
     )
     return pd.DataFrame({"prediction": model.predict(X)})
@@ -800,7 +1048,7 @@ def cmd_predict(args):
         )
     files, id_name, ids = _predict_inputs(args, model)
     _set_batch_size(model, args.batch_size)
-    table = _predictions(model, files)
+    table = _predictions(args, model, files)
     table.insert(0, id_name, ids)
     if args.output:
         _write_table(table, args.output)
@@ -827,6 +1075,8 @@ def main(argv=None):
     """Entry point of the ``sktransfer`` console script; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.label_columns = args.label_columns or ["label"]
+    args.label_column = args.label_columns[0]
     commands = {"extract": cmd_extract, "fit": cmd_fit, "predict": cmd_predict}
     debug = get_config()["debug"]
     prefix = f"sktransfer {args.command}"

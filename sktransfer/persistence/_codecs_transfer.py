@@ -10,7 +10,10 @@ A :class:`~sktransfer.FineTunedClassifier` is stored as its parameters, its back
 architecture and input pipeline, its classes and the tensors of ``net_.module_`` (trunk
 and head); a ``backbone`` parameter that is a fitted model or a ``Backbone`` is stored
 with its weights unless they rebuild from their name, so that the loaded model's
-parameter still holds those weights.
+parameter still holds those weights. A multi-label classifier's ``classes_`` are the
+columns of ``y`` (``0 .. n_labels - 1``); the names of those labels, where the caller gave
+the fitted model some as ``label_names_`` (one string per label, as the command line does),
+are stored with it and set again on load.
 """
 
 import copy
@@ -241,6 +244,7 @@ class FineTunedCodec(_TransferCodec):
             "weights_label": None if record.weights is None else str(record.weights),
             "preprocessing": describe_pipeline(record.preprocessing),
             **task_to_json(estimator._task),
+            **label_names_to_json(estimator),
             "n_frozen_": estimator.n_frozen_,
             "n_cached_stages_": estimator.n_cached_stages_,
         }
@@ -273,6 +277,8 @@ class FineTunedCodec(_TransferCodec):
         release_training_state(estimator.net_)
         n_frozen = backbone.resolve_n_frozen(state["n_frozen_"])
         estimator._set_fitted(backbone, task, n_frozen, state["n_cached_stages_"], device)
+        if "label_names" in state:
+            estimator.label_names_ = label_names_from_json(state["label_names"], task)
         return estimator
 
 
@@ -310,6 +316,46 @@ def task_from_json(state, loss):
             raise ValueError("The file's target scaling is not one positive scale per target.")
         return Regression(loss).fitted(mean, scale, bool(state["one_d"]))
     raise ValueError(f"Unknown kind of target {kind!r} in the file.")
+
+
+def label_names_to_json(estimator):
+    """Return ``{"label_names": [...]}`` for a multi-label model that names its labels, else {}.
+
+    The names are ``label_names_``, distinct strings, one per label: anything else is
+    refused, as a file must not hold names that do not match its labels.
+    """
+    names = getattr(estimator, "label_names_", None)
+    if names is None:
+        return {}
+    task = estimator._task
+    if (
+        not isinstance(task, MultiLabel)
+        or len(names) != task.n_labels_
+        or not all(isinstance(name, str) for name in names)
+        or len(set(names)) != len(names)
+    ):
+        raise TypeError(
+            "label_names_ names the labels of a multi-label classifier, distinct strings, one "
+            f"per column of y; this {type(estimator).__name__} has {task.n_outputs} outputs and "
+            f"label_names_={list(names)!r}."
+        )
+    return {"label_names": [str(name) for name in names]}
+
+
+def label_names_from_json(values, task):
+    """Return the stored label names (checked: distinct strings, one per label)."""
+    if (
+        not isinstance(task, MultiLabel)
+        or not isinstance(values, list)
+        or len(values) != task.n_labels_
+        or not all(isinstance(name, str) for name in values)
+        or len(set(values)) != len(values)
+    ):
+        raise ValueError(
+            "The file's label_names are not distinct strings, one per label of a multi-label "
+            "classifier."
+        )
+    return np.asarray(values, dtype=object)
 
 
 def _positive_int(value, name):
