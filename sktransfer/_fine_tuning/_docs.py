@@ -30,12 +30,27 @@ PARAMETERS = {
         None: one linear layer. An int: a hidden layer of that width. A callable:
         ``head(num_features, n_outputs)`` returning a module (``n_outputs``: the classes,
         the labels or the targets).""",
+    "head_init": """\
+    head_init : {"probe", "zeros"}, default="probe"
+        How the head's last linear layer starts. ``"probe"``: fitted to convergence on
+        what reaches it before training (the frozen network's features for
+        ``head=None``), as scikit-learn's ``LogisticRegression()`` (one per label for a
+        multi-label ``y``) or ``Ridge()`` of the standardised targets would fit it, with
+        ``sample_weight`` and ``class_weight``; training continues from there. This
+        takes one forward pass over the training inputs, in eval mode and without
+        augmentation (from the frozen-prefix cache when there is one). ``"zeros"``: at
+        zero. A callable head is probed when it is a :class:`torch.nn.Sequential` that
+        ends in a :class:`torch.nn.Linear`, and otherwise keeps the start it was built
+        with.""",
     "dropout": """\
     dropout : float, default=0.0
         Dropout before the head's linear layers.""",
     "max_epochs": """\
-    max_epochs : int, default=10
-        Training epochs.""",
+    max_epochs : int or "auto", default="auto"
+        Training epochs. ``"auto"``: 10, or more for small data, so that training takes
+        at least 100 optimiser steps (``ceil(100 / batches per epoch)`` epochs: 100 for
+        32 inputs in batches of 32). An integer is taken as given. With
+        ``early_stopping``, the most epochs.""",
     "batch_size": """\
     batch_size : int, default=32
         Inputs per step.""",

@@ -2,7 +2,9 @@
 
 A fine-tuned estimator holds one task object. The task reads ``y`` (checking it and
 learning what it needs: the classes, the targets' scale), says how many outputs the head
-has, computes each row's loss, and turns the network's outputs into predictions. The
+has, fits the linear model that starts the head (:meth:`SingleLabel.probe`: scikit-learn's
+own, with its default regularisation), computes each row's loss, and turns the network's
+outputs into predictions. The
 estimator, its network, the frozen-prefix cache and the training loop are the same for
 every kind of target.
 
@@ -11,8 +13,12 @@ each row's weight (``sample_weight`` times the class weight) in the last column,
 datasets, the frozen-prefix cache and skorch handle them as any target.
 """
 
+import warnings
+
 import numpy as np
 import torch
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
@@ -43,6 +49,24 @@ def check_sample_weight(sample_weight, n_samples):
     if not weights.sum() > 0:
         raise ValueError("sample_weight sums to 0: at least one row needs a positive weight.")
     return weights
+
+
+# The probe's regularisation: scikit-learn's defaults (C=1 for the logistic regression,
+# alpha=1 for ridge), so that the head starts as the feature-transfer pipeline's model
+# does; and L-BFGS to convergence (the iterations a 1280-feature fit may need).
+PROBE_C = 1.0
+PROBE_ALPHA = 1.0
+PROBE_MAX_ITER = 1000
+
+
+def _logistic(features, targets, weights):
+    """Fit scikit-learn's ``LogisticRegression(C=PROBE_C)`` to convergence; return it."""
+    model = LogisticRegression(C=PROBE_C, max_iter=PROBE_MAX_ITER)
+    with warnings.catch_warnings():
+        # the fit is a starting point that training continues from: not having
+        # converged to the last digit is no reason to warn
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return model.fit(features, targets, sample_weight=weights)
 
 
 def _check_length(y, n_samples):
@@ -122,6 +146,38 @@ class SingleLabel:
         """Cross-entropy of each row."""
         return F.cross_entropy(outputs, targets[:, 0].long(), reduction="none")
 
+    def probe(self, features, targets, weights):
+        """Fit the head's last layer as a (multinomial) logistic regression.
+
+        Parameters
+        ----------
+        features : ndarray of shape (n_rows, n_features)
+            What reaches the layer.
+        targets, weights : ndarray of shape (n_rows,)
+            The encoded labels and the row weights ``fit`` returned.
+
+        Returns
+        -------
+        (weight, bias) : ndarrays of shape (n_outputs, n_features) and (n_outputs,), or None
+            None when some class has no row to learn it from.
+        """
+        if len(np.unique(targets)) < self.n_outputs:
+            return None
+        model = _logistic(features, targets, weights)
+        if model.coef_.shape[0] == 1:  # binary: one logit, that of class 1 over class 0
+            return np.vstack([-model.coef_, model.coef_]) / 2, np.r_[-1, 1] * model.intercept_ / 2
+        return model.coef_, model.intercept_
+
+    def probe_penalty(self, total_weight):
+        """Return the probe's L2 penalty on the head's weights, relative to the mean loss.
+
+        ``LogisticRegression`` minimises ``mean loss + |coef|^2 / (2 C total_weight)``;
+        for two classes the head's two rows are ``-coef / 2`` and ``coef / 2``, whose
+        squared norm is half that of ``coef``.
+        """
+        factor = 1.0 if self.n_outputs == 2 else 0.5
+        return factor / (PROBE_C * total_weight)
+
     def proba(self, outputs):
         """Class probabilities (softmax), rows summing to 1."""
         proba = outputs.softmax(dim=1).numpy().astype(np.float64)
@@ -186,6 +242,34 @@ class MultiLabel:
         )
         return losses.mean(dim=1)
 
+    def probe(self, features, targets, weights):
+        """Fit the head's last layer as one logistic regression per label.
+
+        Each label's positives weigh ``pos_weight_`` more, as in the loss; a label with
+        one value among the rows keeps a zero start. Returns ``(weight, bias)`` (see
+        :meth:`SingleLabel.probe`).
+        """
+        weight = np.zeros((self.n_labels_, features.shape[1]))
+        bias = np.zeros(self.n_labels_)
+        for label in range(self.n_labels_):
+            column = targets[:, label]
+            if len(np.unique(column)) < 2:
+                continue
+            rows = weights
+            if self.pos_weight_ is not None:
+                rows = weights * np.where(column == 1, self.pos_weight_[label], 1.0)
+            model = _logistic(features, column, rows)
+            weight[label], bias[label] = model.coef_[0], model.intercept_[0]
+        return weight, bias
+
+    def probe_penalty(self, total_weight):
+        """Return the probe's L2 penalty on the head's weights, relative to the mean loss.
+
+        The loss averages the labels' losses: each label's logistic regression,
+        divided by ``n_labels``.
+        """
+        return 0.5 / (PROBE_C * total_weight * self.n_labels_)
+
     def proba(self, outputs):
         """Each label's probability (sigmoid), independently."""
         return outputs.sigmoid().numpy().astype(np.float64)
@@ -248,6 +332,23 @@ class Regression:
     def row_loss(self, outputs, targets):
         """Return the loss of each row, averaged over its outputs."""
         return _REGRESSION_LOSSES[self.loss](outputs, targets).mean(dim=1)
+
+    def probe(self, features, targets, weights):
+        """Fit the head's last layer as a ridge regression of the standardised targets.
+
+        Returns ``(weight, bias)`` (see :meth:`SingleLabel.probe`); whatever the ``loss``,
+        the start is the least-squares one.
+        """
+        model = Ridge(alpha=PROBE_ALPHA).fit(features, targets, sample_weight=weights)
+        return model.coef_.reshape(self.n_outputs, -1), np.ravel(model.intercept_)
+
+    def probe_penalty(self, total_weight):
+        """Return the probe's L2 penalty on the head's weights, relative to the mean loss.
+
+        Ridge minimises each output's ``sum of w (y - y_hat)^2 + alpha |coef|^2``; the
+        loss averages the outputs (the same penalty for every ``loss``).
+        """
+        return PROBE_ALPHA / (total_weight * self.n_outputs)
 
     def predict(self, outputs, threshold=None):
         """Return the outputs in the targets' unit, 1-D when ``y`` was."""
