@@ -370,3 +370,78 @@ def test_auto_epochs_count_the_training_rows_after_the_hold_out(crops, tmp_path)
     loaded = sktransfer.load(tmp_path / "model.skt")
     assert loaded.get_params()["max_epochs"] == "auto" and loaded.head_init == "probe"
     np.testing.assert_allclose(loaded.predict_proba(X), clf.predict_proba(X), atol=1e-6)
+
+
+# --- learning-rate schedules and label smoothing ------------------------------------------------
+class _Rates(Callback):
+    """Record every parameter group's learning rate (and Adam's beta1) at each step."""
+
+    def initialize(self):
+        self.rates, self.betas = [], []
+        return self
+
+    def on_batch_begin(self, net, batch=None, training=False, **kwargs):
+        if training:
+            groups = net.optimizer_.param_groups
+            self.rates.append(sorted(group["lr"] for group in groups))
+            self.betas.append(groups[-1]["betas"][0])
+
+
+def _rates(schedule, crops, epochs):
+    X, y = crops  # 24 crops in batches of 8: 3 steps an epoch
+    clf = FineTunedClassifier(
+        n_frozen=-1, lr=1e-2, backbone_lr=1e-3, lr_schedule=schedule, max_epochs=epochs,
+        callbacks=[_Rates()], **IMAGES,
+    ).fit(X, y)  # fmt: skip
+    (rates,) = [cb for _, cb in clf.net_.callbacks_ if isinstance(cb, _Rates)]
+    return np.array(rates.rates), np.array(rates.betas)
+
+
+def test_warmup_cosine_sets_each_step_s_rate(crops):
+    rates, _ = _rates("warmup_cosine", crops, epochs=7)
+    # 21 steps: a warm-up of round(0.1 * 21) = 2 steps from 0, then a cosine to 0
+    factor = [step / 2 if step < 2 else (1 + np.cos(np.pi * (step - 2) / 19)) / 2
+              for step in range(21)]  # fmt: skip
+    np.testing.assert_allclose(rates, np.outer(factor, [1e-3, 1e-2]), rtol=1e-6, atol=1e-12)
+    assert rates[2].tolist() == [1e-3, 1e-2] and rates[-1, 1] < 1e-4
+
+
+def test_one_cycle_is_torch_s_one_cycle_for_each_group(crops):
+    rates, betas = _rates("one_cycle", crops, epochs=4)
+    parameter = torch.zeros(1, requires_grad=True)
+    reference = torch.optim.AdamW([parameter], lr=1e-2)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(reference, max_lr=1e-2, total_steps=12)
+    expected, expected_betas = [], []
+    for _ in range(12):
+        expected.append(reference.param_groups[0]["lr"])
+        expected_betas.append(reference.param_groups[0]["betas"][0])
+        reference.step()
+        schedule.step()
+    np.testing.assert_allclose(rates[:, 1], expected, rtol=1e-6)
+    np.testing.assert_allclose(rates[:, 0], np.array(expected) / 10, rtol=1e-6)
+    np.testing.assert_allclose(betas, expected_betas)
+    assert rates[0, 1] == pytest.approx(1e-2 / 25) and rates[:, 1].max() <= 1e-2
+
+
+@pytest.mark.parametrize("multi_label", [False, True])
+def test_label_smoothing_caps_the_confidence_on_the_training_inputs(crops, multi_label):
+    X, y = crops
+    if multi_label:
+        y = np.column_stack([y == "china", y == "flower"]).astype(int)
+    params = {**IMAGES, "batch_size": 32, "max_epochs": 60}
+    sharp = FineTunedClassifier(**params).fit(X, y).predict_proba(X).max(axis=1)
+    smooth = FineTunedClassifier(label_smoothing=0.3, **params).fit(X, y).predict_proba(X)
+    # the smoothed targets' best probabilities: 1 - 0.3 + 0.3 / 2 = 0.85 for the class,
+    # 1 - 0.3 / 2 = 0.85 for a label that is there
+    assert sharp.mean() > 0.99
+    assert smooth.max(axis=1).mean() == pytest.approx(0.85, abs=0.02)
+    assert smooth.max() < 0.9
+
+
+def test_recipe_parameters_are_validated(crops):
+    X, y = crops
+    with pytest.raises(ValueError, match="'label_smoothing' parameter"):
+        FineTunedClassifier(label_smoothing=1.0, **IMAGES).fit(X, y)
+    with pytest.raises(ValueError, match="'lr_schedule' parameter"):
+        FineTunedClassifier(lr_schedule="cosine", **IMAGES).fit(X, y)
+    assert "label_smoothing" not in FineTunedRegressor().get_params()

@@ -57,6 +57,15 @@ PARAMETERS = {
     "lr": """\
     lr : float, default=1e-3
         Learning rate of the new head.""",
+    "lr_schedule": """\
+    lr_schedule : {"constant", "warmup_cosine", "one_cycle"}, default="constant"
+        How every learning rate (``lr``, ``backbone_lr``) changes at each optimiser step:
+        ``"constant"``; ``"warmup_cosine"``, a linear warm-up over the first 10 % of the
+        steps, then a cosine decay towards 0 (as Hugging Face's
+        ``get_cosine_schedule_with_warmup``); ``"one_cycle"``, PyTorch's
+        :class:`~torch.optim.lr_scheduler.OneCycleLR` with its defaults (up from a 25th
+        of each rate to it over 30 % of the steps, then down to near 0, as fastai's
+        ``fit_one_cycle``). Early stopping cuts the schedule short.""",
     "backbone_lr": """\
     backbone_lr : float, default=None
         Learning rate of the unfrozen backbone groups; None means ``lr / 10``.""",

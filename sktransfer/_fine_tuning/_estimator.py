@@ -5,6 +5,7 @@ kind of target, which a task object (:mod:`._tasks`) owns: reading ``y``, the he
 width, the loss, and turning outputs into predictions.
 """
 
+import math
 from dataclasses import replace
 from numbers import Integral, Real
 
@@ -32,7 +33,7 @@ from ._cache import (
 from ._docs import fill
 from ._network import TransferNet, make_head, to_device
 from ._probe import copy_into_head, last_layer_inputs, probed_layer
-from ._schedule import training_epochs
+from ._schedule import SCHEDULES, training_epochs
 from ._skorch import OPTIMIZERS, build_net, release_training_state
 from ._tasks import Regression, check_sample_weight, classification_task, pack
 
@@ -52,6 +53,7 @@ class _FineTuned(TransferEstimator):
         "dropout": [Interval(Real, 0, 1, closed="left")],
         "max_epochs": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
         "lr": [Interval(Real, 0, None, closed="neither")],
+        "lr_schedule": [StrOptions(set(SCHEDULES))],
         "backbone_lr": [Interval(Real, 0, None, closed="left"), None],
         "optimizer": [StrOptions(set(OPTIMIZERS))],
         "weight_decay": [Interval(Real, 0, None, closed="left")],
@@ -66,8 +68,8 @@ class _FineTuned(TransferEstimator):
     # the parameters every fine-tuned estimator has, set by this class's __init__
     _shared = (
         "backbone", "weights", "n_frozen", "head", "head_init", "dropout", "max_epochs",
-        "batch_size", "lr",
-        "backbone_lr", "optimizer", "weight_decay", "augment", "image_size", "max_length",
+        "batch_size", "lr", "lr_schedule", "backbone_lr", "optimizer", "weight_decay", "augment",
+        "image_size", "max_length",
         "early_stopping", "validation_fraction", "n_iter_no_change", "device", "random_state",
         "verbose", "callbacks", "num_workers", "cache_size", "memory",
     )  # fmt: skip
@@ -125,9 +127,11 @@ class _FineTuned(TransferEstimator):
             penalty = self._start_head(module, task, data, rows, (encoded, weights), device)
         n_cached = 0 if cached is None else len(frozen)
         epochs = training_epochs(self.max_epochs, len(train), self.batch_size)
+        steps = epochs * math.ceil(len(train) / self.batch_size)
         self.net_ = build_net(
-            self, module, device, task, valid=valid, max_epochs=epochs, head_penalty=penalty
-        )
+            self, module, device, task, valid=valid, max_epochs=epochs, total_steps=steps,
+            head_penalty=penalty,
+        )  # fmt: skip
         with module.starting_at(n_cached):
             self.net_.fit(train, None)
         release_training_state(self.net_)
@@ -346,9 +350,14 @@ class FineTunedClassifier(ClassifierMixin, _FineTuned):
     Parameters
     ----------
     [parameters: backbone weights n_frozen head head_init dropout max_epochs batch_size lr]
-    [parameters: backbone_lr]
+    [parameters: lr_schedule backbone_lr]
     [parameters: optimizer weight_decay augment image_size max_length early_stopping]
     [parameters: validation_fraction n_iter_no_change class_weight]
+    label_smoothing : float in [0, 1), default=0.0
+        Moves that share of each row's target from its class to all the classes evenly
+        (multi-label: each 0/1 target towards 1/2), as
+        :class:`torch.nn.CrossEntropyLoss`'s ``label_smoothing``. The probe that starts
+        the head fits the labels as they are.
     threshold : float, default=0.5
         Multi-label ``y`` only: a label is predicted when its probability reaches this.
     [parameters: device random_state verbose callbacks num_workers cache_size memory]
@@ -390,25 +399,27 @@ class FineTunedClassifier(ClassifierMixin, _FineTuned):
     _parameter_constraints: dict = {
         **_FineTuned._parameter_constraints,
         "class_weight": [StrOptions({"balanced"}), dict, None],
+        "label_smoothing": [Interval(Real, 0, 1, closed="left")],
         "threshold": [Interval(Real, 0, 1, closed="both")],
     }
 
     def __init__(
         self, backbone=DEFAULT_BACKBONE, *, weights="DEFAULT", n_frozen="all", head=None,
         head_init="probe", dropout=0.0, max_epochs="auto", batch_size=32, lr=1e-3,
-        backbone_lr=None,
+        lr_schedule="constant", backbone_lr=None,
         optimizer="adamw", weight_decay=1e-4, augment=None, image_size=None, max_length=None,
         early_stopping=False, validation_fraction=0.1, n_iter_no_change=3, class_weight=None,
-        threshold=0.5, device="auto", random_state=None, verbose=0, callbacks=None,
-        num_workers=0, cache_size=2048, memory=None,
+        label_smoothing=0.0, threshold=0.5, device="auto", random_state=None, verbose=0,
+        callbacks=None, num_workers=0, cache_size=2048, memory=None,
     ):  # fmt: skip
         self.class_weight = class_weight
+        self.label_smoothing = label_smoothing
         self.threshold = threshold
         _FineTuned.__init__(self, **{name: value for name, value in locals().items()
                                      if name in self._shared})  # fmt: skip
 
     def _make_task(self, y):
-        return classification_task(y)
+        return classification_task(y, self.label_smoothing)
 
     @property
     def classes_(self):
@@ -450,7 +461,7 @@ class FineTunedRegressor(RegressorMixin, _FineTuned):
     Parameters
     ----------
     [parameters: backbone weights n_frozen head head_init dropout max_epochs batch_size lr]
-    [parameters: backbone_lr]
+    [parameters: lr_schedule backbone_lr]
     [parameters: optimizer weight_decay augment image_size max_length early_stopping]
     [parameters: validation_fraction n_iter_no_change]
     loss : {"squared_error", "huber", "absolute_error"}, default="squared_error"
@@ -496,7 +507,7 @@ class FineTunedRegressor(RegressorMixin, _FineTuned):
     def __init__(
         self, backbone=DEFAULT_BACKBONE, *, weights="DEFAULT", n_frozen="all", head=None,
         head_init="probe", dropout=0.0, max_epochs="auto", batch_size=32, lr=1e-3,
-        backbone_lr=None,
+        lr_schedule="constant", backbone_lr=None,
         optimizer="adamw", weight_decay=1e-4, augment=None, image_size=None, max_length=None,
         early_stopping=False, validation_fraction=0.1, n_iter_no_change=3,
         loss="squared_error", device="auto", random_state=None, verbose=0, callbacks=None,

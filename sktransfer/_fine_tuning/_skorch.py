@@ -7,7 +7,7 @@ from skorch.helper import predefined_split
 
 from .._core.device import use_amp
 from .._core.inference import to_device
-from ._schedule import DEFAULT_EPOCHS
+from ._schedule import DEFAULT_EPOCHS, LRSchedule
 from ._tasks import WeightedLoss
 
 OPTIMIZERS = {"adamw": torch.optim.AdamW, "adam": torch.optim.Adam, "sgd": torch.optim.SGD}
@@ -54,7 +54,15 @@ class _Net(NeuralNet):
 
 
 def build_net(
-    estimator, module, device, task, *, valid=None, max_epochs=DEFAULT_EPOCHS, head_penalty=0.0
+    estimator,
+    module,
+    device,
+    task,
+    *,
+    valid=None,
+    max_epochs=DEFAULT_EPOCHS,
+    total_steps=None,
+    head_penalty=0.0,
 ):
     """Build the skorch net that trains ``module`` with the estimator's settings.
 
@@ -64,13 +72,16 @@ def build_net(
     (:class:`WeightedLoss`: targets arrive packed with their weights, inside the
     datasets), plus ``head_penalty`` times the squared norm of the head's last weights
     (the probe's L2 penalty: see :class:`_Net`); ``valid`` is a held-out dataset for
-    early stopping.
+    early stopping. The learning rates follow the estimator's ``lr_schedule`` over
+    ``total_steps`` optimiser steps (None: a net that will not train, as a loaded one).
     """
     e = estimator
     callbacks = []
     if e.early_stopping:
         stopping = EarlyStopping(patience=e.n_iter_no_change, load_best=True)
         callbacks.append(("early_stopping", stopping))
+    if e.lr_schedule != "constant" and total_steps:
+        callbacks.append(("lr_schedule", LRSchedule(e.lr_schedule, total_steps)))
     callbacks += list(e.callbacks or [])
     kwargs = {"optimizer__weight_decay": e.weight_decay}
     if e.optimizer == "sgd":

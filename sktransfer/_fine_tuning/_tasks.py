@@ -94,9 +94,17 @@ class WeightedLoss(nn.Module):
 
 
 class SingleLabel:
-    """One class per row (binary or multiclass): softmax and cross-entropy."""
+    """One class per row (binary or multiclass): softmax and cross-entropy.
+
+    ``label_smoothing`` moves that share of each row's target from its class to all the
+    classes evenly (as :func:`torch.nn.functional.cross_entropy` does).
+    """
 
     stratified = True
+    label_smoothing = 0.0
+
+    def __init__(self, label_smoothing=0.0):
+        self.label_smoothing = label_smoothing
 
     def fit(self, y, n_samples, class_weight=None, sample_weight=None):
         """Check the labels and learn the classes; return ``(targets, row weights)``.
@@ -144,7 +152,12 @@ class SingleLabel:
 
     def row_loss(self, outputs, targets):
         """Cross-entropy of each row."""
-        return F.cross_entropy(outputs, targets[:, 0].long(), reduction="none")
+        return F.cross_entropy(
+            outputs,
+            targets[:, 0].long(),
+            reduction="none",
+            label_smoothing=self.label_smoothing,
+        )
 
     def probe(self, features, targets, weights):
         """Fit the head's last layer as a (multinomial) logistic regression.
@@ -193,9 +206,14 @@ class MultiLabel:
 
     ``class_weight="balanced"`` weighs each label's positives by its negatives over its
     positives (``pos_weight``), so that rare labels count as much as common ones.
+    ``label_smoothing`` pulls each 0/1 target towards 1/2 by that share.
     """
 
     stratified = False
+    label_smoothing = 0.0
+
+    def __init__(self, label_smoothing=0.0):
+        self.label_smoothing = label_smoothing
 
     def fit(self, y, n_samples, class_weight=None, sample_weight=None):
         """Check the indicator matrix; return ``(targets, row weights)``."""
@@ -237,6 +255,8 @@ class MultiLabel:
         pos_weight = None
         if self.pos_weight_ is not None:
             pos_weight = torch.as_tensor(self.pos_weight_, device=outputs.device)
+        if self.label_smoothing:
+            targets = targets * (1 - self.label_smoothing) + self.label_smoothing / 2
         losses = F.binary_cross_entropy_with_logits(
             outputs, targets, pos_weight=pos_weight, reduction="none"
         )
@@ -356,9 +376,9 @@ class Regression:
         return y[:, 0] if self.one_d_ else y
 
 
-def classification_task(y):
+def classification_task(y, label_smoothing=0.0):
     """Return the task of a classifier's ``y``: multi-label for a 0/1 indicator matrix."""
     if getattr(y, "ndim", 1) == 2 and np.shape(y)[1] > 1:
         if type_of_target(y) == "multilabel-indicator":
-            return MultiLabel()
-    return SingleLabel()
+            return MultiLabel(label_smoothing)
+    return SingleLabel(label_smoothing)
