@@ -205,7 +205,7 @@ class _FineTuned(TransferEstimator):
         """
         inputs, preprocessing, cached, frozen = data
         subset = inputs if rows is None else inputs.take(rows)
-        if cached is None and frozen is not None:  # augmented training: computed for once
+        if cached is None and frozen is not None:  # not cached for training: for this pass
             cached = self._frozen_outputs(module.trunk, frozen, subset, preprocessing, device)
         elif cached is not None and rows is not None:
             cached = take_rows(cached, torch.from_numpy(rows))
