@@ -30,18 +30,44 @@ PARAMETERS = {
         None: one linear layer. An int: a hidden layer of that width. A callable:
         ``head(num_features, n_outputs)`` returning a module (``n_outputs``: the classes,
         the labels or the targets).""",
+    "head_init": """\
+    head_init : {"probe", "zeros"}, default="probe"
+        How the head's last linear layer starts. ``"probe"``: fitted to convergence on
+        what reaches it before training (the frozen network's features for
+        ``head=None``), as scikit-learn's ``LogisticRegression()`` (one per label for a
+        multi-label ``y``) or ``Ridge()`` of the standardised targets would fit it, with
+        ``sample_weight`` and ``class_weight`` (``C=1``, ``alpha=1``: scikit-learn's
+        defaults); training continues from there and keeps that fit's L2 penalty on the
+        layer, so that with ``n_frozen="all"`` the model stays the logistic
+        regression's. This takes one forward pass over the training inputs, in eval mode
+        and without augmentation (from the frozen-prefix cache when there is one).
+        ``"zeros"``: at zero, and no penalty. A callable head is probed when it is a
+        :class:`torch.nn.Sequential` that ends in a :class:`torch.nn.Linear`, and
+        otherwise keeps the start it was built with.""",
     "dropout": """\
     dropout : float, default=0.0
         Dropout before the head's linear layers.""",
     "max_epochs": """\
-    max_epochs : int, default=10
-        Training epochs.""",
+    max_epochs : int or "auto", default="auto"
+        Training epochs. ``"auto"``: 10, or more for small data, so that training takes
+        at least 100 optimiser steps (``ceil(100 / batches per epoch)`` epochs: 100 for
+        32 inputs in batches of 32). An integer is taken as given. With
+        ``early_stopping``, the most epochs.""",
     "batch_size": """\
     batch_size : int, default=32
         Inputs per step.""",
     "lr": """\
     lr : float, default=1e-3
         Learning rate of the new head.""",
+    "lr_schedule": """\
+    lr_schedule : {"constant", "warmup_cosine", "one_cycle"}, default="constant"
+        How every learning rate (``lr``, ``backbone_lr``) changes at each optimiser step:
+        ``"constant"``; ``"warmup_cosine"``, a linear warm-up over the first 10 % of the
+        steps, then a cosine decay towards 0 (as Hugging Face's
+        ``get_cosine_schedule_with_warmup``); ``"one_cycle"``, PyTorch's
+        :class:`~torch.optim.lr_scheduler.OneCycleLR` with its defaults (up from a 25th
+        of each rate to it over 30 % of the steps, then down to near 0, as fastai's
+        ``fit_one_cycle``). Early stopping cuts the schedule short.""",
     "backbone_lr": """\
     backbone_lr : float, default=None
         Learning rate of the unfrozen backbone groups; None means ``lr / 10``.""",

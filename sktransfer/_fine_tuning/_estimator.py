@@ -5,6 +5,7 @@ kind of target, which a task object (:mod:`._tasks`) owns: reading ``y``, the he
 width, the loss, and turning outputs into predictions.
 """
 
+import math
 from dataclasses import replace
 from numbers import Integral, Real
 
@@ -31,6 +32,8 @@ from ._cache import (
 )
 from ._docs import fill
 from ._network import TransferNet, make_head, to_device
+from ._probe import copy_into_head, last_layer_inputs, probed_layer
+from ._schedule import SCHEDULES, training_epochs
 from ._skorch import OPTIMIZERS, build_net, release_training_state
 from ._tasks import Regression, check_sample_weight, classification_task, pack
 
@@ -46,9 +49,11 @@ class _FineTuned(TransferEstimator):
         **TransferEstimator._parameter_constraints,
         "n_frozen": [StrOptions({"all"}), Integral],
         "head": [None, Interval(Integral, 1, None, closed="left"), callable],
+        "head_init": [StrOptions({"probe", "zeros"})],
         "dropout": [Interval(Real, 0, 1, closed="left")],
-        "max_epochs": [Interval(Integral, 1, None, closed="left")],
+        "max_epochs": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
         "lr": [Interval(Real, 0, None, closed="neither")],
+        "lr_schedule": [StrOptions(set(SCHEDULES))],
         "backbone_lr": [Interval(Real, 0, None, closed="left"), None],
         "optimizer": [StrOptions(set(OPTIMIZERS))],
         "weight_decay": [Interval(Real, 0, None, closed="left")],
@@ -62,8 +67,9 @@ class _FineTuned(TransferEstimator):
     }
     # the parameters every fine-tuned estimator has, set by this class's __init__
     _shared = (
-        "backbone", "weights", "n_frozen", "head", "dropout", "max_epochs", "batch_size", "lr",
-        "backbone_lr", "optimizer", "weight_decay", "augment", "image_size", "max_length",
+        "backbone", "weights", "n_frozen", "head", "head_init", "dropout", "max_epochs",
+        "batch_size", "lr", "lr_schedule", "backbone_lr", "optimizer", "weight_decay", "augment",
+        "image_size", "max_length",
         "early_stopping", "validation_fraction", "n_iter_no_change", "device", "random_state",
         "verbose", "callbacks", "num_workers", "cache_size", "memory",
     )  # fmt: skip
@@ -111,10 +117,21 @@ class _FineTuned(TransferEstimator):
         head = make_head(self.head, self.dropout, backbone.num_features, task.n_outputs)
         module = to_device(TransferNet(backbone.net, head), device)
         frozen = _probe_frozen(module.trunk, backbone, n_frozen, device)
-        train, valid, n_cached = self._datasets(
+        train, valid, cached = self._datasets(
             backbone, module, inputs, targets, split, device, frozen
         )
-        self.net_ = build_net(self, module, device, task, valid=valid)
+        penalty = 0.0
+        if self.head_init == "probe":
+            rows = None if split is None else split[0]
+            data = (inputs, backbone.preprocessing, cached, frozen)
+            penalty = self._start_head(module, task, data, rows, (encoded, weights), device)
+        n_cached = 0 if cached is None else len(frozen)
+        epochs = training_epochs(self.max_epochs, len(train), self.batch_size)
+        steps = epochs * math.ceil(len(train) / self.batch_size)
+        self.net_ = build_net(
+            self, module, device, task, valid=valid, max_epochs=epochs, total_steps=steps,
+            head_penalty=penalty,
+        )  # fmt: skip
         with module.starting_at(n_cached):
             self.net_.fit(train, None)
         release_training_state(self.net_)
@@ -141,14 +158,13 @@ class _FineTuned(TransferEstimator):
     def _datasets(self, backbone, module, inputs, targets, split, device, frozen):
         """Training and validation data: cached frozen-prefix outputs, or the inputs.
 
-        Returns ``(train, valid, n_cached)``; ``valid`` is None without early stopping and
-        ``n_cached`` is the number of leading stages whose output the data holds.
+        Returns ``(train, valid, cached)``; ``valid`` is None without early stopping and
+        ``cached`` the output of the frozen stages for every input (None: not cached).
         """
         preprocessing = backbone.preprocessing
         cached = None
         if frozen is not None and self.augment in (None, False):
             cached = self._frozen_outputs(module.trunk, frozen, inputs, preprocessing, device)
-        n_cached = 0 if cached is None else len(frozen)
 
         def part(indices, augment):
             rows = targets if indices is None else targets[indices]
@@ -158,9 +174,46 @@ class _FineTuned(TransferEstimator):
             return preprocessing.dataset(subset, rows, augment=augment)
 
         if split is None:
-            return part(None, self.augment), None, n_cached
+            return part(None, self.augment), None, cached
         train_idx, valid_idx = (torch.from_numpy(i) for i in split)
-        return part(train_idx, self.augment), part(valid_idx, None), n_cached
+        return part(train_idx, self.augment), part(valid_idx, None), cached
+
+    def _start_head(self, module, task, data, rows, targets, device):
+        """Fit the head's last layer on what reaches it (``head_init="probe"``).
+
+        ``rows`` are the training rows (None: all), ``targets`` the encoded targets and
+        row weights of every input. A head the probe cannot start keeps its own start.
+        Returns the probe's L2 penalty, which training keeps (0: no probe).
+        """
+        layer = probed_layer(module.head)
+        if layer is None:
+            return 0.0
+        features = self._probe_features(module, data, rows, device)
+        encoded, weights = (a if rows is None else a[rows] for a in targets)
+        start = task.probe(features, encoded, weights)
+        if start is None:
+            return 0.0
+        copy_into_head(layer, *start)
+        return task.probe_penalty(weights.sum())
+
+    def _probe_features(self, module, data, rows, device):
+        """Return what reaches the head's last layer for the training ``rows`` (None: all).
+
+        From the frozen-prefix cache when training has one; else from the frozen stages'
+        output computed for this pass when it fits in ``cache_size``; else from a pass
+        of the whole network. Unaugmented, in eval mode.
+        """
+        inputs, preprocessing, cached, frozen = data
+        subset = inputs if rows is None else inputs.take(rows)
+        if cached is None and frozen is not None:  # not cached for training: for this pass
+            cached = self._frozen_outputs(module.trunk, frozen, subset, preprocessing, device)
+        elif cached is not None and rows is not None:
+            cached = take_rows(cached, torch.from_numpy(rows))
+        if cached is None:
+            batches = self._batches(subset, preprocessing)
+            return last_layer_inputs(module, 0, batches, len(subset), device)
+        batches = row_batches(cached, self.batch_size)
+        return last_layer_inputs(module, len(frozen), batches, len(subset), device)
 
     def _frozen_outputs(self, trunk, frozen, inputs, preprocessing, device, for_prediction=False):
         """Return the output of the ``frozen`` stages (shared if it can be), or None."""
@@ -296,9 +349,15 @@ class FineTunedClassifier(ClassifierMixin, _FineTuned):
 
     Parameters
     ----------
-    [parameters: backbone weights n_frozen head dropout max_epochs batch_size lr backbone_lr]
+    [parameters: backbone weights n_frozen head head_init dropout max_epochs batch_size lr]
+    [parameters: lr_schedule backbone_lr]
     [parameters: optimizer weight_decay augment image_size max_length early_stopping]
     [parameters: validation_fraction n_iter_no_change class_weight]
+    label_smoothing : float in [0, 1), default=0.0
+        Moves that share of each row's target from its class to all the classes evenly
+        (multi-label: each 0/1 target towards 1/2), as
+        :class:`torch.nn.CrossEntropyLoss`'s ``label_smoothing``. The probe that starts
+        the head fits the labels as they are.
     threshold : float, default=0.5
         Multi-label ``y`` only: a label is predicted when its probability reaches this.
     [parameters: device random_state verbose callbacks num_workers cache_size memory]
@@ -340,24 +399,27 @@ class FineTunedClassifier(ClassifierMixin, _FineTuned):
     _parameter_constraints: dict = {
         **_FineTuned._parameter_constraints,
         "class_weight": [StrOptions({"balanced"}), dict, None],
+        "label_smoothing": [Interval(Real, 0, 1, closed="left")],
         "threshold": [Interval(Real, 0, 1, closed="both")],
     }
 
     def __init__(
         self, backbone=DEFAULT_BACKBONE, *, weights="DEFAULT", n_frozen="all", head=None,
-        dropout=0.0, max_epochs=10, batch_size=32, lr=1e-3, backbone_lr=None,
+        head_init="probe", dropout=0.0, max_epochs="auto", batch_size=32, lr=1e-3,
+        lr_schedule="constant", backbone_lr=None,
         optimizer="adamw", weight_decay=1e-4, augment=None, image_size=None, max_length=None,
         early_stopping=False, validation_fraction=0.1, n_iter_no_change=3, class_weight=None,
-        threshold=0.5, device="auto", random_state=None, verbose=0, callbacks=None,
-        num_workers=0, cache_size=2048, memory=None,
+        label_smoothing=0.0, threshold=0.5, device="auto", random_state=None, verbose=0,
+        callbacks=None, num_workers=0, cache_size=2048, memory=None,
     ):  # fmt: skip
         self.class_weight = class_weight
+        self.label_smoothing = label_smoothing
         self.threshold = threshold
         _FineTuned.__init__(self, **{name: value for name, value in locals().items()
                                      if name in self._shared})  # fmt: skip
 
     def _make_task(self, y):
-        return classification_task(y)
+        return classification_task(y, self.label_smoothing)
 
     @property
     def classes_(self):
@@ -398,7 +460,8 @@ class FineTunedRegressor(RegressorMixin, _FineTuned):
 
     Parameters
     ----------
-    [parameters: backbone weights n_frozen head dropout max_epochs batch_size lr backbone_lr]
+    [parameters: backbone weights n_frozen head head_init dropout max_epochs batch_size lr]
+    [parameters: lr_schedule backbone_lr]
     [parameters: optimizer weight_decay augment image_size max_length early_stopping]
     [parameters: validation_fraction n_iter_no_change]
     loss : {"squared_error", "huber", "absolute_error"}, default="squared_error"
@@ -443,7 +506,8 @@ class FineTunedRegressor(RegressorMixin, _FineTuned):
 
     def __init__(
         self, backbone=DEFAULT_BACKBONE, *, weights="DEFAULT", n_frozen="all", head=None,
-        dropout=0.0, max_epochs=10, batch_size=32, lr=1e-3, backbone_lr=None,
+        head_init="probe", dropout=0.0, max_epochs="auto", batch_size=32, lr=1e-3,
+        lr_schedule="constant", backbone_lr=None,
         optimizer="adamw", weight_decay=1e-4, augment=None, image_size=None, max_length=None,
         early_stopping=False, validation_fraction=0.1, n_iter_no_change=3,
         loss="squared_error", device="auto", random_state=None, verbose=0, callbacks=None,

@@ -7,6 +7,7 @@ from skorch.helper import predefined_split
 
 from .._core.device import use_amp
 from .._core.inference import to_device
+from ._schedule import DEFAULT_EPOCHS, LRSchedule
 from ._tasks import WeightedLoss
 
 OPTIMIZERS = {"adamw": torch.optim.AdamW, "adam": torch.optim.Adam, "sgd": torch.optim.SGD}
@@ -15,12 +16,24 @@ OPTIMIZERS = {"adamw": torch.optim.AdamW, "adam": torch.optim.Adam, "sgd": torch
 class _Net(NeuralNet):
     """skorch's net with bfloat16 mixed precision on CUDA and channels-last inputs.
 
+    While training, the loss adds ``head_penalty`` times the squared norm of the head's
+    last layer's weights: the L2 penalty of the linear probe that started that layer
+    (0 when none did), so that training keeps the probe's regularisation.
+
     When pickled, the network is stored once, through skorch's device-aware path (so a
     net trained on a GPU loads on a CPU-only machine): the ``module`` parameter is the
     trained ``module_`` itself and is restored from it.
     """
 
     amp = False
+    head_penalty = 0.0
+
+    def get_loss(self, y_pred, y_true, X=None, training=False):
+        loss = super().get_loss(y_pred, y_true, X=X, training=training)
+        if training and self.head_penalty:
+            weight = self.module_.head[-1].weight
+            loss = loss + self.head_penalty * weight.float().square().sum()
+        return loss
 
     def infer(self, x, **fit_params):
         x = to_device(x, self.device)
@@ -40,19 +53,35 @@ class _Net(NeuralNet):
         self.amp = use_amp(self.device)  # fitted on a GPU, loaded on a CPU
 
 
-def build_net(estimator, module, device, task, *, valid=None):
+def build_net(
+    estimator,
+    module,
+    device,
+    task,
+    *,
+    valid=None,
+    max_epochs=DEFAULT_EPOCHS,
+    total_steps=None,
+    head_penalty=0.0,
+):
     """Build the skorch net that trains ``module`` with the estimator's settings.
 
     Unfrozen backbone groups (``trunk.*``) train at ``backbone_lr`` (default ``lr / 10``),
-    the head at ``lr``; the loss is the task's, weighted per row (:class:`WeightedLoss`:
-    targets arrive packed with their weights, inside the datasets); ``valid`` is a
-    held-out dataset for early stopping.
+    the head at ``lr``, for ``max_epochs`` epochs (the estimator's, resolved: see
+    :func:`~._schedule.training_epochs`); the loss is the task's, weighted per row
+    (:class:`WeightedLoss`: targets arrive packed with their weights, inside the
+    datasets), plus ``head_penalty`` times the squared norm of the head's last weights
+    (the probe's L2 penalty: see :class:`_Net`); ``valid`` is a held-out dataset for
+    early stopping. The learning rates follow the estimator's ``lr_schedule`` over
+    ``total_steps`` optimiser steps (None: a net that will not train, as a loaded one).
     """
     e = estimator
     callbacks = []
     if e.early_stopping:
         stopping = EarlyStopping(patience=e.n_iter_no_change, load_best=True)
         callbacks.append(("early_stopping", stopping))
+    if e.lr_schedule != "constant" and total_steps:
+        callbacks.append(("lr_schedule", LRSchedule(e.lr_schedule, total_steps)))
     callbacks += list(e.callbacks or [])
     kwargs = {"optimizer__weight_decay": e.weight_decay}
     if e.optimizer == "sgd":
@@ -65,7 +94,7 @@ def build_net(estimator, module, device, task, *, valid=None):
         optimizer=OPTIMIZERS[e.optimizer],
         optimizer__param_groups=[("trunk.*", {"lr": backbone_lr})],
         lr=e.lr,
-        max_epochs=e.max_epochs,
+        max_epochs=max_epochs,
         batch_size=e.batch_size,
         iterator_train__shuffle=True,
         iterator_train__num_workers=e.num_workers,
@@ -77,6 +106,7 @@ def build_net(estimator, module, device, task, *, valid=None):
         **kwargs,
     )
     net.amp = use_amp(device)
+    net.head_penalty = float(head_penalty)
     return net
 
 

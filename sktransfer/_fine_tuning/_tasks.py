@@ -2,7 +2,9 @@
 
 A fine-tuned estimator holds one task object. The task reads ``y`` (checking it and
 learning what it needs: the classes, the targets' scale), says how many outputs the head
-has, computes each row's loss, and turns the network's outputs into predictions. The
+has, fits the linear model that starts the head (:meth:`SingleLabel.probe`: scikit-learn's
+own, with its default regularisation), computes each row's loss, and turns the network's
+outputs into predictions. The
 estimator, its network, the frozen-prefix cache and the training loop are the same for
 every kind of target.
 
@@ -11,8 +13,12 @@ each row's weight (``sample_weight`` times the class weight) in the last column,
 datasets, the frozen-prefix cache and skorch handle them as any target.
 """
 
+import warnings
+
 import numpy as np
 import torch
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
@@ -45,6 +51,24 @@ def check_sample_weight(sample_weight, n_samples):
     return weights
 
 
+# The probe's regularisation: scikit-learn's defaults (C=1 for the logistic regression,
+# alpha=1 for ridge), so that the head starts as the feature-transfer pipeline's model
+# does; and L-BFGS to convergence (the iterations a 1280-feature fit may need).
+PROBE_C = 1.0
+PROBE_ALPHA = 1.0
+PROBE_MAX_ITER = 1000
+
+
+def _logistic(features, targets, weights):
+    """Fit scikit-learn's ``LogisticRegression(C=PROBE_C)`` to convergence; return it."""
+    model = LogisticRegression(C=PROBE_C, max_iter=PROBE_MAX_ITER)
+    with warnings.catch_warnings():
+        # the fit is a starting point that training continues from: not having
+        # converged to the last digit is no reason to warn
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return model.fit(features, targets, sample_weight=weights)
+
+
 def _check_length(y, n_samples):
     if len(y) != n_samples:
         raise ValueError(f"X and y have different lengths: {n_samples} inputs, {len(y)} labels.")
@@ -70,9 +94,17 @@ class WeightedLoss(nn.Module):
 
 
 class SingleLabel:
-    """One class per row (binary or multiclass): softmax and cross-entropy."""
+    """One class per row (binary or multiclass): softmax and cross-entropy.
+
+    ``label_smoothing`` moves that share of each row's target from its class to all the
+    classes evenly (as :func:`torch.nn.functional.cross_entropy` does).
+    """
 
     stratified = True
+    label_smoothing = 0.0
+
+    def __init__(self, label_smoothing=0.0):
+        self.label_smoothing = label_smoothing
 
     def fit(self, y, n_samples, class_weight=None, sample_weight=None):
         """Check the labels and learn the classes; return ``(targets, row weights)``.
@@ -120,7 +152,44 @@ class SingleLabel:
 
     def row_loss(self, outputs, targets):
         """Cross-entropy of each row."""
-        return F.cross_entropy(outputs, targets[:, 0].long(), reduction="none")
+        return F.cross_entropy(
+            outputs,
+            targets[:, 0].long(),
+            reduction="none",
+            label_smoothing=self.label_smoothing,
+        )
+
+    def probe(self, features, targets, weights):
+        """Fit the head's last layer as a (multinomial) logistic regression.
+
+        Parameters
+        ----------
+        features : ndarray of shape (n_rows, n_features)
+            What reaches the layer.
+        targets, weights : ndarray of shape (n_rows,)
+            The encoded labels and the row weights ``fit`` returned.
+
+        Returns
+        -------
+        (weight, bias) : ndarrays of shape (n_outputs, n_features) and (n_outputs,), or None
+            None when some class has no row to learn it from.
+        """
+        if len(np.unique(targets)) < self.n_outputs:
+            return None
+        model = _logistic(features, targets, weights)
+        if model.coef_.shape[0] == 1:  # binary: one logit, that of class 1 over class 0
+            return np.vstack([-model.coef_, model.coef_]) / 2, np.r_[-1, 1] * model.intercept_ / 2
+        return model.coef_, model.intercept_
+
+    def probe_penalty(self, total_weight):
+        """Return the probe's L2 penalty on the head's weights, relative to the mean loss.
+
+        ``LogisticRegression`` minimises ``mean loss + |coef|^2 / (2 C total_weight)``;
+        for two classes the head's two rows are ``-coef / 2`` and ``coef / 2``, whose
+        squared norm is half that of ``coef``.
+        """
+        factor = 1.0 if self.n_outputs == 2 else 0.5
+        return factor / (PROBE_C * total_weight)
 
     def proba(self, outputs):
         """Class probabilities (softmax), rows summing to 1."""
@@ -137,9 +206,14 @@ class MultiLabel:
 
     ``class_weight="balanced"`` weighs each label's positives by its negatives over its
     positives (``pos_weight``), so that rare labels count as much as common ones.
+    ``label_smoothing`` pulls each 0/1 target towards 1/2 by that share.
     """
 
     stratified = False
+    label_smoothing = 0.0
+
+    def __init__(self, label_smoothing=0.0):
+        self.label_smoothing = label_smoothing
 
     def fit(self, y, n_samples, class_weight=None, sample_weight=None):
         """Check the indicator matrix; return ``(targets, row weights)``."""
@@ -181,10 +255,40 @@ class MultiLabel:
         pos_weight = None
         if self.pos_weight_ is not None:
             pos_weight = torch.as_tensor(self.pos_weight_, device=outputs.device)
+        if self.label_smoothing:
+            targets = targets * (1 - self.label_smoothing) + self.label_smoothing / 2
         losses = F.binary_cross_entropy_with_logits(
             outputs, targets, pos_weight=pos_weight, reduction="none"
         )
         return losses.mean(dim=1)
+
+    def probe(self, features, targets, weights):
+        """Fit the head's last layer as one logistic regression per label.
+
+        Each label's positives weigh ``pos_weight_`` more, as in the loss; a label with
+        one value among the rows keeps a zero start. Returns ``(weight, bias)`` (see
+        :meth:`SingleLabel.probe`).
+        """
+        weight = np.zeros((self.n_labels_, features.shape[1]))
+        bias = np.zeros(self.n_labels_)
+        for label in range(self.n_labels_):
+            column = targets[:, label]
+            if len(np.unique(column)) < 2:
+                continue
+            rows = weights
+            if self.pos_weight_ is not None:
+                rows = weights * np.where(column == 1, self.pos_weight_[label], 1.0)
+            model = _logistic(features, column, rows)
+            weight[label], bias[label] = model.coef_[0], model.intercept_[0]
+        return weight, bias
+
+    def probe_penalty(self, total_weight):
+        """Return the probe's L2 penalty on the head's weights, relative to the mean loss.
+
+        The loss averages the labels' losses: each label's logistic regression,
+        divided by ``n_labels``.
+        """
+        return 0.5 / (PROBE_C * total_weight * self.n_labels_)
 
     def proba(self, outputs):
         """Each label's probability (sigmoid), independently."""
@@ -249,15 +353,32 @@ class Regression:
         """Return the loss of each row, averaged over its outputs."""
         return _REGRESSION_LOSSES[self.loss](outputs, targets).mean(dim=1)
 
+    def probe(self, features, targets, weights):
+        """Fit the head's last layer as a ridge regression of the standardised targets.
+
+        Returns ``(weight, bias)`` (see :meth:`SingleLabel.probe`); whatever the ``loss``,
+        the start is the least-squares one.
+        """
+        model = Ridge(alpha=PROBE_ALPHA).fit(features, targets, sample_weight=weights)
+        return model.coef_.reshape(self.n_outputs, -1), np.ravel(model.intercept_)
+
+    def probe_penalty(self, total_weight):
+        """Return the probe's L2 penalty on the head's weights, relative to the mean loss.
+
+        Ridge minimises each output's ``sum of w (y - y_hat)^2 + alpha |coef|^2``; the
+        loss averages the outputs (the same penalty for every ``loss``).
+        """
+        return PROBE_ALPHA / (total_weight * self.n_outputs)
+
     def predict(self, outputs, threshold=None):
         """Return the outputs in the targets' unit, 1-D when ``y`` was."""
         y = outputs.numpy().astype(np.float64) * self.scale_ + self.mean_
         return y[:, 0] if self.one_d_ else y
 
 
-def classification_task(y):
+def classification_task(y, label_smoothing=0.0):
     """Return the task of a classifier's ``y``: multi-label for a 0/1 indicator matrix."""
     if getattr(y, "ndim", 1) == 2 and np.shape(y)[1] > 1:
         if type_of_target(y) == "multilabel-indicator":
-            return MultiLabel()
-    return SingleLabel()
+            return MultiLabel(label_smoothing)
+    return SingleLabel(label_smoothing)
