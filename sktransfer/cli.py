@@ -67,6 +67,18 @@ _PARAMETER = re.compile(  # a parameter named in a sentence, not a part of a pat
 )
 
 
+def _epochs(value):
+    """``--epochs``: ``auto`` or a whole number (the estimator checks its range)."""
+    if value == "auto":
+        return value
+    try:
+        return int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected 'auto' or a whole number, got {value!r}"
+        ) from None
+
+
 def _add_backbone_options(parser):
     parser.add_argument(
         "--backbone",
@@ -201,7 +213,13 @@ def _add_fit_parser(sub):
         help="layer groups kept frozen, counted from the input; negative counts from the top, "
         "'all' trains the head only (default: 'all', or -2 with --fine-tune)",
     )
-    fit.add_argument("--epochs", type=int, default=10, help="training epochs (default: 10)")
+    fit.add_argument(
+        "--epochs",
+        type=_epochs,
+        default="auto",
+        help="training epochs, or 'auto': 10, or more for small data (at least 100 "
+        "optimiser steps) (default: auto)",
+    )
     fit.add_argument("--lr", type=float, default=1e-3, help="head learning rate (default: 1e-3)")
     fit.add_argument(
         "--augment",

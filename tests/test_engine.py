@@ -52,9 +52,7 @@ def converted(key):
     return bool(entries) and all(value is not None for value in entries)
 
 
-@pytest.mark.parametrize(
-    ("layer", "pooling"), [(None, "avg"), ("blocks3", "avgmax")]
-)
+@pytest.mark.parametrize(("layer", "pooling"), [(None, "avg"), ("blocks3", "avgmax")])
 def test_image_features_equal_in_both_engines(crops, layer, pooling):
     X, _ = crops
     extractor = PretrainedFeatureExtractor(layer=layer, pooling=pooling, batch_size=7).fit(X)
