@@ -275,6 +275,7 @@ class FewShotTextClassifier(ClassifierMixin, TransferEstimator):
         tags = super().__sklearn_tags__()
         tags.input_tags.string = True
         tags.input_tags.two_d_array = False
+        tags.input_tags.three_d_array = False  # texts only
         tags.target_tags.multi_output = True
         return tags
 

@@ -22,7 +22,12 @@ from sklearn.utils import get_tags
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
-from sktransfer import FineTunedClassifier, FineTunedRegressor, PretrainedFeatureExtractor
+from sktransfer import (
+    FineTunedClassifier,
+    FineTunedRegressor,
+    PretrainedFeatureExtractor,
+    ZeroShotTextClassifier,
+)
 from sktransfer.adaptation import KLIEP
 from sktransfer.utils._testing import all_estimators
 
@@ -372,8 +377,24 @@ def _tabular_domains():
     return np.vstack([Xs, Xt]), y, {"sample_domain": np.r_[[1] * 30, [-1] * 30]}
 
 
+# Labelled texts for the text estimators: two classes, four sentences each.
+TEXTS = [
+    "The striker scored twice in the second half.",
+    "She won the marathon in record time.",
+    "The coach was sacked after five straight defeats.",
+    "Tickets for the cup final sold out in an hour.",
+    "Simmer the tomato sauce for twenty minutes.",
+    "Knead the dough until it is smooth and elastic.",
+    "Season the soup with salt and a little pepper.",
+    "Roast the vegetables in a hot oven until golden.",
+]
+TEXT_LABELS = np.repeat(["sports", "cooking"], 4)
+
 # Settings under which fit sets every documented attribute.
-ALL_ATTRIBUTES = {KLIEP: {"gamma": [0.5, 1.0], "cv": 3}}  # cv_log_likelihood_: gamma a list
+ALL_ATTRIBUTES = {
+    KLIEP: {"gamma": [0.5, 1.0], "cv": 3},  # cv_log_likelihood_: gamma a list
+    ZeroShotTextClassifier: {"labels": ["sports", "cooking"]},
+}
 
 
 def _documented_attributes(cls):
@@ -404,6 +425,8 @@ def test_fitted_attributes_are_documented(Estimator, crops):
         if is_regressor(estimator):
             y = (y == "flower").astype(float)
         estimator.fit(X[::2, ::2, ::2], y[::2])
+    elif get_tags(estimator).input_tags.string:  # a text estimator
+        estimator.fit(TEXTS, TEXT_LABELS)
     else:
         X, y, params = _tabular_domains()
         estimator.fit(X, y, **params)
