@@ -109,7 +109,8 @@ def network_rows(name, net, batch, repeats):
             )
         start = time.perf_counter()
         with torch.inference_mode():
-            out = forward(batch)  # converts, checks against eager
+            forward(batch)  # converts, checks against eager and returns eager's output
+            out = forward(batch)  # the converted network's output
         way = f"OpenVINO {precision} (sktransfer's engine)"
         ways[way] = partial(forward, batch)
         fidelity = f"rel {relative(reference, out):.1e}, cos {cosine_min(reference, out):.6f}"

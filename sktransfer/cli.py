@@ -202,6 +202,32 @@ def _add_fit_parser(sub):
         help="image folder, one sub-folder per class, or a .csv/.tsv/.parquet table of texts",
     )
     fit.add_argument("-o", "--output", required=True, help="model file to write, e.g. model.skt")
+    _add_training_options(fit)
+    fit.add_argument(
+        "--test-size",
+        type=float,
+        default=0.2,
+        help="fraction held out to report accuracy, or R² with --regression "
+        "(default: 0.2; 0 skips it)",
+    )
+    fit.add_argument(
+        "--regression",
+        action="store_true",
+        help="texts: the --label-column holds numbers; train a regressor (scored by R²) "
+        "instead of a classifier",
+    )
+    fit.add_argument("--random-state", type=int, default=0, help="seed (default: 0)")
+    _add_label_sep_option(
+        fit,
+        "texts: the --label-column holds lists of labels separated by SEP, such as "
+        "'sports;politics' with --label-sep ';' (an empty cell: no label); trains a "
+        "multi-label classifier",
+    )
+    _add_backbone_options(fit)
+
+
+def _add_training_options(fit):
+    """Add what is trained and how: --fine-tune, --n-frozen, --epochs, --lr, --augment."""
     fit.add_argument(
         "--fine-tune",
         action="store_true",
@@ -226,27 +252,6 @@ def _add_fit_parser(sub):
         action="store_true",
         help="random resized crops and flips while training (slower: no feature cache)",
     )
-    fit.add_argument(
-        "--test-size",
-        type=float,
-        default=0.2,
-        help="fraction held out to report accuracy, or R² with --regression "
-        "(default: 0.2; 0 skips it)",
-    )
-    fit.add_argument(
-        "--regression",
-        action="store_true",
-        help="texts: the --label-column holds numbers; train a regressor (scored by R²) "
-        "instead of a classifier",
-    )
-    fit.add_argument("--random-state", type=int, default=0, help="seed (default: 0)")
-    _add_label_sep_option(
-        fit,
-        "texts: the --label-column holds lists of labels separated by SEP, such as "
-        "'sports;politics' with --label-sep ';' (an empty cell: no label); trains a "
-        "multi-label classifier",
-    )
-    _add_backbone_options(fit)
 
 
 def _add_predict_parser(sub):
