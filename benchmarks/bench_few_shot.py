@@ -5,8 +5,14 @@ is scored on the same held-out sentences (up to ``--n-test`` of the rest, or TRE
 official test set). Methods: frozen MiniLM embeddings + logistic regression;
 ``FineTunedClassifier()`` with its defaults; ``FewShotTextClassifier()`` (contrastive
 tuning, SetFit's method); ``ZeroShotTextClassifier`` from the class names alone (N = 0)
-and with the N labelled sentences. Accuracy mean ± standard deviation over the draws, and
-the median wall time of a fit and a prediction.
+and with the N labelled sentences; and SetFit itself (the ``setfit`` package, with the same
+bundled model and its default training arguments) when it can be imported, as the anchor.
+Accuracy mean ± standard deviation over the draws, and the median wall time of a fit and a
+prediction. A second table times ``FewShotTextClassifier().fit`` at N = 8, 64 and 512 per
+class on SUBJ: its cost should grow linearly with N.
+
+``setfit`` is not a dependency of sktransfer; to include it, run the benchmark with a Python
+that has both installed.
 
 Needs ``../shared/datasets/text_subj_trec`` and ``text_cr_mpqa``.
 Run: ``python benchmarks/bench_few_shot.py``.
@@ -14,6 +20,7 @@ Run: ``python benchmarks/bench_few_shot.py``.
 
 import argparse
 import statistics
+import tempfile
 import time
 import warnings
 
@@ -82,7 +89,48 @@ def methods(seed, names):
         "`FineTunedClassifier()`": lambda: FineTunedClassifier(MODEL, random_state=seed),
         "`FewShotTextClassifier()`": lambda: FewShotTextClassifier(MODEL, random_state=seed),
         "`ZeroShotTextClassifier` + the N texts": lambda: ZeroShotTextClassifier(labels),
+        **({"SetFit 1.x (`setfit` package)": lambda: SetFitAnchor(seed)} if SETFIT else {}),
     }
+
+
+class SetFitAnchor:
+    """SetFit (``setfit`` package) with the bundled model, its default training arguments."""
+
+    def __init__(self, seed):
+        self.seed = seed
+
+    def fit(self, X, y):
+        from datasets import Dataset
+        from setfit import SetFitModel, Trainer, TrainingArguments
+
+        from sktransfer.backbones._text_models import model_folder
+
+        self.classes_, codes = np.unique(y, return_inverse=True)
+        self.model_ = SetFitModel.from_pretrained(str(model_folder(MODEL)), device="cpu")
+        args = TrainingArguments(
+            output_dir=tempfile.mkdtemp(),
+            seed=self.seed,
+            report_to="none",
+            save_strategy="no",
+            show_progress_bar=False,
+        )
+        data = Dataset.from_dict({"text": list(X), "label": codes.tolist()})
+        Trainer(model=self.model_, args=args, train_dataset=data).train()
+        return self
+
+    def predict(self, X):
+        return self.classes_[np.asarray(self.model_.predict(list(X)))]
+
+
+def setfit_available():
+    try:
+        import setfit  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+SETFIT = setfit_available()
 
 
 def score(model, X_train, y_train, X_test, y_test):
@@ -100,6 +148,21 @@ def zero_shot(X_test, y_test, names):
     model = ZeroShotTextClassifier(labels).fit()
     accuracy = float((model.predict(list(X_test)) == y_test).mean())
     return accuracy, time.perf_counter() - start
+
+
+def scaling(data, sizes):
+    """Seconds of ``FewShotTextClassifier().fit`` at each N per class (seed 0)."""
+    X_train, y_train, *_ = data
+    lines = ["| N per class | texts | fit seconds | seconds per text |", "|---|---|---|---|"]
+    for n in sizes:
+        idx = draw(y_train, n, 0)
+        start = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            FewShotTextClassifier(MODEL, random_state=0).fit(list(X_train[idx]), y_train[idx])
+        seconds = time.perf_counter() - start
+        lines.append(f"| {n} | {len(idx)} | {seconds:.1f} | {seconds / len(idx):.3f} |")
+    return "\n".join(lines)
 
 
 def run_set(data, shots, seeds):
@@ -134,6 +197,7 @@ def main():
     parser.add_argument("--seeds-8", type=int, default=5)
     parser.add_argument("--seeds-64", type=int, default=2)
     parser.add_argument("--sets", default="SUBJ,TREC,CR,MPQA")
+    parser.add_argument("--scaling", default="8,64,512", help="N per class to time on SUBJ")
     args = parser.parse_args()
     if not available():
         raise SystemExit(
@@ -142,6 +206,9 @@ def main():
     data = sets(args.n_test, np.random.default_rng(0))
     seeds = {8: range(args.seeds_8), 64: range(args.seeds_64)}
     results = {name: run_set(data[name], (8, 64), seeds) for name in args.sets.split(",")}
+    sizes = [int(n) for n in args.scaling.split(",") if n]
+    cost = scaling(data["SUBJ"], sizes) if sizes else "(not run)"
+    anchor = "SetFit ran as the anchor" if SETFIT else "the `setfit` package was not importable"
     write_section(
         "few_shot",
         f"""## Few-shot and zero-shot text (`bench_few_shot.py`)
@@ -149,9 +216,14 @@ def main():
 SetFit's protocol with the bundled all-MiniLM-L6-v2: N sentences per class drawn from the
 training part (seeds 0..{args.seeds_8 - 1} for N = 8, 0..{args.seeds_64 - 1} for N = 64), scored on
 {args.n_test} held-out sentences of each set (TREC: its official 500-question test set). Every
-method sees the same draws. {machine_line()}; {load_line()}.
+method sees the same draws; {anchor}. {machine_line()}; {load_line()}.
 
 {table(results)}
+
+**Cost against N** (`FewShotTextClassifier()` fit on SUBJ, seed 0; pairs per text are
+bounded, so the time per text should stay flat):
+
+{cost}
 """,
     )
 

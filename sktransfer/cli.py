@@ -58,6 +58,7 @@ FLAGS = {
     "max_length": "--max-length",
     "n_frozen": "--n-frozen",
     "random_state": "--random-state",
+    "template": "--template",
     "test_size": "--test-size",
     "weights": "--weights",
 }
@@ -199,10 +200,14 @@ def _add_fit_parser(sub):
     fit.add_argument(
         "folder",
         metavar="DIR_OR_TABLE",
-        help="image folder, one sub-folder per class, or a .csv/.tsv/.parquet table of texts",
+        nargs="?",
+        default=None,
+        help="image folder, one sub-folder per class, or a .csv/.tsv/.parquet table of texts "
+        "(only --zero-shot-labels trains without one)",
     )
     fit.add_argument("-o", "--output", required=True, help="model file to write, e.g. model.skt")
     _add_training_options(fit)
+    _add_text_strategy_options(fit)
     fit.add_argument(
         "--test-size",
         type=float,
@@ -246,11 +251,43 @@ def _add_training_options(fit):
         help="training epochs, or 'auto': 10, or more for small data (at least 100 "
         "optimiser steps) (default: auto)",
     )
-    fit.add_argument("--lr", type=float, default=1e-3, help="head learning rate (default: 1e-3)")
+    fit.add_argument(
+        "--lr",
+        type=float,
+        default=None,
+        help="learning rate: of the head (default: 1e-3), or of the encoder with --few-shot "
+        "(default: 2e-5)",
+    )
     fit.add_argument(
         "--augment",
         action="store_true",
         help="random resized crops and flips while training (slower: no feature cache)",
+    )
+
+
+def _add_text_strategy_options(fit):
+    """Add the other ways to train on texts: --few-shot and --zero-shot-labels."""
+    fit.add_argument(
+        "--few-shot",
+        action="store_true",
+        help="texts: tune the sentence encoder on pairs of labelled texts (same class or "
+        "not, as SetFit does), then fit a logistic-regression head on its embeddings; the "
+        "best way with a few (8 to a few hundred) labelled texts per class",
+    )
+    fit.add_argument(
+        "--zero-shot-labels",
+        default=None,
+        metavar="LABELS",
+        help="texts: classify by similarity to these class names, separated by commas "
+        "(e.g. 'sports,cooking'), with no training; DIR_OR_TABLE may be left out, and a "
+        "table's labelled texts join the class names as examples and give a held-out "
+        "accuracy",
+    )
+    fit.add_argument(
+        "--template",
+        default=None,
+        help="with --zero-shot-labels: the sentence each class name is put in, {} standing "
+        "for the name (default: 'This text is about {}.')",
     )
 
 
@@ -836,9 +873,123 @@ def _held_out_score(model, X, y):
     return f"F1 (samples): {f1:.3f}, exact match: {(predicted == y).all(axis=1).mean():.3f}"
 
 
+# --- few-shot and zero-shot texts ---------------------------------------------------------
+def _zero_shot_labels(args):
+    """Return the class names of --zero-shot-labels, refusing an empty or repeated one."""
+    names = [name.strip() for name in args.zero_shot_labels.split(",")]
+    if any(not name for name in names) or len(names) < 2:
+        raise ValueError(
+            f"--zero-shot-labels {args.zero_shot_labels!r} must name at least two classes, "
+            "separated by commas, none empty (e.g. 'sports,cooking')"
+        )
+    twice = next((name for name in names if names.count(name) > 1), None)
+    if twice is not None:
+        raise ValueError(f"--zero-shot-labels names {twice!r} twice: name each class once")
+    return names
+
+
+def _check_strategy(args):
+    """Refuse options that the chosen way to train does not take, before any work."""
+    zero_shot = args.zero_shot_labels is not None
+    if args.folder is None and not zero_shot:
+        raise ValueError(
+            "DIR_OR_TABLE is missing: give an image folder or a table of texts to train on "
+            "(only --zero-shot-labels trains without one)"
+        )
+    if args.template is not None and not zero_shot:
+        raise ValueError("--template is the sentence of --zero-shot-labels: give both or neither")
+    if not (zero_shot or args.few_shot):
+        return
+    flag = "--zero-shot-labels" if zero_shot else "--few-shot"
+    given = {
+        "--few-shot": zero_shot and args.few_shot,
+        "--regression": args.regression,
+        "--fine-tune": args.fine_tune,
+        "--n-frozen": args.n_frozen is not None,
+        "--augment": args.augment,
+        "--epochs": zero_shot and args.epochs != "auto",
+        "--lr": zero_shot and args.lr is not None,
+        "--label-sep or a repeated --label-column": zero_shot and _is_multi_label(args),
+        "--weights": args.weights != "DEFAULT",
+        "--image-size": args.image_size is not None,
+    }
+    clash = next((name for name, on in given.items() if on), None)
+    if clash is not None:
+        raise ValueError(f"{flag} does not take {clash}: drop it")
+    if args.folder is not None and not _is_table(args.folder):
+        raise ValueError(
+            f"{flag} trains on texts, and {args.folder} is not a {'/'.join(TABLE_FORMATS)} "
+            "table: give a table whose --text-column holds the texts"
+        )
+
+
+def _text_strategy(args):
+    """Return the estimator of --few-shot or --zero-shot-labels, or None for the default."""
+    from . import FewShotTextClassifier, ZeroShotTextClassifier
+
+    params = {
+        "backbone": args.backbone or DEFAULT_BACKBONES["texts"],
+        "max_length": args.max_length,
+        "batch_size": args.batch_size,
+        "device": args.device,
+    }
+    if args.zero_shot_labels is not None:
+        template = {} if args.template is None else {"template": args.template}
+        return ZeroShotTextClassifier(_zero_shot_labels(args), **template, **params)
+    if args.few_shot:
+        epochs = {} if args.epochs == "auto" else {"max_epochs": args.epochs}
+        lr = {} if args.lr is None else {"lr": args.lr}
+        return FewShotTextClassifier(**params, **epochs, **lr, random_state=args.random_state)
+    return None
+
+
+def _check_zero_shot_classes(args, labels):
+    """Refuse labelled texts whose classes --zero-shot-labels does not name."""
+    names = set(_zero_shot_labels(args))
+    unknown = sorted({str(label) for label in labels} - names)
+    if unknown:
+        raise ValueError(
+            f"the --label-column {args.label_column!r} of {args.folder} holds classes that "
+            f"--zero-shot-labels does not name: {', '.join(unknown)}; name every class"
+        )
+
+
+def _fit_zero_shot_alone(args, model):
+    """Fit and save a zero-shot model from the class names alone (no table)."""
+    from . import save
+
+    print(f"{len(model.labels)} classes from their names: {', '.join(model.labels)}")
+    model.fit()
+    with _writing(args.output):
+        save(model, args.output)
+    print(f"zero-shot model saved to {args.output}")
+
+
+def _model_for_fit(args, kind):
+    """Return the estimator that ``fit`` trains: few-/zero-shot, regressor or classifier."""
+    from . import FineTunedClassifier, FineTunedRegressor
+
+    model = _text_strategy(args)
+    if model is not None:
+        return model
+    lr = {} if args.lr is None else {"lr": args.lr}
+    return (FineTunedRegressor if args.regression else FineTunedClassifier)(
+        **_backbone_params(args, kind),
+        n_frozen=_n_frozen(args.n_frozen, args.fine_tune),
+        max_epochs=args.epochs,
+        **lr,
+        augment="default" if args.augment else None,
+        random_state=args.random_state,
+        verbose=0,
+    )
+
+
 def cmd_fit(args):
     """Run ``sktransfer fit``."""
     _check_output(args.output)
+    _check_strategy(args)
+    if args.folder is None:
+        return _fit_zero_shot_alone(args, _text_strategy(args))
     _check_test_size(args.test_size)
     _check_label_options(args)
     if args.regression:
@@ -848,18 +999,13 @@ def cmd_fit(args):
     from sklearn.model_selection import train_test_split
 
     X, labels, _, kind = _read_inputs(args, need_labels=True)
-    from . import FineTunedClassifier, FineTunedRegressor, save
+    from . import save
 
     y, stratify, summary, names = _training_targets(args, labels, kind)
-    model = (FineTunedRegressor if args.regression else FineTunedClassifier)(
-        **_backbone_params(args, kind),
-        n_frozen=_n_frozen(args.n_frozen, args.fine_tune),
-        max_epochs=args.epochs,
-        lr=args.lr,
-        augment="default" if args.augment else None,
-        random_state=args.random_state,
-        verbose=0,
-    )
+    if args.zero_shot_labels is not None:  # the names are text: so must the labels be
+        _check_zero_shot_classes(args, labels)
+        y = stratify = np.array([str(label) for label in labels], dtype=object)
+    model = _model_for_fit(args, kind)
     print(summary)
     if args.test_size > 0:
         train_x, test_x, train_y, test_y = train_test_split(
@@ -920,6 +1066,7 @@ def _set_batch_size(model, batch_size):
 def _modality(model):
     """Return the modality of a fitted model's backbone (``"image"``, ``"text"``), or None."""
     for step in [step for _, step in model.steps] if hasattr(model, "steps") else [model]:
+        step = getattr(step, "embedder_", step)  # the few-shot and zero-shot classifiers
         backbone = getattr(step, "backbone_", None)
         if backbone is not None:
             return backbone.preprocessing.modality
