@@ -84,6 +84,16 @@ PARAMETERS = {
         transform applied to each decoded image before resizing and normalisation. The
         image reaches it as a ``(3, H, W)`` tensor (uint8, or float32 in [0, 1] for
         high-bit-depth files), as torchvision's v2 transforms take it.""",
+    "tta": """\
+    tta : bool or int in [1, 6], default=False
+        Test-time augmentation, images only: ``predict``, ``predict_proba`` and
+        ``score`` average over views of each image: a classifier's probabilities (each
+        label's for a multi-label ``y``; the predicted class is the most probable on
+        average), a regressor's predictions. True takes the image and its mirror (the
+        network's input flipped left to right); an int ``n`` the first ``n`` of the
+        image, its mirror and its four corner crops of 7/8 of the side, resized back
+        (1 is the image alone). Each view costs a pass of the network; training does not
+        use it. A text backbone refuses it.""",
     "image_size": """\
     image_size : int, default=None
         Image backbones: side of the square crop the network sees; None uses the

@@ -36,6 +36,7 @@ from ._probe import copy_into_head, last_layer_inputs, probed_layer
 from ._schedule import SCHEDULES, training_epochs
 from ._skorch import OPTIMIZERS, build_net, release_training_state
 from ._tasks import Regression, check_sample_weight, classification_task, pack
+from ._views import VIEWS, ViewsForward, check_views, n_views
 
 
 class _FineTuned(TransferEstimator):
@@ -58,6 +59,7 @@ class _FineTuned(TransferEstimator):
         "optimizer": [StrOptions(set(OPTIMIZERS))],
         "weight_decay": [Interval(Real, 0, None, closed="left")],
         "augment": [None, StrOptions({"default"}), "boolean", callable],
+        "tta": ["boolean", Interval(Integral, 1, len(VIEWS), closed="both")],
         "early_stopping": ["boolean"],
         "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
@@ -69,7 +71,7 @@ class _FineTuned(TransferEstimator):
     _shared = (
         "backbone", "weights", "n_frozen", "head", "head_init", "dropout", "max_epochs",
         "batch_size", "lr", "lr_schedule", "backbone_lr", "optimizer", "weight_decay", "augment",
-        "image_size", "max_length",
+        "tta", "image_size", "max_length",
         "early_stopping", "validation_fraction", "n_iter_no_change", "device", "random_state",
         "verbose", "callbacks", "num_workers", "cache_size", "memory",
     )  # fmt: skip
@@ -101,6 +103,7 @@ class _FineTuned(TransferEstimator):
                 f"{type(self).__name__} requires y to be passed, but the target y is None."
             )
         backbone = self._load_backbone()
+        check_views(self.tta, backbone.preprocessing)
         inputs = backbone.preprocessing.check(X)
         task = self._make_task(y)
         encoded, weights = task.fit(
@@ -268,13 +271,23 @@ class _FineTuned(TransferEstimator):
     def _outputs(self, X):
         """Return the head's raw outputs for ``X`` (float32, on the CPU).
 
-        From the shared store's frozen-stage outputs when they are there.
+        From the shared store's frozen-stage outputs when they are there. With ``tta``,
+        outputs whose predictions are the mean of the views' (the task averages them).
         """
         check_is_fitted(self)
         preprocessing = self._backbone.preprocessing
+        check_views(self.tta, preprocessing)
         inputs = preprocessing.check(X)
         module = self.net_.module_.eval()
         frozen = self._frozen_stages
+        views = n_views(self.tta)
+        if views > 1:
+            forward = ViewsForward(self._forward(module, frozen, len(inputs)), views)
+            batches = self._batches(
+                inputs, preprocessing, progress=self.verbose > 0, desc="predict"
+            )
+            outputs = run_batches(forward, batches, len(inputs), self.device_)
+            return self._task.average_views(outputs)
         if frozen is not None and (shared_store_bytes() or self.memory is not None):
             rows = self._frozen_outputs(
                 module.trunk, frozen, inputs, preprocessing, self.device_, for_prediction=True
@@ -284,18 +297,23 @@ class _FineTuned(TransferEstimator):
                     batches = row_batches(rows, self.batch_size)
                     return run_batches(module, batches, len(inputs), self.device_)
         batches = self._batches(inputs, preprocessing, progress=self.verbose > 0, desc="predict")
-        forward = module
-        if frozen is not None:  # the frozen stages by the engine, the rest in torch
-            prefix = frozen_segment(
-                module.trunk[: len(frozen)].eval(),
-                0,
-                preprocessing,
-                self.device_,
-                len(inputs),
-                preprocessing.example_input(2, random=True),
-            )
-            forward = ThenTrainable(prefix, module, len(frozen))
+        forward = self._forward(module, frozen, len(inputs))
         return run_batches(forward, batches, len(inputs), self.device_)
+
+    def _forward(self, module, frozen, n_rows):
+        """Return the network for prediction batch by batch (the frozen stages by the engine)."""
+        if frozen is None:
+            return module
+        preprocessing = self._backbone.preprocessing
+        prefix = frozen_segment(
+            module.trunk[: len(frozen)].eval(),
+            0,
+            preprocessing,
+            self.device_,
+            n_rows,
+            preprocessing.example_input(2, random=True),
+        )
+        return ThenTrainable(prefix, module, len(frozen))
 
     def predict(self, X):
         """Predict each input's target.
@@ -351,7 +369,7 @@ class FineTunedClassifier(ClassifierMixin, _FineTuned):
     ----------
     [parameters: backbone weights n_frozen head head_init dropout max_epochs batch_size lr]
     [parameters: lr_schedule backbone_lr]
-    [parameters: optimizer weight_decay augment image_size max_length early_stopping]
+    [parameters: optimizer weight_decay augment tta image_size max_length early_stopping]
     [parameters: validation_fraction n_iter_no_change class_weight]
     label_smoothing : float in [0, 1), default=0.0
         Moves that share of each row's target from its class to all the classes evenly
@@ -407,7 +425,8 @@ class FineTunedClassifier(ClassifierMixin, _FineTuned):
         self, backbone=DEFAULT_BACKBONE, *, weights="DEFAULT", n_frozen="all", head=None,
         head_init="probe", dropout=0.0, max_epochs="auto", batch_size=32, lr=1e-3,
         lr_schedule="constant", backbone_lr=None,
-        optimizer="adamw", weight_decay=1e-4, augment=None, image_size=None, max_length=None,
+        optimizer="adamw", weight_decay=1e-4, augment=None, tta=False, image_size=None,
+        max_length=None,
         early_stopping=False, validation_fraction=0.1, n_iter_no_change=3, class_weight=None,
         label_smoothing=0.0, threshold=0.5, device="auto", random_state=None, verbose=0,
         callbacks=None, num_workers=0, cache_size=2048, memory=None,
@@ -462,7 +481,7 @@ class FineTunedRegressor(RegressorMixin, _FineTuned):
     ----------
     [parameters: backbone weights n_frozen head head_init dropout max_epochs batch_size lr]
     [parameters: lr_schedule backbone_lr]
-    [parameters: optimizer weight_decay augment image_size max_length early_stopping]
+    [parameters: optimizer weight_decay augment tta image_size max_length early_stopping]
     [parameters: validation_fraction n_iter_no_change]
     loss : {"squared_error", "huber", "absolute_error"}, default="squared_error"
         The training loss, named as scikit-learn names them; the Huber loss turns linear
@@ -508,7 +527,8 @@ class FineTunedRegressor(RegressorMixin, _FineTuned):
         self, backbone=DEFAULT_BACKBONE, *, weights="DEFAULT", n_frozen="all", head=None,
         head_init="probe", dropout=0.0, max_epochs="auto", batch_size=32, lr=1e-3,
         lr_schedule="constant", backbone_lr=None,
-        optimizer="adamw", weight_decay=1e-4, augment=None, image_size=None, max_length=None,
+        optimizer="adamw", weight_decay=1e-4, augment=None, tta=False, image_size=None,
+        max_length=None,
         early_stopping=False, validation_fraction=0.1, n_iter_no_change=3,
         loss="squared_error", device="auto", random_state=None, verbose=0, callbacks=None,
         num_workers=0, cache_size=2048, memory=None,

@@ -196,6 +196,15 @@ class SingleLabel:
         proba = outputs.softmax(dim=1).numpy().astype(np.float64)
         return proba / proba.sum(axis=1, keepdims=True)
 
+    def average_views(self, outputs):
+        """Return outputs whose softmax is the mean of views ``(n, n_views, n_classes)``.
+
+        The log of the mean probabilities (float64): :meth:`proba` of it is the views'
+        mean probabilities and :meth:`predict` their most probable class.
+        """
+        log_proba = outputs.double().log_softmax(dim=2)
+        return torch.logsumexp(log_proba, dim=1) - np.log(outputs.shape[1])
+
     def predict(self, outputs, threshold=None):
         """Return the most probable class of each row."""
         return self.classes_[outputs.argmax(dim=1).numpy()]
@@ -294,6 +303,14 @@ class MultiLabel:
         """Each label's probability (sigmoid), independently."""
         return outputs.sigmoid().numpy().astype(np.float64)
 
+    def average_views(self, outputs):
+        """Return outputs whose sigmoid is the mean of views ``(n, n_views, n_labels)``.
+
+        Each label's log-odds of its mean probability over the views (float64).
+        """
+        proba = outputs.double().sigmoid().mean(dim=1)
+        return proba.log() - (-proba).log1p()
+
     def predict(self, outputs, threshold=0.5):
         """Return the 0/1 matrix of the labels whose probability reaches ``threshold``."""
         return (self.proba(outputs) >= threshold).astype(np.int64)
@@ -369,6 +386,14 @@ class Regression:
         loss averages the outputs (the same penalty for every ``loss``).
         """
         return PROBE_ALPHA / (total_weight * self.n_outputs)
+
+    def average_views(self, outputs):
+        """Return the mean of the views' outputs ``(n, n_views, n_outputs)``.
+
+        Predictions are affine in the outputs: the mean output's prediction is the
+        views' mean prediction.
+        """
+        return outputs.double().mean(dim=1)
 
     def predict(self, outputs, threshold=None):
         """Return the outputs in the targets' unit, 1-D when ``y`` was."""

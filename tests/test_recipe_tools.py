@@ -1,0 +1,61 @@
+"""Fine-tuning recipe tools, each by what it does: test-time augmentation, layer-wise
+learning-rate decay, gradual unfreezing, mixup and cutmix, the learning-rate finder."""
+
+import numpy as np
+import pytest
+
+import sktransfer
+from sktransfer import FineTunedClassifier, FineTunedRegressor
+
+# 56 px: the centre crop leaves as many pixels left as right (resize to 64, crop 56), so
+# the network's input of a mirrored image is the mirror of the image's input
+IMAGES = {"image_size": 56, "batch_size": 8, "max_epochs": 1, "random_state": 0}
+
+
+def _mirrored(X):
+    return np.ascontiguousarray(X[:, :, ::-1])
+
+
+# --- test-time augmentation ---------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def tuned(crops):
+    X, y = crops
+    return FineTunedClassifier(n_frozen=-1, **IMAGES).fit(X, y)
+
+
+def test_tta_averages_the_probabilities_of_the_image_and_its_mirror(crops, tuned):
+    X = crops[0][::3]  # each view is a pass of the network: 8 images of both classes
+    by_hand = (tuned.predict_proba(X) + tuned.predict_proba(_mirrored(X))) / 2
+    assert np.abs(by_hand - tuned.predict_proba(X)).max() > 1e-4  # the mirror differs
+    try:  # a parameter of prediction: no refit needed
+        tuned.set_params(tta=True)
+        np.testing.assert_allclose(tuned.predict_proba(X), by_hand, atol=1e-5)
+        np.testing.assert_array_equal(tuned.predict(X), tuned.classes_[by_hand.argmax(axis=1)])
+        six = tuned.set_params(tta=6).predict_proba(X)
+    finally:
+        tuned.set_params(tta=False)
+    np.testing.assert_allclose(six.sum(axis=1), 1.0)
+    assert np.abs(six - by_hand).max() > 1e-4  # the corner crops count too
+
+
+def test_tta_averages_a_regressor_s_predictions_and_is_saved(crops, tmp_path):
+    X, _ = crops
+    reg = FineTunedRegressor(tta=True, **IMAGES).fit(X, X.mean(axis=(1, 2, 3)))
+    X = X[::3]
+    with_tta = reg.predict(X)
+    reg.set_params(tta=False)
+    by_hand = (reg.predict(X) + reg.predict(_mirrored(X))) / 2
+    assert np.abs(by_hand - reg.predict(X)).max() > 1e-3
+    np.testing.assert_allclose(with_tta, by_hand, rtol=1e-5, atol=1e-4)
+    sktransfer.save(reg.set_params(tta=True), tmp_path / "reg.skt")
+    loaded = sktransfer.load(tmp_path / "reg.skt")
+    assert loaded.tta is True
+    np.testing.assert_allclose(loaded.predict(X), with_tta, rtol=1e-6)
+
+
+def test_tta_refuses_texts_and_bad_counts(crops):
+    X, y = crops
+    with pytest.raises(ValueError, match="tta=True averages .* text inputs. Leave tta=False"):
+        FineTunedClassifier("all-MiniLM-L6-v2", tta=True).fit(["a cat", "a dog"], [0, 1])
+    with pytest.raises(ValueError, match="'tta' parameter"):
+        FineTunedClassifier(tta=7, **IMAGES).fit(X, y)
