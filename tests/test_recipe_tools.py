@@ -59,3 +59,31 @@ def test_tta_refuses_texts_and_bad_counts(crops):
         FineTunedClassifier("all-MiniLM-L6-v2", tta=True).fit(["a cat", "a dog"], [0, 1])
     with pytest.raises(ValueError, match="'tta' parameter"):
         FineTunedClassifier(tta=7, **IMAGES).fit(X, y)
+
+
+# --- layer-wise learning-rate decay -------------------------------------------------------------
+def _rates_of(clf):
+    """Each parameter's learning rate in the fitted model's optimizer, by name."""
+    ids = {id(p): name for name, p in clf.net_.module_.named_parameters()}
+    return {
+        ids[id(p)]: group["lr"]
+        for group in clf.net_.optimizer_.param_groups
+        for p in group["params"]
+    }
+
+
+def test_lr_decay_gives_each_unfrozen_group_a_rate_down_from_the_top(crops):
+    X, y = crops
+    clf = FineTunedClassifier(n_frozen=-3, lr=1e-2, backbone_lr=1e-3, lr_decay=0.5, **IMAGES).fit(
+        X, y
+    )
+    rates = _rates_of(clf)
+    groups = clf.backbone_.layer_groups
+    for k, (_, names) in enumerate(reversed(groups[-3:])):  # k from the top
+        assert {rates[f"trunk.{name}"] for name in names} == {1e-3 * 0.5**k}
+    assert {rate for name, rate in rates.items() if name.startswith("head.")} == {1e-2}
+    # one parameter group per unfrozen layer group, the head's, the frozen parameters'
+    assert len(clf.net_.optimizer_.param_groups) == 3 + 2
+    # None: today's rule, every unfrozen group at backbone_lr (lr / 10 by default)
+    plain = FineTunedClassifier(n_frozen=-3, lr=1e-2, **IMAGES).fit(X, y)
+    assert {r for n, r in _rates_of(plain).items() if n.startswith("trunk.")} == {1e-3}

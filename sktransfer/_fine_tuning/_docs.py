@@ -71,6 +71,13 @@ PARAMETERS = {
     "backbone_lr": """\
     backbone_lr : float, default=None
         Learning rate of the unfrozen backbone groups; None means ``lr / 10``.""",
+    "lr_decay": """\
+    lr_decay : float in (0, 1], default=None
+        Layer-wise learning-rate decay: the unfrozen layer group ``k`` places below the
+        top one trains at ``backbone_lr * lr_decay ** k`` (ULMFiT's discriminative rates,
+        BEiT's layer decay), so that lower, more generic layers move less. None (or 1)
+        trains every unfrozen group at ``backbone_lr``; ``lr_schedule`` scales every
+        group's rate alike.""",
     "optimizer": """\
     optimizer : {"adamw", "adam", "sgd"}, default="adamw"
         The optimizer (SGD with momentum 0.9).""",

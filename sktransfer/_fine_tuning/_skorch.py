@@ -20,6 +20,10 @@ class _Net(NeuralNet):
     last layer's weights: the L2 penalty of the linear probe that started that layer
     (0 when none did), so that training keeps the probe's regularisation.
 
+    ``layer_rates`` (see :func:`layer_rates`) gives the parameters of each unfrozen layer
+    group a parameter group of its own rate; the trunk's other parameters train at
+    ``backbone_lr``.
+
     When pickled, the network is stored once, through skorch's device-aware path (so a
     net trained on a GPU loads on a CPU-only machine): the ``module`` parameter is the
     trained ``module_`` itself and is restored from it.
@@ -27,6 +31,21 @@ class _Net(NeuralNet):
 
     amp = False
     head_penalty = 0.0
+    layer_rates = ()
+
+    def get_params_for_optimizer(self, prefix, named_parameters):
+        named = list(named_parameters)
+        grouped = {name for _, names in self.layer_rates for name in names}
+        rest = [(name, p) for name, p in named if name not in grouped]
+        (groups,), kwargs = super().get_params_for_optimizer(prefix, rest)
+        if prefix != "optimizer" or not self.layer_rates:
+            return (groups,), kwargs
+        by_name = dict(named)
+        own = [
+            {"params": [by_name[name] for name in names], "lr": lr}
+            for lr, names in self.layer_rates
+        ]
+        return ([*own, *[group for group in groups if group["params"]]],), kwargs
 
     def get_loss(self, y_pred, y_true, X=None, training=False):
         loss = super().get_loss(y_pred, y_true, X=X, training=training)
@@ -63,6 +82,7 @@ def build_net(
     max_epochs=DEFAULT_EPOCHS,
     total_steps=None,
     head_penalty=0.0,
+    unfrozen_groups=(),
 ):
     """Build the skorch net that trains ``module`` with the estimator's settings.
 
@@ -74,6 +94,9 @@ def build_net(
     (the probe's L2 penalty: see :class:`_Net`); ``valid`` is a held-out dataset for
     early stopping. The learning rates follow the estimator's ``lr_schedule`` over
     ``total_steps`` optimiser steps (None: a net that will not train, as a loaded one).
+    ``unfrozen_groups`` are the backbone's unfrozen layer groups, from the input: with
+    the estimator's ``lr_decay``, each is a parameter group of its own rate
+    (:func:`layer_rates`).
     """
     e = estimator
     callbacks = []
@@ -107,7 +130,43 @@ def build_net(
     )
     net.amp = use_amp(device)
     net.head_penalty = float(head_penalty)
+    if e.lr_decay is not None:
+        net.layer_rates = layer_rates(unfrozen_groups, backbone_lr, e.lr_decay)
     return net
+
+
+def layer_rates(unfrozen_groups, backbone_lr, lr_decay):
+    """Return each unfrozen layer group's rate and parameter names, from the top.
+
+    Layer-wise learning-rate decay (ULMFiT's discriminative rates, BEiT's and ELECTRA's
+    layer decay): the group ``k`` places below the top one trains at
+    ``backbone_lr * lr_decay ** k``.
+
+    Parameters
+    ----------
+    unfrozen_groups : list of (str, list of str)
+        The unfrozen layer groups, from the input, with the names of their parameters in
+        the backbone's network (the trunk's).
+    backbone_lr : float
+        The top group's rate.
+    lr_decay : float
+        The factor between a group's rate and the rate of the group above it.
+
+    Returns
+    -------
+    tuple of (float, tuple of str)
+        The rate and the parameter names (``trunk.*``) of each group, the top one first.
+
+    Examples
+    --------
+    >>> groups = [("stem", ["stem.weight"]), ("blocks0", ["blocks.0.weight"])]
+    >>> layer_rates(groups, 1e-3, 0.5)
+    ((0.001, ('trunk.blocks.0.weight',)), (0.0005, ('trunk.stem.weight',)))
+    """
+    return tuple(
+        (backbone_lr * lr_decay**k, tuple(f"trunk.{name}" for name in names))
+        for k, (_, names) in enumerate(reversed(unfrozen_groups))
+    )
 
 
 def release_training_state(net):
