@@ -3,6 +3,8 @@ learning-rate decay, gradual unfreezing, mixup and cutmix, the learning-rate fin
 
 import numpy as np
 import pytest
+import torch
+from skorch.callbacks import Callback
 
 import sktransfer
 from sktransfer import FineTunedClassifier, FineTunedRegressor
@@ -87,3 +89,38 @@ def test_lr_decay_gives_each_unfrozen_group_a_rate_down_from_the_top(crops):
     # None: today's rule, every unfrozen group at backbone_lr (lr / 10 by default)
     plain = FineTunedClassifier(n_frozen=-3, lr=1e-2, **IMAGES).fit(X, y)
     assert {r for n, r in _rates_of(plain).items() if n.startswith("trunk.")} == {1e-3}
+
+
+# --- gradual unfreezing -------------------------------------------------------------------------
+class _TopGroupAtEachEpoch(Callback):
+    """Copy the top layer group's weights and buffers at the start and after each epoch."""
+
+    def on_train_begin(self, net, **kwargs):
+        self.states = [self._state(net)]
+
+    def on_epoch_end(self, net, **kwargs):
+        self.states.append(self._state(net))
+
+    @staticmethod
+    def _state(net):
+        top = net.module_.trunk.conv_head  # the top layer group (EfficientNet-Lite0's)
+        return {k: v.detach().clone() for k, v in top.state_dict().items()}
+
+
+def test_unfreeze_after_holds_the_body_still_then_trains_it(crops):
+    X, y = crops
+    clf = FineTunedClassifier(
+        n_frozen=-1, backbone_lr=1e-3, unfreeze_after=2, callbacks=[_TopGroupAtEachEpoch()],
+        **{**IMAGES, "max_epochs": 3},
+    ).fit(X, y)  # fmt: skip
+    (spy,) = [cb for _, cb in clf.net_.callbacks_ if isinstance(cb, _TopGroupAtEachEpoch)]
+    start, *after = spy.states
+    assert any(name.endswith("running_mean") for name in start)  # BatchNorm statistics too
+    for epoch in (0, 1):  # bit-identical after epochs 1 and 2
+        for name, value in start.items():
+            assert torch.equal(after[epoch][name], value), (epoch, name)
+    moved = [name for name, value in start.items() if not torch.equal(after[2][name], value)]
+    assert len(moved) > len(start) / 2  # epoch 3 trains them
+    top = clf.backbone_.layer_groups[-1][1]
+    net_params = dict(clf.backbone_.net.named_parameters())
+    assert all(net_params[name].requires_grad for name in top)  # trainable again after fit

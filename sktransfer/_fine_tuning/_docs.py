@@ -78,6 +78,15 @@ PARAMETERS = {
         BEiT's layer decay), so that lower, more generic layers move less. None (or 1)
         trains every unfrozen group at ``backbone_lr``; ``lr_schedule`` scales every
         group's rate alike.""",
+    "unfreeze_after": """\
+    unfreeze_after : int, default=0
+        Gradual unfreezing: train the head alone for this many epochs, then the unfrozen
+        layer groups too (from epoch ``unfreeze_after + 1``). Until then their weights
+        and BatchNorm statistics do not change. The epochs count in ``max_epochs`` and
+        the ``lr_schedule`` runs over all of them; the body never trains if
+        ``unfreeze_after`` reaches ``max_epochs``. With ``head_init="probe"`` the head
+        already starts fitted (a linear probe), so these epochs only continue its
+        training; they are the classic recipe with ``head_init="zeros"``.""",
     "optimizer": """\
     optimizer : {"adamw", "adam", "sgd"}, default="adamw"
         The optimizer (SGD with momentum 0.9).""",

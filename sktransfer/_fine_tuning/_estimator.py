@@ -57,6 +57,7 @@ class _FineTuned(TransferEstimator):
         "lr_schedule": [StrOptions(set(SCHEDULES))],
         "backbone_lr": [Interval(Real, 0, None, closed="left"), None],
         "lr_decay": [None, Interval(Real, 0, 1, closed="right")],
+        "unfreeze_after": [Interval(Integral, 0, None, closed="left")],
         "optimizer": [StrOptions(set(OPTIMIZERS))],
         "weight_decay": [Interval(Real, 0, None, closed="left")],
         "augment": [None, StrOptions({"default"}), "boolean", callable],
@@ -71,8 +72,8 @@ class _FineTuned(TransferEstimator):
     # the parameters every fine-tuned estimator has, set by this class's __init__
     _shared = (
         "backbone", "weights", "n_frozen", "head", "head_init", "dropout", "max_epochs",
-        "batch_size", "lr", "lr_schedule", "backbone_lr", "lr_decay", "optimizer", "weight_decay",
-        "augment", "tta", "image_size", "max_length",
+        "batch_size", "lr", "lr_schedule", "backbone_lr", "lr_decay", "unfreeze_after",
+        "optimizer", "weight_decay", "augment", "tta", "image_size", "max_length",
         "early_stopping", "validation_fraction", "n_iter_no_change", "device", "random_state",
         "verbose", "callbacks", "num_workers", "cache_size", "memory",
     )  # fmt: skip
@@ -369,7 +370,7 @@ class FineTunedClassifier(ClassifierMixin, _FineTuned):
     Parameters
     ----------
     [parameters: backbone weights n_frozen head head_init dropout max_epochs batch_size lr]
-    [parameters: lr_schedule backbone_lr lr_decay]
+    [parameters: lr_schedule backbone_lr lr_decay unfreeze_after]
     [parameters: optimizer weight_decay augment tta image_size max_length early_stopping]
     [parameters: validation_fraction n_iter_no_change class_weight]
     label_smoothing : float in [0, 1), default=0.0
@@ -425,7 +426,7 @@ class FineTunedClassifier(ClassifierMixin, _FineTuned):
     def __init__(
         self, backbone=DEFAULT_BACKBONE, *, weights="DEFAULT", n_frozen="all", head=None,
         head_init="probe", dropout=0.0, max_epochs="auto", batch_size=32, lr=1e-3,
-        lr_schedule="constant", backbone_lr=None, lr_decay=None,
+        lr_schedule="constant", backbone_lr=None, lr_decay=None, unfreeze_after=0,
         optimizer="adamw", weight_decay=1e-4, augment=None, tta=False, image_size=None,
         max_length=None,
         early_stopping=False, validation_fraction=0.1, n_iter_no_change=3, class_weight=None,
@@ -481,7 +482,7 @@ class FineTunedRegressor(RegressorMixin, _FineTuned):
     Parameters
     ----------
     [parameters: backbone weights n_frozen head head_init dropout max_epochs batch_size lr]
-    [parameters: lr_schedule backbone_lr lr_decay]
+    [parameters: lr_schedule backbone_lr lr_decay unfreeze_after]
     [parameters: optimizer weight_decay augment tta image_size max_length early_stopping]
     [parameters: validation_fraction n_iter_no_change]
     loss : {"squared_error", "huber", "absolute_error"}, default="squared_error"
@@ -527,7 +528,7 @@ class FineTunedRegressor(RegressorMixin, _FineTuned):
     def __init__(
         self, backbone=DEFAULT_BACKBONE, *, weights="DEFAULT", n_frozen="all", head=None,
         head_init="probe", dropout=0.0, max_epochs="auto", batch_size=32, lr=1e-3,
-        lr_schedule="constant", backbone_lr=None, lr_decay=None,
+        lr_schedule="constant", backbone_lr=None, lr_decay=None, unfreeze_after=0,
         optimizer="adamw", weight_decay=1e-4, augment=None, tta=False, image_size=None,
         max_length=None,
         early_stopping=False, validation_fraction=0.1, n_iter_no_change=3,

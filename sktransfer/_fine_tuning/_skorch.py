@@ -7,7 +7,7 @@ from skorch.helper import predefined_split
 
 from .._core.device import use_amp
 from .._core.inference import to_device
-from ._schedule import DEFAULT_EPOCHS, LRSchedule
+from ._schedule import DEFAULT_EPOCHS, LRSchedule, UnfreezeAfter
 from ._tasks import WeightedLoss
 
 OPTIMIZERS = {"adamw": torch.optim.AdamW, "adam": torch.optim.Adam, "sgd": torch.optim.SGD}
@@ -92,11 +92,12 @@ def build_net(
     (:class:`WeightedLoss`: targets arrive packed with their weights, inside the
     datasets), plus ``head_penalty`` times the squared norm of the head's last weights
     (the probe's L2 penalty: see :class:`_Net`); ``valid`` is a held-out dataset for
-    early stopping. The learning rates follow the estimator's ``lr_schedule`` over
-    ``total_steps`` optimiser steps (None: a net that will not train, as a loaded one).
-    ``unfrozen_groups`` are the backbone's unfrozen layer groups, from the input: with
-    the estimator's ``lr_decay``, each is a parameter group of its own rate
-    (:func:`layer_rates`).
+    early stopping; the unfrozen groups start to train after ``unfreeze_after`` epochs
+    (:class:`~._schedule.UnfreezeAfter`). The learning rates follow the estimator's
+    ``lr_schedule`` over ``total_steps`` optimiser steps (None: a net that will not
+    train, as a loaded one). ``unfrozen_groups`` are the backbone's unfrozen layer
+    groups, from the input: with the estimator's ``lr_decay``, each is a parameter group
+    of its own rate (:func:`layer_rates`).
     """
     e = estimator
     callbacks = []
@@ -105,6 +106,8 @@ def build_net(
         callbacks.append(("early_stopping", stopping))
     if e.lr_schedule != "constant" and total_steps:
         callbacks.append(("lr_schedule", LRSchedule(e.lr_schedule, total_steps)))
+    if e.unfreeze_after and total_steps:
+        callbacks.append(("unfreeze_after", UnfreezeAfter(e.unfreeze_after)))
     callbacks += list(e.callbacks or [])
     kwargs = {"optimizer__weight_decay": e.weight_decay}
     if e.optimizer == "sgd":
