@@ -8,6 +8,8 @@ from skorch.callbacks import Callback
 
 import sktransfer
 from sktransfer import FineTunedClassifier, FineTunedRegressor
+from sktransfer._fine_tuning._mix import BatchMixer
+from sktransfer._fine_tuning._tasks import SingleLabel
 
 # 56 px: the centre crop leaves as many pixels left as right (resize to 64, crop 56), so
 # the network's input of a mirrored image is the mirror of the image's input
@@ -124,3 +126,37 @@ def test_unfreeze_after_holds_the_body_still_then_trains_it(crops):
     top = clf.backbone_.layer_groups[-1][1]
     net_params = dict(clf.backbone_.net.named_parameters())
     assert all(net_params[name].requires_grad for name in top)  # trainable again after fit
+
+
+# --- mixup and cutmix ---------------------------------------------------------------------------
+@pytest.mark.parametrize("mixup, cutmix", [(0.4, 0.0), (0.0, 1.0)])
+def test_mixing_makes_each_target_the_mixture_of_its_pixels_sources(mixup, cutmix):
+    # row i of the batch is all ones in channel i (of class i): a mixed image's mean over
+    # its pixels, channel by channel, is the share of each source image in it
+    X = torch.eye(3)[:, :, None, None].expand(3, 3, 16, 16).contiguous()
+    packed = torch.tensor([[0.0, 1.0], [1.0, 2.0], [2.0, 4.0]])  # class, row weight
+    mixer = BatchMixer(mixup, cutmix, SingleLabel.fitted(np.array(["a", "b", "c"])))
+    mixed_any = False
+    for _ in range(20):
+        mixed, targets = mixer(X, packed)
+        shares = mixed.mean(dim=(2, 3)).double().numpy()
+        np.testing.assert_allclose(targets[:, :3], shares, atol=1e-6)  # one-hot, mixed
+        np.testing.assert_allclose(targets[:, 3], shares @ [1.0, 2.0, 4.0], rtol=1e-5)
+        if cutmix:  # each pixel is one source's
+            assert set(mixed.unique().tolist()) <= {0.0, 1.0}
+        mixed_any |= bool((shares.max(axis=1) < 0.99).any())
+    assert mixed_any
+
+
+def test_mixup_and_cutmix_train_without_the_cache_and_refuse_texts(crops):
+    X, y = crops
+    plain = FineTunedClassifier(head_init="zeros", **IMAGES).fit(X, y)
+    mixed = FineTunedClassifier(head_init="zeros", mixup=0.4, cutmix=1.0, **IMAGES).fit(X, y)
+    assert plain.n_cached_stages_ > 0 and mixed.n_cached_stages_ == 0
+    losses = mixed.history_[:, "train_loss"]
+    assert np.isfinite(losses).all()
+    assert not np.allclose(losses, plain.history_[:, "train_loss"])
+    assert mixed.predict_proba(X).shape == (len(X), 2)
+    assert "mixup" not in FineTunedRegressor().get_params()
+    with pytest.raises(ValueError, match=r"mixup=0.2, cutmix=0.0 blends images; .* text"):
+        FineTunedClassifier("all-MiniLM-L6-v2", mixup=0.2).fit(["a cat", "a dog"], [0, 1])

@@ -36,7 +36,7 @@ from ._probe import copy_into_head, last_layer_inputs, probed_layer
 from ._schedule import SCHEDULES, training_epochs
 from ._skorch import OPTIMIZERS, build_net, release_training_state
 from ._tasks import Regression, check_sample_weight, classification_task, pack
-from ._views import VIEWS, ViewsForward, check_views, n_views
+from ._views import VIEWS, ViewsForward, check_views, n_views, require_image_batches
 
 
 class _FineTuned(TransferEstimator):
@@ -106,6 +106,13 @@ class _FineTuned(TransferEstimator):
             )
         backbone = self._load_backbone()
         check_views(self.tta, backbone.preprocessing)
+        if self._mixes():
+            require_image_batches(
+                f"mixup={self.mixup!r}, cutmix={self.cutmix!r}",
+                "blends images",
+                backbone.preprocessing,
+                "mixup=0.0 and cutmix=0.0",
+            )
         inputs = backbone.preprocessing.check(X)
         task = self._make_task(y)
         encoded, weights = task.fit(
@@ -143,6 +150,10 @@ class _FineTuned(TransferEstimator):
         self._set_fitted(backbone, task, n_frozen, n_cached, device, frozen=frozen)
         return self
 
+    def _mixes(self):
+        """Whether training batches are mixed (a classifier's ``mixup`` or ``cutmix``)."""
+        return getattr(self, "mixup", 0) > 0 or getattr(self, "cutmix", 0) > 0
+
     def _validation_split(self, encoded, task):
         """Train/validation indices for early stopping (stratified for single labels)."""
         n = len(encoded)
@@ -168,7 +179,7 @@ class _FineTuned(TransferEstimator):
         """
         preprocessing = backbone.preprocessing
         cached = None
-        if frozen is not None and self.augment in (None, False):
+        if frozen is not None and self.augment in (None, False) and not self._mixes():
             cached = self._frozen_outputs(module.trunk, frozen, inputs, preprocessing, device)
 
         def part(indices, augment):
@@ -378,6 +389,18 @@ class FineTunedClassifier(ClassifierMixin, _FineTuned):
         (multi-label: each 0/1 target towards 1/2), as
         :class:`torch.nn.CrossEntropyLoss`'s ``label_smoothing``. The probe that starts
         the head fits the labels as they are.
+    mixup : float, default=0.0
+        Mixup, images only: each training batch becomes ``lam * X + (1 - lam) * X[perm]``
+        for a random permutation ``perm`` of its rows and ``lam`` drawn from
+        ``Beta(mixup, mixup)``, and its targets the same mixture of the one-hot labels
+        (0/1 labels for multi-label) and of the row weights. 0 turns it off; 0.2 to 0.4
+        are usual. The frozen-prefix cache is then not used (the inputs change every
+        batch), nor are the mixed inputs seen by the probe or by early stopping.
+    cutmix : float, default=0.0
+        Cutmix, images only: a box of a ``1 - lam`` share of each image (``lam`` from
+        ``Beta(cutmix, cutmix)``) is pasted from ``X[perm]``, and the targets mixed by
+        the share of pixels each image keeps. 0 turns it off; 1.0 is usual. With
+        ``mixup`` too, each batch takes one of the two at random.
     threshold : float, default=0.5
         Multi-label ``y`` only: a label is predicted when its probability reaches this.
     [parameters: device random_state verbose callbacks num_workers cache_size memory]
@@ -420,6 +443,8 @@ class FineTunedClassifier(ClassifierMixin, _FineTuned):
         **_FineTuned._parameter_constraints,
         "class_weight": [StrOptions({"balanced"}), dict, None],
         "label_smoothing": [Interval(Real, 0, 1, closed="left")],
+        "mixup": [Interval(Real, 0, None, closed="left")],
+        "cutmix": [Interval(Real, 0, None, closed="left")],
         "threshold": [Interval(Real, 0, 1, closed="both")],
     }
 
@@ -430,11 +455,14 @@ class FineTunedClassifier(ClassifierMixin, _FineTuned):
         optimizer="adamw", weight_decay=1e-4, augment=None, tta=False, image_size=None,
         max_length=None,
         early_stopping=False, validation_fraction=0.1, n_iter_no_change=3, class_weight=None,
-        label_smoothing=0.0, threshold=0.5, device="auto", random_state=None, verbose=0,
-        callbacks=None, num_workers=0, cache_size=2048, memory=None,
+        label_smoothing=0.0, mixup=0.0, cutmix=0.0, threshold=0.5, device="auto",
+        random_state=None, verbose=0, callbacks=None, num_workers=0, cache_size=2048,
+        memory=None,
     ):  # fmt: skip
         self.class_weight = class_weight
         self.label_smoothing = label_smoothing
+        self.mixup = mixup
+        self.cutmix = cutmix
         self.threshold = threshold
         _FineTuned.__init__(self, **{name: value for name, value in locals().items()
                                      if name in self._shared})  # fmt: skip

@@ -7,6 +7,7 @@ from skorch.helper import predefined_split
 
 from .._core.device import use_amp
 from .._core.inference import to_device
+from ._mix import BatchMixer
 from ._schedule import DEFAULT_EPOCHS, LRSchedule, UnfreezeAfter
 from ._tasks import WeightedLoss
 
@@ -20,6 +21,7 @@ class _Net(NeuralNet):
     last layer's weights: the L2 penalty of the linear probe that started that layer
     (0 when none did), so that training keeps the probe's regularisation.
 
+    ``mixer`` (a :class:`~._mix.BatchMixer`, or None) mixes each training batch.
     ``layer_rates`` (see :func:`layer_rates`) gives the parameters of each unfrozen layer
     group a parameter group of its own rate; the trunk's other parameters train at
     ``backbone_lr``.
@@ -32,6 +34,12 @@ class _Net(NeuralNet):
     amp = False
     head_penalty = 0.0
     layer_rates = ()
+    mixer = None
+
+    def train_step_single(self, batch, **fit_params):
+        if self.mixer is not None:  # mixup or cutmix: on the CPU batch, before the step
+            batch = self.mixer(*batch)
+        return super().train_step_single(batch, **fit_params)
 
     def get_params_for_optimizer(self, prefix, named_parameters):
         named = list(named_parameters)
@@ -97,7 +105,8 @@ def build_net(
     ``lr_schedule`` over ``total_steps`` optimiser steps (None: a net that will not
     train, as a loaded one). ``unfrozen_groups`` are the backbone's unfrozen layer
     groups, from the input: with the estimator's ``lr_decay``, each is a parameter group
-    of its own rate (:func:`layer_rates`).
+    of its own rate (:func:`layer_rates`). A classifier's ``mixup`` and ``cutmix`` mix
+    each training batch (:class:`~._mix.BatchMixer`).
     """
     e = estimator
     callbacks = []
@@ -135,6 +144,9 @@ def build_net(
     net.head_penalty = float(head_penalty)
     if e.lr_decay is not None:
         net.layer_rates = layer_rates(unfrozen_groups, backbone_lr, e.lr_decay)
+    mixup, cutmix = getattr(e, "mixup", 0.0), getattr(e, "cutmix", 0.0)
+    if (mixup > 0 or cutmix > 0) and total_steps:
+        net.mixer = BatchMixer(mixup, cutmix, task)
     return net
 
 

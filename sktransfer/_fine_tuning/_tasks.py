@@ -151,13 +151,19 @@ class SingleLabel:
         return len(self.classes_)
 
     def row_loss(self, outputs, targets):
-        """Cross-entropy of each row."""
+        """Cross-entropy of each row.
+
+        ``targets`` are the encoded labels (one column) or, mixed by mixup or cutmix,
+        each class's probability (one column per class).
+        """
+        labels = targets if targets.shape[1] > 1 else targets[:, 0].long()
         return F.cross_entropy(
-            outputs,
-            targets[:, 0].long(),
-            reduction="none",
-            label_smoothing=self.label_smoothing,
+            outputs, labels, reduction="none", label_smoothing=self.label_smoothing
         )
+
+    def soft_targets(self, targets):
+        """Return the encoded labels ``(n, 1)`` as one-hot probabilities (for mixing)."""
+        return F.one_hot(targets[:, 0].long(), self.n_outputs).to(targets.dtype)
 
     def probe(self, features, targets, weights):
         """Fit the head's last layer as a (multinomial) logistic regression.
@@ -258,6 +264,10 @@ class MultiLabel:
     def n_outputs(self):
         """One logit per label."""
         return self.n_labels_
+
+    def soft_targets(self, targets):
+        """Return the 0/1 targets: each label's probability already (for mixing)."""
+        return targets
 
     def row_loss(self, outputs, targets):
         """Binary cross-entropy of each row, averaged over its labels."""

@@ -15,7 +15,14 @@ from numbers import Integral
 import torch
 from torch.nn import functional as F
 
-__all__ = ["CORNER_FRACTION", "VIEWS", "ViewsForward", "check_views", "n_views"]
+__all__ = [
+    "CORNER_FRACTION",
+    "VIEWS",
+    "ViewsForward",
+    "check_views",
+    "n_views",
+    "require_image_batches",
+]
 
 VIEWS = ("input", "mirror", "top left", "top right", "bottom left", "bottom right")
 # the side of a corner crop, as a share of the input's: a zoom of 8/7, about the
@@ -32,13 +39,22 @@ def n_views(tta):
 
 def check_views(tta, preprocessing):
     """Refuse ``tta`` for inputs that are not images (batches of ``(n, C, H, W)``)."""
-    if n_views(tta) == 1:
-        return
+    if n_views(tta) > 1:
+        what = "averages predictions over flipped and cropped images"
+        require_image_batches(f"tta={tta!r}", what, preprocessing, "tta=False")
+
+
+def require_image_batches(setting, what, preprocessing, instead):
+    """Refuse ``setting`` (which ``what``) unless the network's batches are images.
+
+    Images are batches of ``(n, C, H, W)`` tensors; a ValueError names the setting, the
+    inputs the backbone takes and the value to use ``instead``.
+    """
     example = preprocessing.example_input()
     if not (torch.is_tensor(example) and example.ndim == 4):
         raise ValueError(
-            f"tta={tta!r} averages predictions over flipped and cropped images; this "
-            f"backbone takes {preprocessing.modality} inputs. Leave tta=False."
+            f"{setting} {what}; this backbone takes {preprocessing.modality} inputs. "
+            f"Leave {instead}."
         )
 
 
