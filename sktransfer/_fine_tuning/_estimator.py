@@ -6,7 +6,7 @@ width, the loss, and turning outputs into predictions.
 """
 
 import math
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from numbers import Integral, Real
 
 import numpy as np
@@ -37,6 +37,35 @@ from ._schedule import SCHEDULES, training_epochs
 from ._skorch import OPTIMIZERS, build_net, release_training_state
 from ._tasks import Regression, check_sample_weight, classification_task, pack
 from ._views import VIEWS, ViewsForward, check_views, n_views, require_image_batches
+
+
+@dataclass
+class _Run:
+    """What training starts from: the network, its data and what was resolved for it."""
+
+    backbone: object
+    task: object
+    module: TransferNet
+    train: object
+    valid: object
+    n_frozen: int
+    n_cached: int
+    frozen: object
+    device: torch.device
+    head_penalty: float
+
+    def net(self, estimator, **kwargs):
+        """Return the skorch net that trains :attr:`module` (see :func:`build_net`)."""
+        return build_net(
+            estimator,
+            self.module,
+            self.device,
+            self.task,
+            valid=self.valid,
+            head_penalty=self.head_penalty,
+            unfrozen_groups=self.backbone.layer_groups[self.n_frozen :],
+            **kwargs,
+        )
 
 
 class _FineTuned(TransferEstimator):
@@ -100,19 +129,30 @@ class _FineTuned(TransferEstimator):
         self : estimator
         """
         self._validate_params()
+        run = self._prepare(X, y, sample_weight)
+        epochs = training_epochs(self.max_epochs, len(run.train), self.batch_size)
+        steps = epochs * math.ceil(len(run.train) / self.batch_size)
+        self.net_ = run.net(self, max_epochs=epochs, total_steps=steps)
+        with run.module.starting_at(run.n_cached):
+            self.net_.fit(run.train, None)
+        release_training_state(self.net_)
+        self._set_fitted(
+            run.backbone, run.task, run.n_frozen, run.n_cached, run.device, frozen=run.frozen
+        )
+        return self
+
+    def _prepare(self, X, y, sample_weight):
+        """Load, freeze and start the network and make the data, as training needs them.
+
+        Everything ``fit`` does before skorch trains (and :meth:`find_lr` too); sets no
+        attribute of the estimator. Returns a :class:`_Run`.
+        """
         if y is None:
             raise ValueError(
                 f"{type(self).__name__} requires y to be passed, but the target y is None."
             )
         backbone = self._load_backbone()
-        check_views(self.tta, backbone.preprocessing)
-        if self._mixes():
-            require_image_batches(
-                f"mixup={self.mixup!r}, cutmix={self.cutmix!r}",
-                "blends images",
-                backbone.preprocessing,
-                "mixup=0.0 and cutmix=0.0",
-            )
+        self._check_image_tools(backbone.preprocessing)
         inputs = backbone.preprocessing.check(X)
         task = self._make_task(y)
         encoded, weights = task.fit(
@@ -138,17 +178,20 @@ class _FineTuned(TransferEstimator):
             data = (inputs, backbone.preprocessing, cached, frozen)
             penalty = self._start_head(module, task, data, rows, (encoded, weights), device)
         n_cached = 0 if cached is None else len(frozen)
-        epochs = training_epochs(self.max_epochs, len(train), self.batch_size)
-        steps = epochs * math.ceil(len(train) / self.batch_size)
-        self.net_ = build_net(
-            self, module, device, task, valid=valid, max_epochs=epochs, total_steps=steps,
-            head_penalty=penalty, unfrozen_groups=backbone.layer_groups[n_frozen:],
-        )  # fmt: skip
-        with module.starting_at(n_cached):
-            self.net_.fit(train, None)
-        release_training_state(self.net_)
-        self._set_fitted(backbone, task, n_frozen, n_cached, device, frozen=frozen)
-        return self
+        return _Run(
+            backbone, task, module, train, valid, n_frozen, n_cached, frozen, device, penalty
+        )
+
+    def _check_image_tools(self, preprocessing):
+        """Refuse the tools that only images take (``tta``, ``mixup``, ``cutmix``) for texts."""
+        check_views(self.tta, preprocessing)
+        if self._mixes():
+            require_image_batches(
+                f"mixup={self.mixup!r}, cutmix={self.cutmix!r}",
+                "blends images",
+                preprocessing,
+                "mixup=0.0 and cutmix=0.0",
+            )
 
     def _mixes(self):
         """Whether training batches are mixed (a classifier's ``mixup`` or ``cutmix``)."""
