@@ -4,6 +4,8 @@ learning-rate decay, gradual unfreezing, mixup and cutmix, the learning-rate fin
 import numpy as np
 import pytest
 import torch
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
 from skorch.callbacks import Callback
 
 import sktransfer
@@ -160,3 +162,60 @@ def test_mixup_and_cutmix_train_without_the_cache_and_refuse_texts(crops):
     assert "mixup" not in FineTunedRegressor().get_params()
     with pytest.raises(ValueError, match=r"mixup=0.2, cutmix=0.0 blends images; .* text"):
         FineTunedClassifier("all-MiniLM-L6-v2", mixup=0.2).fit(["a cat", "a dog"], [0, 1])
+
+
+# --- the learning-rate finder -------------------------------------------------------------------
+def test_find_lr_suggests_a_rate_that_trains_and_leaves_the_estimator_as_it_was(crops):
+    X, _ = crops
+    brightness = X.mean(axis=(1, 2, 3))  # a head from zero: the loss starts at 1, the variance
+    reg = FineTunedRegressor(head_init="zeros", **IMAGES)
+    params = reg.get_params()
+    found = reg.find_lr(X, brightness, num_it=60)
+    assert not hasattr(reg, "net_") and reg.get_params() == params
+    with pytest.raises(NotFittedError):
+        reg.predict(X)
+    rates, losses = found.rates, found.losses
+    assert rates[0] == 1e-7 and np.all(np.diff(rates) > 0)
+    assert len(rates) == len(losses) < 60  # stopped where the loss diverged
+    assert losses[-1] > 4 * losses.min()
+    assert rates[0] < found.suggestion < rates[-1]
+    # the suggestion trains the head; a hundredth of it barely moves it, a hundred times
+    # it diverges
+    final = {}
+    for factor in (0.01, 1, 100):
+        fitted = clone(reg).set_params(lr=found.suggestion * factor, max_epochs=5)
+        final[factor] = fitted.fit(X, brightness).history_[-1, "train_loss"]
+    assert final[1] < 0.6 and final[0.01] > 0.9 and final[100] > 2
+
+
+# --- every tool: validated, cloned, saved -------------------------------------------------------
+@pytest.mark.parametrize(
+    "params, match",
+    [({"tta": 0}, "'tta' parameter"), ({"lr_decay": 0.0}, "'lr_decay' parameter"),
+     ({"lr_decay": 1.5}, "'lr_decay' parameter"),
+     ({"unfreeze_after": -1}, "'unfreeze_after' parameter"),
+     ({"mixup": -0.1}, "'mixup' parameter"), ({"cutmix": "yes"}, "'cutmix' parameter")],
+)  # fmt: skip
+def test_bad_tool_parameters_are_named(crops, params, match):
+    X, y = crops
+    with pytest.raises(ValueError, match=match):
+        FineTunedClassifier(**params, **IMAGES).fit(X, y)
+
+
+def test_find_lr_refuses_a_bad_range(crops):
+    X, y = crops
+    with pytest.raises(ValueError, match="0 < start_lr < end_lr; got start_lr=1.0, end_lr=0.1"):
+        FineTunedClassifier(**IMAGES).find_lr(X, y, start_lr=1.0, end_lr=0.1)
+    with pytest.raises(ValueError, match="num_it, an integer of at least 2; got 1"):
+        FineTunedClassifier(**IMAGES).find_lr(X, y, num_it=1)
+
+
+def test_the_tools_settings_are_cloned_and_saved(crops, tmp_path):
+    X, y = crops
+    tools = {"tta": 2, "lr_decay": 0.8, "unfreeze_after": 1, "mixup": 0.2, "cutmix": 0.5}
+    clf = FineTunedClassifier(n_frozen=-2, **tools, **{**IMAGES, "max_epochs": 2}).fit(X, y)
+    assert clone(clf).get_params() == clf.get_params()
+    sktransfer.save(clf, tmp_path / "clf.skt")
+    loaded = sktransfer.load(tmp_path / "clf.skt")
+    assert {name: loaded.get_params()[name] for name in tools} == tools
+    np.testing.assert_allclose(loaded.predict_proba(X[:4]), clf.predict_proba(X[:4]), atol=1e-6)

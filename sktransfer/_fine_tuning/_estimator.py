@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from sklearn.base import ClassifierMixin, RegressorMixin
 from sklearn.model_selection import train_test_split
+from sklearn.utils import Bunch
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 from skorch.dataset import Dataset
@@ -31,6 +32,7 @@ from ._cache import (
     row_batches,
 )
 from ._docs import fill
+from ._lr_find import range_test, valley
 from ._network import TransferNet, make_head, to_device
 from ._probe import copy_into_head, last_layer_inputs, probed_layer
 from ._schedule import SCHEDULES, training_epochs
@@ -140,6 +142,59 @@ class _FineTuned(TransferEstimator):
             run.backbone, run.task, run.n_frozen, run.n_cached, run.device, frozen=run.frozen
         )
         return self
+
+    def find_lr(self, X, y, sample_weight=None, *, start_lr=1e-7, end_lr=10.0, num_it=100):
+        """Find a learning rate by a range test (fastai's ``lr_find``); fit nothing.
+
+        From the start ``fit`` would train from (the same network, frozen groups, head
+        start and data), one optimiser step per batch at a rate that grows exponentially
+        from ``start_lr`` to ``end_lr``, recording the loss, until it diverges (4 times
+        its lowest). The head's rate is the one tested; the unfrozen groups' rates keep
+        their ratios to it (``backbone_lr / lr``, ``lr_decay``). ``lr_schedule`` and
+        ``unfreeze_after`` do not apply; augmentation, mixup and the probe's penalty do.
+        With the frozen-prefix cache (no augmentation), the frozen stages run once and
+        the steps cost what head-only training costs; their output stays in the shared
+        store, for the ``fit`` that follows. The estimator is left as it was: not
+        fitted, its parameters unchanged (set ``lr`` yourself).
+
+        Parameters
+        ----------
+        X : images or texts
+            The training inputs, as ``fit`` takes them.
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            The targets.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Each row's weight in the loss.
+        start_lr, end_lr : float, default=1e-7 and 10.0
+            The first and the last rate of the head.
+        num_it : int, default=100
+            Optimiser steps (batches, over as many epochs as it takes), unless the loss
+            diverges before.
+
+        Returns
+        -------
+        result : :class:`~sklearn.utils.Bunch`
+            ``rates`` and ``losses`` (ndarrays: the head's rate and the smoothed
+            training loss at each step), and ``suggestion``, the rate at fastai's
+            *valley*: within the longest stretch where the loss keeps falling.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sktransfer import FineTunedClassifier
+        >>> X = np.random.default_rng(0).integers(0, 256, (8, 32, 32, 3), dtype=np.uint8)
+        >>> clf = FineTunedClassifier(image_size=32, batch_size=4, random_state=0)
+        >>> found = clf.find_lr(X, ["cat", "dog"] * 4, num_it=20)
+        >>> len(found.rates) == len(found.losses) <= 20, hasattr(clf, "net_")
+        (True, False)
+        """
+        self._validate_params()
+        _check_range(start_lr, end_lr, num_it)
+        run = self._prepare(X, y, sample_weight)
+        net = run.net(self, max_epochs=1)
+        with run.module.starting_at(run.n_cached):
+            rates, losses = range_test(net, run.train, start_lr, end_lr, num_it)
+        return Bunch(rates=rates, losses=losses, suggestion=valley(rates, losses))
 
     def _prepare(self, X, y, sample_weight):
         """Load, freeze and start the network and make the data, as training needs them.
@@ -627,6 +682,16 @@ class FineTunedRegressor(RegressorMixin, _FineTuned):
 
 FineTunedClassifier.__doc__ = fill(FineTunedClassifier.__doc__)
 FineTunedRegressor.__doc__ = fill(FineTunedRegressor.__doc__)
+
+
+def _check_range(start_lr, end_lr, num_it):
+    """Refuse a range test's bad arguments, naming them."""
+    if not (isinstance(start_lr, Real) and isinstance(end_lr, Real) and 0 < start_lr < end_lr):
+        raise ValueError(
+            f"find_lr needs 0 < start_lr < end_lr; got start_lr={start_lr!r}, end_lr={end_lr!r}."
+        )
+    if not isinstance(num_it, Integral) or isinstance(num_it, bool) or num_it < 2:
+        raise ValueError(f"find_lr needs num_it, an integer of at least 2; got {num_it!r}.")
 
 
 def _probe_frozen(trunk, backbone, n_frozen, device):

@@ -145,7 +145,7 @@ def build_net(
     if e.lr_decay is not None:
         net.layer_rates = layer_rates(unfrozen_groups, backbone_lr, e.lr_decay)
     mixup, cutmix = getattr(e, "mixup", 0.0), getattr(e, "cutmix", 0.0)
-    if (mixup > 0 or cutmix > 0) and total_steps:
+    if mixup > 0 or cutmix > 0:
         net.mixer = BatchMixer(mixup, cutmix, task)
     return net
 
