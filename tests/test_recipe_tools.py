@@ -11,7 +11,7 @@ from skorch.callbacks import Callback
 import sktransfer
 from sktransfer import FineTunedClassifier, FineTunedRegressor
 from sktransfer._fine_tuning._mix import BatchMixer
-from sktransfer._fine_tuning._tasks import SingleLabel
+from sktransfer._fine_tuning._tasks import MultiLabel, Regression, SingleLabel
 
 # 56 px: the centre crop leaves as many pixels left as right (resize to 64, crop 56), so
 # the network's input of a mirrored image is the mirror of the image's input
@@ -57,6 +57,20 @@ def test_tta_averages_a_regressor_s_predictions_and_is_saved(crops, tmp_path):
     loaded = sktransfer.load(tmp_path / "reg.skt")
     assert loaded.tta is True
     np.testing.assert_allclose(loaded.predict(X), with_tta, rtol=1e-6)
+
+
+def test_every_task_averages_its_views_predictions():
+    outputs = torch.randn(5, 3, 4) * 3  # 5 rows, 3 views, 4 outputs
+    single = SingleLabel.fitted(np.arange(4))
+    expected = np.mean([single.proba(outputs[:, v]) for v in range(3)], axis=0)
+    np.testing.assert_allclose(single.proba(single.average_views(outputs)), expected, atol=1e-6)
+    multi = MultiLabel.fitted(4)
+    expected = np.mean([multi.proba(outputs[:, v]) for v in range(3)], axis=0)
+    np.testing.assert_allclose(multi.proba(multi.average_views(outputs)), expected, atol=1e-6)
+    np.testing.assert_array_equal(multi.predict(multi.average_views(outputs)), expected >= 0.5)
+    regression = Regression().fitted(np.arange(4.0), np.full(4, 2.0), one_d=False)
+    expected = np.mean([regression.predict(outputs[:, v]) for v in range(3)], axis=0)
+    np.testing.assert_allclose(regression.predict(regression.average_views(outputs)), expected)
 
 
 def test_tta_refuses_texts_and_bad_counts(crops):
