@@ -71,6 +71,22 @@ PARAMETERS = {
     "backbone_lr": """\
     backbone_lr : float, default=None
         Learning rate of the unfrozen backbone groups; None means ``lr / 10``.""",
+    "lr_decay": """\
+    lr_decay : float in (0, 1], default=None
+        Layer-wise learning-rate decay: the unfrozen layer group ``k`` places below the
+        top one trains at ``backbone_lr * lr_decay ** k`` (ULMFiT's discriminative rates,
+        BEiT's layer decay), so that lower, more generic layers move less. None (or 1)
+        trains every unfrozen group at ``backbone_lr``; ``lr_schedule`` scales every
+        group's rate alike.""",
+    "unfreeze_after": """\
+    unfreeze_after : int, default=0
+        Gradual unfreezing: train the head alone for this many epochs, then the unfrozen
+        layer groups too (from epoch ``unfreeze_after + 1``). Until then their weights
+        and BatchNorm statistics do not change. The epochs count in ``max_epochs`` and
+        the ``lr_schedule`` runs over all of them; the body never trains if
+        ``unfreeze_after`` reaches ``max_epochs``. With ``head_init="probe"`` the head
+        already starts fitted (a linear probe), so these epochs only continue its
+        training; they are the classic recipe with ``head_init="zeros"``.""",
     "optimizer": """\
     optimizer : {"adamw", "adam", "sgd"}, default="adamw"
         The optimizer (SGD with momentum 0.9).""",
@@ -84,6 +100,16 @@ PARAMETERS = {
         transform applied to each decoded image before resizing and normalisation. The
         image reaches it as a ``(3, H, W)`` tensor (uint8, or float32 in [0, 1] for
         high-bit-depth files), as torchvision's v2 transforms take it.""",
+    "tta": """\
+    tta : bool or int in [1, 6], default=False
+        Test-time augmentation, images only: ``predict``, ``predict_proba`` and
+        ``score`` average over views of each image: a classifier's probabilities (each
+        label's for a multi-label ``y``; the predicted class is the most probable on
+        average), a regressor's predictions. True takes the image and its mirror (the
+        network's input flipped left to right); an int ``n`` the first ``n`` of the
+        image, its mirror and its four corner crops of 7/8 of the side, resized back
+        (1 is the image alone). Each view costs a pass of the network; training does not
+        use it. A text backbone refuses it.""",
     "image_size": """\
     image_size : int, default=None
         Image backbones: side of the square crop the network sees; None uses the

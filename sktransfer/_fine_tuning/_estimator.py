@@ -6,13 +6,14 @@ width, the loss, and turning outputs into predictions.
 """
 
 import math
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from numbers import Integral, Real
 
 import numpy as np
 import torch
 from sklearn.base import ClassifierMixin, RegressorMixin
 from sklearn.model_selection import train_test_split
+from sklearn.utils import Bunch
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 from skorch.dataset import Dataset
@@ -31,11 +32,42 @@ from ._cache import (
     row_batches,
 )
 from ._docs import fill
+from ._lr_find import range_test, valley
 from ._network import TransferNet, make_head, to_device
 from ._probe import copy_into_head, last_layer_inputs, probed_layer
 from ._schedule import SCHEDULES, training_epochs
 from ._skorch import OPTIMIZERS, build_net, release_training_state
 from ._tasks import Regression, check_sample_weight, classification_task, pack
+from ._views import VIEWS, ViewsForward, check_views, n_views, require_image_batches
+
+
+@dataclass
+class _Run:
+    """What training starts from: the network, its data and what was resolved for it."""
+
+    backbone: object
+    task: object
+    module: TransferNet
+    train: object
+    valid: object
+    n_frozen: int
+    n_cached: int
+    frozen: object
+    device: torch.device
+    head_penalty: float
+
+    def net(self, estimator, **kwargs):
+        """Return the skorch net that trains :attr:`module` (see :func:`build_net`)."""
+        return build_net(
+            estimator,
+            self.module,
+            self.device,
+            self.task,
+            valid=self.valid,
+            head_penalty=self.head_penalty,
+            unfrozen_groups=self.backbone.layer_groups[self.n_frozen :],
+            **kwargs,
+        )
 
 
 class _FineTuned(TransferEstimator):
@@ -55,9 +87,12 @@ class _FineTuned(TransferEstimator):
         "lr": [Interval(Real, 0, None, closed="neither")],
         "lr_schedule": [StrOptions(set(SCHEDULES))],
         "backbone_lr": [Interval(Real, 0, None, closed="left"), None],
+        "lr_decay": [None, Interval(Real, 0, 1, closed="right")],
+        "unfreeze_after": [Interval(Integral, 0, None, closed="left")],
         "optimizer": [StrOptions(set(OPTIMIZERS))],
         "weight_decay": [Interval(Real, 0, None, closed="left")],
         "augment": [None, StrOptions({"default"}), "boolean", callable],
+        "tta": ["boolean", Interval(Integral, 1, len(VIEWS), closed="both")],
         "early_stopping": ["boolean"],
         "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
@@ -68,8 +103,8 @@ class _FineTuned(TransferEstimator):
     # the parameters every fine-tuned estimator has, set by this class's __init__
     _shared = (
         "backbone", "weights", "n_frozen", "head", "head_init", "dropout", "max_epochs",
-        "batch_size", "lr", "lr_schedule", "backbone_lr", "optimizer", "weight_decay", "augment",
-        "image_size", "max_length",
+        "batch_size", "lr", "lr_schedule", "backbone_lr", "lr_decay", "unfreeze_after",
+        "optimizer", "weight_decay", "augment", "tta", "image_size", "max_length",
         "early_stopping", "validation_fraction", "n_iter_no_change", "device", "random_state",
         "verbose", "callbacks", "num_workers", "cache_size", "memory",
     )  # fmt: skip
@@ -96,11 +131,83 @@ class _FineTuned(TransferEstimator):
         self : estimator
         """
         self._validate_params()
+        run = self._prepare(X, y, sample_weight)
+        epochs = training_epochs(self.max_epochs, len(run.train), self.batch_size)
+        steps = epochs * math.ceil(len(run.train) / self.batch_size)
+        self.net_ = run.net(self, max_epochs=epochs, total_steps=steps)
+        with run.module.starting_at(run.n_cached):
+            self.net_.fit(run.train, None)
+        release_training_state(self.net_)
+        self._set_fitted(
+            run.backbone, run.task, run.n_frozen, run.n_cached, run.device, frozen=run.frozen
+        )
+        return self
+
+    def find_lr(self, X, y, sample_weight=None, *, start_lr=1e-7, end_lr=10.0, num_it=100):
+        """Find a learning rate by a range test (fastai's ``lr_find``); fit nothing.
+
+        From the start ``fit`` would train from (the same network, frozen groups, head
+        start and data), one optimiser step per batch at a rate that grows exponentially
+        from ``start_lr`` to ``end_lr``, recording the loss, until it diverges (4 times
+        its lowest). The head's rate is the one tested; the unfrozen groups' rates keep
+        their ratios to it (``backbone_lr / lr``, ``lr_decay``). ``lr_schedule`` and
+        ``unfreeze_after`` do not apply; augmentation, mixup and the probe's penalty do.
+        With the frozen-prefix cache (no augmentation), the frozen stages run once and
+        the steps cost what head-only training costs; their output stays in the shared
+        store, for the ``fit`` that follows. The estimator is left as it was: not
+        fitted, its parameters unchanged (set ``lr`` yourself).
+
+        Parameters
+        ----------
+        X : images or texts
+            The training inputs, as ``fit`` takes them.
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            The targets.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Each row's weight in the loss.
+        start_lr, end_lr : float, default=1e-7 and 10.0
+            The first and the last rate of the head.
+        num_it : int, default=100
+            Optimiser steps (batches, over as many epochs as it takes), unless the loss
+            diverges before.
+
+        Returns
+        -------
+        result : :class:`~sklearn.utils.Bunch`
+            ``rates`` and ``losses`` (ndarrays: the head's rate and the smoothed
+            training loss at each step), and ``suggestion``, the rate at fastai's
+            *valley*: within the longest stretch where the loss keeps falling.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sktransfer import FineTunedClassifier
+        >>> X = np.random.default_rng(0).integers(0, 256, (8, 32, 32, 3), dtype=np.uint8)
+        >>> clf = FineTunedClassifier(image_size=32, batch_size=4, random_state=0)
+        >>> found = clf.find_lr(X, ["cat", "dog"] * 4, num_it=20)
+        >>> len(found.rates) == len(found.losses) <= 20, hasattr(clf, "net_")
+        (True, False)
+        """
+        self._validate_params()
+        _check_range(start_lr, end_lr, num_it)
+        run = self._prepare(X, y, sample_weight)
+        net = run.net(self, max_epochs=1)
+        with run.module.starting_at(run.n_cached):
+            rates, losses = range_test(net, run.train, start_lr, end_lr, num_it)
+        return Bunch(rates=rates, losses=losses, suggestion=valley(rates, losses))
+
+    def _prepare(self, X, y, sample_weight):
+        """Load, freeze and start the network and make the data, as training needs them.
+
+        Everything ``fit`` does before skorch trains (and :meth:`find_lr` too); sets no
+        attribute of the estimator. Returns a :class:`_Run`.
+        """
         if y is None:
             raise ValueError(
                 f"{type(self).__name__} requires y to be passed, but the target y is None."
             )
         backbone = self._load_backbone()
+        self._check_image_tools(backbone.preprocessing)
         inputs = backbone.preprocessing.check(X)
         task = self._make_task(y)
         encoded, weights = task.fit(
@@ -126,17 +233,24 @@ class _FineTuned(TransferEstimator):
             data = (inputs, backbone.preprocessing, cached, frozen)
             penalty = self._start_head(module, task, data, rows, (encoded, weights), device)
         n_cached = 0 if cached is None else len(frozen)
-        epochs = training_epochs(self.max_epochs, len(train), self.batch_size)
-        steps = epochs * math.ceil(len(train) / self.batch_size)
-        self.net_ = build_net(
-            self, module, device, task, valid=valid, max_epochs=epochs, total_steps=steps,
-            head_penalty=penalty,
-        )  # fmt: skip
-        with module.starting_at(n_cached):
-            self.net_.fit(train, None)
-        release_training_state(self.net_)
-        self._set_fitted(backbone, task, n_frozen, n_cached, device, frozen=frozen)
-        return self
+        return _Run(
+            backbone, task, module, train, valid, n_frozen, n_cached, frozen, device, penalty
+        )
+
+    def _check_image_tools(self, preprocessing):
+        """Refuse the tools that only images take (``tta``, ``mixup``, ``cutmix``) for texts."""
+        check_views(self.tta, preprocessing)
+        if self._mixes():
+            require_image_batches(
+                f"mixup={self.mixup!r}, cutmix={self.cutmix!r}",
+                "blends images",
+                preprocessing,
+                "mixup=0.0 and cutmix=0.0",
+            )
+
+    def _mixes(self):
+        """Whether training batches are mixed (a classifier's ``mixup`` or ``cutmix``)."""
+        return getattr(self, "mixup", 0) > 0 or getattr(self, "cutmix", 0) > 0
 
     def _validation_split(self, encoded, task):
         """Train/validation indices for early stopping (stratified for single labels)."""
@@ -163,7 +277,7 @@ class _FineTuned(TransferEstimator):
         """
         preprocessing = backbone.preprocessing
         cached = None
-        if frozen is not None and self.augment in (None, False):
+        if frozen is not None and self.augment in (None, False) and not self._mixes():
             cached = self._frozen_outputs(module.trunk, frozen, inputs, preprocessing, device)
 
         def part(indices, augment):
@@ -268,13 +382,23 @@ class _FineTuned(TransferEstimator):
     def _outputs(self, X):
         """Return the head's raw outputs for ``X`` (float32, on the CPU).
 
-        From the shared store's frozen-stage outputs when they are there.
+        From the shared store's frozen-stage outputs when they are there. With ``tta``,
+        outputs whose predictions are the mean of the views' (the task averages them).
         """
         check_is_fitted(self)
         preprocessing = self._backbone.preprocessing
+        check_views(self.tta, preprocessing)
         inputs = preprocessing.check(X)
         module = self.net_.module_.eval()
         frozen = self._frozen_stages
+        views = n_views(self.tta)
+        if views > 1:
+            forward = ViewsForward(self._forward(module, frozen, len(inputs)), views)
+            batches = self._batches(
+                inputs, preprocessing, progress=self.verbose > 0, desc="predict"
+            )
+            outputs = run_batches(forward, batches, len(inputs), self.device_)
+            return self._task.average_views(outputs)
         if frozen is not None and (shared_store_bytes() or self.memory is not None):
             rows = self._frozen_outputs(
                 module.trunk, frozen, inputs, preprocessing, self.device_, for_prediction=True
@@ -284,18 +408,23 @@ class _FineTuned(TransferEstimator):
                     batches = row_batches(rows, self.batch_size)
                     return run_batches(module, batches, len(inputs), self.device_)
         batches = self._batches(inputs, preprocessing, progress=self.verbose > 0, desc="predict")
-        forward = module
-        if frozen is not None:  # the frozen stages by the engine, the rest in torch
-            prefix = frozen_segment(
-                module.trunk[: len(frozen)].eval(),
-                0,
-                preprocessing,
-                self.device_,
-                len(inputs),
-                preprocessing.example_input(2, random=True),
-            )
-            forward = ThenTrainable(prefix, module, len(frozen))
+        forward = self._forward(module, frozen, len(inputs))
         return run_batches(forward, batches, len(inputs), self.device_)
+
+    def _forward(self, module, frozen, n_rows):
+        """Return the network for prediction batch by batch (the frozen stages by the engine)."""
+        if frozen is None:
+            return module
+        preprocessing = self._backbone.preprocessing
+        prefix = frozen_segment(
+            module.trunk[: len(frozen)].eval(),
+            0,
+            preprocessing,
+            self.device_,
+            n_rows,
+            preprocessing.example_input(2, random=True),
+        )
+        return ThenTrainable(prefix, module, len(frozen))
 
     def predict(self, X):
         """Predict each input's target.
@@ -350,14 +479,26 @@ class FineTunedClassifier(ClassifierMixin, _FineTuned):
     Parameters
     ----------
     [parameters: backbone weights n_frozen head head_init dropout max_epochs batch_size lr]
-    [parameters: lr_schedule backbone_lr]
-    [parameters: optimizer weight_decay augment image_size max_length early_stopping]
+    [parameters: lr_schedule backbone_lr lr_decay unfreeze_after]
+    [parameters: optimizer weight_decay augment tta image_size max_length early_stopping]
     [parameters: validation_fraction n_iter_no_change class_weight]
     label_smoothing : float in [0, 1), default=0.0
         Moves that share of each row's target from its class to all the classes evenly
         (multi-label: each 0/1 target towards 1/2), as
         :class:`torch.nn.CrossEntropyLoss`'s ``label_smoothing``. The probe that starts
         the head fits the labels as they are.
+    mixup : float, default=0.0
+        Mixup, images only: each training batch becomes ``lam * X + (1 - lam) * X[perm]``
+        for a random permutation ``perm`` of its rows and ``lam`` drawn from
+        ``Beta(mixup, mixup)``, and its targets the same mixture of the one-hot labels
+        (0/1 labels for multi-label) and of the row weights. 0 turns it off; 0.2 to 0.4
+        are usual. The frozen-prefix cache is then not used (the inputs change every
+        batch), nor are the mixed inputs seen by the probe or by early stopping.
+    cutmix : float, default=0.0
+        Cutmix, images only: a box of a ``1 - lam`` share of each image (``lam`` from
+        ``Beta(cutmix, cutmix)``) is pasted from ``X[perm]``, and the targets mixed by
+        the share of pixels each image keeps. 0 turns it off; 1.0 is usual. With
+        ``mixup`` too, each batch takes one of the two at random.
     threshold : float, default=0.5
         Multi-label ``y`` only: a label is predicted when its probability reaches this.
     [parameters: device random_state verbose callbacks num_workers cache_size memory]
@@ -400,20 +541,26 @@ class FineTunedClassifier(ClassifierMixin, _FineTuned):
         **_FineTuned._parameter_constraints,
         "class_weight": [StrOptions({"balanced"}), dict, None],
         "label_smoothing": [Interval(Real, 0, 1, closed="left")],
+        "mixup": [Interval(Real, 0, None, closed="left")],
+        "cutmix": [Interval(Real, 0, None, closed="left")],
         "threshold": [Interval(Real, 0, 1, closed="both")],
     }
 
     def __init__(
         self, backbone=DEFAULT_BACKBONE, *, weights="DEFAULT", n_frozen="all", head=None,
         head_init="probe", dropout=0.0, max_epochs="auto", batch_size=32, lr=1e-3,
-        lr_schedule="constant", backbone_lr=None,
-        optimizer="adamw", weight_decay=1e-4, augment=None, image_size=None, max_length=None,
+        lr_schedule="constant", backbone_lr=None, lr_decay=None, unfreeze_after=0,
+        optimizer="adamw", weight_decay=1e-4, augment=None, tta=False, image_size=None,
+        max_length=None,
         early_stopping=False, validation_fraction=0.1, n_iter_no_change=3, class_weight=None,
-        label_smoothing=0.0, threshold=0.5, device="auto", random_state=None, verbose=0,
-        callbacks=None, num_workers=0, cache_size=2048, memory=None,
+        label_smoothing=0.0, mixup=0.0, cutmix=0.0, threshold=0.5, device="auto",
+        random_state=None, verbose=0, callbacks=None, num_workers=0, cache_size=2048,
+        memory=None,
     ):  # fmt: skip
         self.class_weight = class_weight
         self.label_smoothing = label_smoothing
+        self.mixup = mixup
+        self.cutmix = cutmix
         self.threshold = threshold
         _FineTuned.__init__(self, **{name: value for name, value in locals().items()
                                      if name in self._shared})  # fmt: skip
@@ -461,8 +608,8 @@ class FineTunedRegressor(RegressorMixin, _FineTuned):
     Parameters
     ----------
     [parameters: backbone weights n_frozen head head_init dropout max_epochs batch_size lr]
-    [parameters: lr_schedule backbone_lr]
-    [parameters: optimizer weight_decay augment image_size max_length early_stopping]
+    [parameters: lr_schedule backbone_lr lr_decay unfreeze_after]
+    [parameters: optimizer weight_decay augment tta image_size max_length early_stopping]
     [parameters: validation_fraction n_iter_no_change]
     loss : {"squared_error", "huber", "absolute_error"}, default="squared_error"
         The training loss, named as scikit-learn names them; the Huber loss turns linear
@@ -507,8 +654,9 @@ class FineTunedRegressor(RegressorMixin, _FineTuned):
     def __init__(
         self, backbone=DEFAULT_BACKBONE, *, weights="DEFAULT", n_frozen="all", head=None,
         head_init="probe", dropout=0.0, max_epochs="auto", batch_size=32, lr=1e-3,
-        lr_schedule="constant", backbone_lr=None,
-        optimizer="adamw", weight_decay=1e-4, augment=None, image_size=None, max_length=None,
+        lr_schedule="constant", backbone_lr=None, lr_decay=None, unfreeze_after=0,
+        optimizer="adamw", weight_decay=1e-4, augment=None, tta=False, image_size=None,
+        max_length=None,
         early_stopping=False, validation_fraction=0.1, n_iter_no_change=3,
         loss="squared_error", device="auto", random_state=None, verbose=0, callbacks=None,
         num_workers=0, cache_size=2048, memory=None,
@@ -534,6 +682,16 @@ class FineTunedRegressor(RegressorMixin, _FineTuned):
 
 FineTunedClassifier.__doc__ = fill(FineTunedClassifier.__doc__)
 FineTunedRegressor.__doc__ = fill(FineTunedRegressor.__doc__)
+
+
+def _check_range(start_lr, end_lr, num_it):
+    """Refuse a range test's bad arguments, naming them."""
+    if not (isinstance(start_lr, Real) and isinstance(end_lr, Real) and 0 < start_lr < end_lr):
+        raise ValueError(
+            f"find_lr needs 0 < start_lr < end_lr; got start_lr={start_lr!r}, end_lr={end_lr!r}."
+        )
+    if not isinstance(num_it, Integral) or isinstance(num_it, bool) or num_it < 2:
+        raise ValueError(f"find_lr needs num_it, an integer of at least 2; got {num_it!r}.")
 
 
 def _probe_frozen(trunk, backbone, n_frozen, device):

@@ -14,6 +14,10 @@ first :data:`WARMUP_FRACTION` of the steps, then a cosine decay towards zero
 25th of each group's rate up to it over the first 30 % of the steps, then down to a
 10,000th of the start, with the momentum cycled the other way), as fastai's
 ``fit_one_cycle``.
+
+``unfreeze_after`` trains the head alone for that many epochs before the unfrozen layer
+groups start to train (:class:`UnfreezeAfter`): gradual unfreezing, as ULMFiT and
+Keras's transfer-learning guide train a new head until it settles before the body moves.
 """
 
 import math
@@ -27,6 +31,7 @@ __all__ = [
     "SCHEDULES",
     "WARMUP_FRACTION",
     "LRSchedule",
+    "UnfreezeAfter",
     "training_epochs",
     "warmup_cosine",
 ]
@@ -124,3 +129,40 @@ class LRSchedule(Callback):
 
     def on_train_end(self, net, **kwargs):
         self.scheduler_ = None  # it holds the optimizer: nothing of it outlives training
+
+
+class UnfreezeAfter(Callback):
+    """Hold the trunk's trainable parameters still for the first ``n_epochs`` epochs.
+
+    At the start of training the trunk's parameters that train are set not to
+    (``requires_grad=False``), so that they get no gradient, the optimizer leaves them
+    (and their weight decay) alone, and :class:`~._network.TransferNet` keeps the norm
+    layers and stages they make up in eval mode (their BatchNorm statistics do not move
+    either); from epoch ``n_epochs + 1`` they train. They are set to train again when
+    training ends, however it ends.
+
+    Parameters
+    ----------
+    n_epochs : int
+        Epochs of training with the head only.
+    """
+
+    def __init__(self, n_epochs):
+        self.n_epochs = n_epochs
+
+    def on_train_begin(self, net, **kwargs):
+        trunk = net.module_.trunk
+        self.held_ = [p for p in trunk.parameters() if p.requires_grad]
+        self._set(False)
+
+    def on_epoch_begin(self, net, **kwargs):
+        if len(net.history) > self.n_epochs:  # the epoch that begins, counted from 1
+            self._set(True)
+
+    def on_train_end(self, net, **kwargs):
+        self._set(True)
+        self.held_ = []  # no reference to the weights outlives training
+
+    def _set(self, trains):
+        for parameter in self.held_:
+            parameter.requires_grad_(trains)

@@ -7,7 +7,8 @@ from skorch.helper import predefined_split
 
 from .._core.device import use_amp
 from .._core.inference import to_device
-from ._schedule import DEFAULT_EPOCHS, LRSchedule
+from ._mix import BatchMixer
+from ._schedule import DEFAULT_EPOCHS, LRSchedule, UnfreezeAfter
 from ._tasks import WeightedLoss
 
 OPTIMIZERS = {"adamw": torch.optim.AdamW, "adam": torch.optim.Adam, "sgd": torch.optim.SGD}
@@ -20,6 +21,11 @@ class _Net(NeuralNet):
     last layer's weights: the L2 penalty of the linear probe that started that layer
     (0 when none did), so that training keeps the probe's regularisation.
 
+    ``mixer`` (a :class:`~._mix.BatchMixer`, or None) mixes each training batch.
+    ``layer_rates`` (see :func:`layer_rates`) gives the parameters of each unfrozen layer
+    group a parameter group of its own rate; the trunk's other parameters train at
+    ``backbone_lr``.
+
     When pickled, the network is stored once, through skorch's device-aware path (so a
     net trained on a GPU loads on a CPU-only machine): the ``module`` parameter is the
     trained ``module_`` itself and is restored from it.
@@ -27,6 +33,27 @@ class _Net(NeuralNet):
 
     amp = False
     head_penalty = 0.0
+    layer_rates = ()
+    mixer = None
+
+    def train_step_single(self, batch, **fit_params):
+        if self.mixer is not None:  # mixup or cutmix: on the CPU batch, before the step
+            batch = self.mixer(*batch)
+        return super().train_step_single(batch, **fit_params)
+
+    def get_params_for_optimizer(self, prefix, named_parameters):
+        named = list(named_parameters)
+        grouped = {name for _, names in self.layer_rates for name in names}
+        rest = [(name, p) for name, p in named if name not in grouped]
+        (groups,), kwargs = super().get_params_for_optimizer(prefix, rest)
+        if prefix != "optimizer" or not self.layer_rates:
+            return (groups,), kwargs
+        by_name = dict(named)
+        own = [
+            {"params": [by_name[name] for name in names], "lr": lr}
+            for lr, names in self.layer_rates
+        ]
+        return ([*own, *[group for group in groups if group["params"]]],), kwargs
 
     def get_loss(self, y_pred, y_true, X=None, training=False):
         loss = super().get_loss(y_pred, y_true, X=X, training=training)
@@ -63,6 +90,7 @@ def build_net(
     max_epochs=DEFAULT_EPOCHS,
     total_steps=None,
     head_penalty=0.0,
+    unfrozen_groups=(),
 ):
     """Build the skorch net that trains ``module`` with the estimator's settings.
 
@@ -72,8 +100,13 @@ def build_net(
     (:class:`WeightedLoss`: targets arrive packed with their weights, inside the
     datasets), plus ``head_penalty`` times the squared norm of the head's last weights
     (the probe's L2 penalty: see :class:`_Net`); ``valid`` is a held-out dataset for
-    early stopping. The learning rates follow the estimator's ``lr_schedule`` over
-    ``total_steps`` optimiser steps (None: a net that will not train, as a loaded one).
+    early stopping; the unfrozen groups start to train after ``unfreeze_after`` epochs
+    (:class:`~._schedule.UnfreezeAfter`). The learning rates follow the estimator's
+    ``lr_schedule`` over ``total_steps`` optimiser steps (None: a net that will not
+    train, as a loaded one). ``unfrozen_groups`` are the backbone's unfrozen layer
+    groups, from the input: with the estimator's ``lr_decay``, each is a parameter group
+    of its own rate (:func:`layer_rates`). A classifier's ``mixup`` and ``cutmix`` mix
+    each training batch (:class:`~._mix.BatchMixer`).
     """
     e = estimator
     callbacks = []
@@ -82,6 +115,8 @@ def build_net(
         callbacks.append(("early_stopping", stopping))
     if e.lr_schedule != "constant" and total_steps:
         callbacks.append(("lr_schedule", LRSchedule(e.lr_schedule, total_steps)))
+    if e.unfreeze_after and total_steps:
+        callbacks.append(("unfreeze_after", UnfreezeAfter(e.unfreeze_after)))
     callbacks += list(e.callbacks or [])
     kwargs = {"optimizer__weight_decay": e.weight_decay}
     if e.optimizer == "sgd":
@@ -107,7 +142,46 @@ def build_net(
     )
     net.amp = use_amp(device)
     net.head_penalty = float(head_penalty)
+    if e.lr_decay is not None:
+        net.layer_rates = layer_rates(unfrozen_groups, backbone_lr, e.lr_decay)
+    mixup, cutmix = getattr(e, "mixup", 0.0), getattr(e, "cutmix", 0.0)
+    if mixup > 0 or cutmix > 0:
+        net.mixer = BatchMixer(mixup, cutmix, task)
     return net
+
+
+def layer_rates(unfrozen_groups, backbone_lr, lr_decay):
+    """Return each unfrozen layer group's rate and parameter names, from the top.
+
+    Layer-wise learning-rate decay (ULMFiT's discriminative rates, BEiT's and ELECTRA's
+    layer decay): the group ``k`` places below the top one trains at
+    ``backbone_lr * lr_decay ** k``.
+
+    Parameters
+    ----------
+    unfrozen_groups : list of (str, list of str)
+        The unfrozen layer groups, from the input, with the names of their parameters in
+        the backbone's network (the trunk's).
+    backbone_lr : float
+        The top group's rate.
+    lr_decay : float
+        The factor between a group's rate and the rate of the group above it.
+
+    Returns
+    -------
+    tuple of (float, tuple of str)
+        The rate and the parameter names (``trunk.*``) of each group, the top one first.
+
+    Examples
+    --------
+    >>> groups = [("stem", ["stem.weight"]), ("blocks0", ["blocks.0.weight"])]
+    >>> layer_rates(groups, 1e-3, 0.5)
+    ((0.001, ('trunk.blocks.0.weight',)), (0.0005, ('trunk.stem.weight',)))
+    """
+    return tuple(
+        (backbone_lr * lr_decay**k, tuple(f"trunk.{name}" for name in names))
+        for k, (_, names) in enumerate(reversed(unfrozen_groups))
+    )
 
 
 def release_training_state(net):

@@ -151,13 +151,19 @@ class SingleLabel:
         return len(self.classes_)
 
     def row_loss(self, outputs, targets):
-        """Cross-entropy of each row."""
+        """Cross-entropy of each row.
+
+        ``targets`` are the encoded labels (one column) or, mixed by mixup or cutmix,
+        each class's probability (one column per class).
+        """
+        labels = targets if targets.shape[1] > 1 else targets[:, 0].long()
         return F.cross_entropy(
-            outputs,
-            targets[:, 0].long(),
-            reduction="none",
-            label_smoothing=self.label_smoothing,
+            outputs, labels, reduction="none", label_smoothing=self.label_smoothing
         )
+
+    def soft_targets(self, targets):
+        """Return the encoded labels ``(n, 1)`` as one-hot probabilities (for mixing)."""
+        return F.one_hot(targets[:, 0].long(), self.n_outputs).to(targets.dtype)
 
     def probe(self, features, targets, weights):
         """Fit the head's last layer as a (multinomial) logistic regression.
@@ -195,6 +201,15 @@ class SingleLabel:
         """Class probabilities (softmax), rows summing to 1."""
         proba = outputs.softmax(dim=1).numpy().astype(np.float64)
         return proba / proba.sum(axis=1, keepdims=True)
+
+    def average_views(self, outputs):
+        """Return outputs whose softmax is the mean of views ``(n, n_views, n_classes)``.
+
+        The log of the mean probabilities (float64): :meth:`proba` of it is the views'
+        mean probabilities and :meth:`predict` their most probable class.
+        """
+        log_proba = outputs.double().log_softmax(dim=2)
+        return torch.logsumexp(log_proba, dim=1) - np.log(outputs.shape[1])
 
     def predict(self, outputs, threshold=None):
         """Return the most probable class of each row."""
@@ -250,6 +265,10 @@ class MultiLabel:
         """One logit per label."""
         return self.n_labels_
 
+    def soft_targets(self, targets):
+        """Return the 0/1 targets: each label's probability already (for mixing)."""
+        return targets
+
     def row_loss(self, outputs, targets):
         """Binary cross-entropy of each row, averaged over its labels."""
         pos_weight = None
@@ -293,6 +312,14 @@ class MultiLabel:
     def proba(self, outputs):
         """Each label's probability (sigmoid), independently."""
         return outputs.sigmoid().numpy().astype(np.float64)
+
+    def average_views(self, outputs):
+        """Return outputs whose sigmoid is the mean of views ``(n, n_views, n_labels)``.
+
+        Each label's log-odds of its mean probability over the views (float64).
+        """
+        proba = outputs.double().sigmoid().mean(dim=1)
+        return proba.log() - (-proba).log1p()
 
     def predict(self, outputs, threshold=0.5):
         """Return the 0/1 matrix of the labels whose probability reaches ``threshold``."""
@@ -369,6 +396,14 @@ class Regression:
         loss averages the outputs (the same penalty for every ``loss``).
         """
         return PROBE_ALPHA / (total_weight * self.n_outputs)
+
+    def average_views(self, outputs):
+        """Return the mean of the views' outputs ``(n, n_views, n_outputs)``.
+
+        Predictions are affine in the outputs: the mean output's prediction is the
+        views' mean prediction.
+        """
+        return outputs.double().mean(dim=1)
 
     def predict(self, outputs, threshold=None):
         """Return the outputs in the targets' unit, 1-D when ``y`` was."""
