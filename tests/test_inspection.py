@@ -13,6 +13,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.svm import SVC
 
 from sktransfer import (
+    FewShotTextClassifier,
     FineTunedClassifier,
     FineTunedRegressor,
     PretrainedFeatureExtractor,
@@ -21,11 +22,13 @@ from sktransfer import (
 from sktransfer._modalities import ImagePipeline
 from sktransfer.inspection import (
     TextExplanation,
+    _words,
     explain,
     plot_explanation,
     plot_text_explanation,
 )
 from sktransfer.inspection._maps import cam_positions
+from sktransfer.inspection._occlusion import _patches
 
 matplotlib.use("Agg")
 RdBu_r = colormaps["RdBu_r"]
@@ -83,6 +86,19 @@ def test_a_map_goes_back_over_the_crop_of_the_original_image():
     left[:, :3] = 1
     out = pipeline.to_original(left, (200, 200)).numpy()
     assert out[:, :90].mean() > out[:, 110:].mean() + 0.5  # left stays left
+
+
+def test_occlusion_patches_cover_the_crop_on_the_original_image():
+    pipeline = ImagePipeline()
+    grids, masks = _patches(pipeline, (100, 200), patch_size=0.25)
+    assert grids.shape == (49, 224, 224) and masks.shape == (49, 100, 200)
+    assert torch.all(grids.sum(0) >= 1)  # every input pixel is covered at least once
+    crop = pipeline.to_original(torch.ones(7, 7), (100, 200)) > 0.5
+    assert torch.equal(masks.any(0), crop)  # and nothing outside the crop ever is
+    rows, cols = torch.nonzero(masks[0], as_tuple=True)  # top left: a rectangle, 1/4 wide
+    assert masks[0].sum() == (rows.max() - rows.min() + 1) * (cols.max() - cols.min() + 1)
+    assert (rows.min(), cols.min()) == (crop.nonzero()[:, 0].min(), crop.nonzero()[:, 1].min())
+    assert abs((cols.max() - cols.min() + 1) - 88 / 4) <= 1  # the crop is 88 pixels wide
 
 
 def test_cam_is_exact_for_average_pooling(task, linear):
@@ -228,9 +244,9 @@ def test_a_sentiment_rests_on_its_sentiment_word_and_the_model_is_untouched(sent
     assert other.scores[other.tokens.index("wonderful")] < 0
 
 
-def test_a_word_attribution_is_the_fall_of_the_score_without_it():
+def test_a_word_attribution_is_the_fall_of_the_score_without_it(monkeypatch):
     texts = ["The match was won late, in extra time!", "Bake the cake slowly."]
-    model = FineTunedClassifier("all-MiniLM-L6-v2", max_epochs=1, random_state=0)
+    model = FineTunedClassifier("all-MiniLM-L6-v2", max_epochs=1, max_length=16, random_state=0)
     model.fit(texts, ["sport", "food"])
     state = {k: v.clone() for k, v in model.net_.module_.state_dict().items()}
     (found,) = explain(model, texts[:1], target="food")
@@ -244,6 +260,12 @@ def test_a_word_attribution_is_the_fall_of_the_score_without_it():
         explain(model, texts, method="gradcam")
     (single,) = explain(model, ["Goal!!"])  # removing a text's every word is scored too
     assert single.tokens == ("Goal", "!", "!")
+    long = " ".join(["the cup final went to extra time"] * 5)  # 35 words, 16 tokens kept
+    monkeypatch.setattr(_words, "CHUNK", 20)  # its 36 variants in two calls of the model
+    with pytest.warns(UserWarning, match="truncated") as caught:
+        (cut,) = explain(model, [long])
+    assert len(caught) == 1 and "2 of the 2 calls" in str(caught[0].message)
+    assert np.all(cut.scores[20:-1] == 0)  # words past the cut change nothing
 
 
 def test_zero_shot_words_and_their_html():
@@ -253,6 +275,15 @@ def test_zero_shot_words_and_their_html():
     page = found.to_html()
     assert page.count("<span") == len(found.tokens) and "&lt;" in page and "<i>" not in page
     assert found._repr_html_() == page
+
+
+def test_a_multi_label_few_shot_model_explains_one_label():
+    labels = np.array([[1, 0], [1, 1], [0, 1], [0, 0]] * 3)  # "pos", "long"
+    model = FewShotTextClassifier(max_epochs=0, random_state=0).fit(POSITIVE + NEGATIVE, labels)
+    (found,) = explain(model, HELD_OUT[:1], target=0)
+    assert found.target == 0  # a label's column: its probability of being there
+    assert found.score == pytest.approx(model.predict_proba(HELD_OUT[:1])[0][0, 1])
+    assert found.top(1)[0][0] == "wonderful"
 
 
 def test_plot_text_explanation_colours_each_word(sentiment):

@@ -5,6 +5,8 @@ the probability of the target class where the model gives probabilities, else it
 decision value, else (a regressor) the predicted output.
 """
 
+import warnings
+
 import numpy as np
 import torch
 
@@ -73,14 +75,35 @@ def score_table(model, X):
 
 
 def scored(model, n, make, chunk, *, verbose=0, desc="explain", unit="text"):
-    """Score ``n`` inputs made by ``make(start, stop)``, ``chunk`` at a time."""
+    """Score ``n`` inputs made by ``make(start, stop)``, ``chunk`` at a time.
+
+    A warning the model gives (a text truncated to ``max_length``, say) is given once,
+    not once per call.
+    """
     bar = progress_bar(verbose > 0, n, desc, unit=unit)
     rows = []
-    try:
-        for start in range(0, n, chunk):
-            stop = min(start + chunk, n)
-            rows.append(score_table(model, make(start, stop)))
-            bar.update(stop - start)
-    finally:
-        bar.close()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            for start in range(0, n, chunk):
+                stop = min(start + chunk, n)
+                rows.append(score_table(model, make(start, stop)))
+                bar.update(stop - start)
+        finally:
+            bar.close()
+    _warn_once(caught, len(rows))
     return np.concatenate(rows)
+
+
+def _warn_once(caught, n_calls):
+    """Give the first of the warnings ``caught`` from each place, with how often it came."""
+    seen = {}
+    for item in caught:
+        seen.setdefault((item.category, item.filename, item.lineno), []).append(item)
+    for (category, _, _), items in seen.items():
+        again = (
+            f" (given in {len(items)} of the {n_calls} calls of the model)"
+            if len(items) > 1
+            else ""
+        )
+        warnings.warn(f"{items[0].message}{again}", category, stacklevel=5)
