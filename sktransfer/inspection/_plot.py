@@ -4,6 +4,8 @@ import numpy as np
 
 __all__ = ["plot_explanation", "plot_text_explanation"]
 
+MONO_ADVANCE = 0.6  # a monospace character's width, in ems (DejaVu Sans Mono: 0.602)
+
 
 def plot_explanation(image, heatmap, *, ax=None, alpha=0.5, cmap="jet", title=None):
     """Draw ``heatmap`` over ``image`` with matplotlib and return the axes.
@@ -92,14 +94,19 @@ def plot_text_explanation(explanation, *, ax=None, cmap="RdBu_r", width=60, titl
     placed = _layout(explanation, width)
     n_lines = 1 + max((line for *_, line, _ in placed), default=0)
     if ax is None:
-        _, ax = plt.subplots(figsize=(0.11 * width + 0.4, 0.32 * n_lines + 0.4))
+        _, ax = plt.subplots(figsize=(0.09 * width + 0.4, 0.3 * n_lines + 0.4))
     colours = plt.get_cmap(cmap)
     top = max(float(np.abs(explanation.scores).max(initial=0)), 1e-12)
+    inches = ax.get_window_extent().width / ax.figure.dpi
+    size = min(12.0, 72 * inches / (width * MONO_ADVANCE))  # ``width`` characters fill a line
     for token, score, line, column in placed:
+        face = colours(0.5 + 0.5 * score / top)
+        dark = 0.299 * face[0] + 0.587 * face[1] + 0.114 * face[2] < 0.5
         ax.text(
             column / width, 1 - (line + 0.5) / n_lines, token, family="monospace",
-            va="center", ha="left", transform=ax.transAxes,
-            bbox={"facecolor": colours(0.5 + 0.5 * score / top), "edgecolor": "none", "pad": 1},
+            fontsize=size, va="center", ha="left", transform=ax.transAxes,
+            color="white" if dark else "black",
+            bbox={"facecolor": face, "edgecolor": "none", "pad": 1},
         )  # fmt: skip
     ax.set_axis_off()
     if title is not None:
