@@ -167,8 +167,10 @@ def test_bad_models_methods_and_targets_are_refused(task, linear):
         explain(linear, X_test, method="occlusion", patch_size=2)
     with pytest.raises(ValueError, match="target 'cat' is not one of the classes"):
         explain(linear, X_test, target="cat")
-    with pytest.raises(TypeError, match="explain takes a fitted"):
+    with pytest.raises(TypeError, match="explain takes a fitted.*got LogisticRegression"):
         explain(LogisticRegression(), X_test)
+    with pytest.raises(NotFittedError, match="ZeroShotTextClassifier"):
+        explain(ZeroShotTextClassifier(["a", "b"]), ["a text"])
 
 
 def test_plot_explanation_overlays_the_map(sample_photos):

@@ -13,13 +13,13 @@ method         models                                          inputs
 
 from numbers import Real
 
+from sklearn.base import BaseEstimator
 from sklearn.pipeline import Pipeline
+from sklearn.utils import get_tags
 from sklearn.utils.validation import check_is_fitted
 
 from .._extractor import PretrainedFeatureExtractor
-from .._few_shot import FewShotTextClassifier
 from .._fine_tuning import FineTunedClassifier, FineTunedRegressor
-from .._zero_shot import ZeroShotTextClassifier
 from ._maps import cam_maps, check_cam, gradcam_maps
 from ._occlusion import occlusion_maps
 from ._words import occlude_words
@@ -38,9 +38,11 @@ def _input_pipeline(model):
         check_is_fitted(model.steps[0][1])
         check_is_fitted(model.steps[-1][1])
         return "pipeline", model.steps[0][1].backbone_.preprocessing
-    if isinstance(model, (FewShotTextClassifier, ZeroShotTextClassifier)):
-        check_is_fitted(model)
-        return "embedder", model.embedder_.backbone_.preprocessing
+    embedder = getattr(model, "embedder_", None)  # FewShot- and ZeroShotTextClassifier
+    if isinstance(embedder, PretrainedFeatureExtractor):  # (same floor: not imported)
+        return "embedder", embedder.backbone_.preprocessing
+    if isinstance(model, BaseEstimator) and get_tags(model).input_tags.string:
+        check_is_fitted(model)  # a text classifier not fitted yet: say so
     raise TypeError(
         "explain takes a fitted FineTunedClassifier, FineTunedRegressor, "
         "FewShotTextClassifier, ZeroShotTextClassifier, or a Pipeline that starts with a "
