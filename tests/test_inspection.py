@@ -293,7 +293,7 @@ def test_plot_text_explanation_colours_each_word(sentiment):
     ax = plot_text_explanation(found, width=20, title="why")
     assert [t.get_text() for t in ax.texts] == list(found.tokens)
     assert ax.get_title() == "why"
-    rows = {t.get_position()[1] for t in ax.texts}
+    rows = {t.xy[1] for t in ax.texts}
     assert len(rows) >= 2  # 46 characters wrap at 20
     top = [t.get_text() for t in ax.texts if t.get_bbox_patch().get_facecolor() == RdBu_r(1.0)]
     assert top == ["wonderful"]  # the strongest attribution takes the colour map's end

@@ -5,7 +5,7 @@ method         models                                          inputs
 =============  ==============================================  ===========================
 ``gradcam``    FineTunedClassifier, FineTunedRegressor         images
 ``cam``        Pipeline(PretrainedFeatureExtractor, linear)    images (final layer, avg)
-``occlusion``  every model below, and any Pipeline starting    images (a patch) and texts
+``occlusion``  every model above, and any Pipeline starting    images (a patch) and texts
                with a PretrainedFeatureExtractor,              (a word)
                FewShotTextClassifier, ZeroShotTextClassifier
 =============  ==============================================  ===========================
@@ -140,9 +140,14 @@ def explain(
         For images, ndarrays of shape (height, width), float32: each the size of the
         original image (the resize and centre crop are undone; outside the crop the
         map is 0), scaled so that its maximum is 1 (an all-zero map where nothing
-        raises the target). For texts, :class:`TextExplanation` objects: the text's
-        words and punctuation marks (``tokens``) and each one's attribution
-        (``scores``: how much the target's score falls without it).
+        raises the target). For texts, :class:`~sktransfer.inspection.TextExplanation`
+        objects: the text's words and punctuation marks (``tokens``) and each one's
+        attribution (``scores``: how much the target's score falls without it).
+
+    See Also
+    --------
+    plot_explanation : Overlay an image's map.
+    plot_text_explanation : Draw a text with its words coloured by attribution.
 
     Notes
     -----

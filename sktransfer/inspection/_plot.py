@@ -102,9 +102,10 @@ def plot_text_explanation(explanation, *, ax=None, cmap="RdBu_r", width=60, titl
     for token, score, line, column in placed:
         face = colours(0.5 + 0.5 * score / top)
         dark = 0.299 * face[0] + 0.587 * face[1] + 0.114 * face[2] < 0.5
-        ax.text(
-            column / width, 1 - (line + 0.5) / n_lines, token, family="monospace",
-            fontsize=size, va="center", ha="left", transform=ax.transAxes,
+        ax.annotate(  # placed in points from the left edge: spacing survives tight_layout
+            token, (0, 1 - (line + 0.5) / n_lines), xycoords="axes fraction",
+            xytext=(column * size * MONO_ADVANCE, 0), textcoords="offset points",
+            family="monospace", fontsize=size, va="center", ha="left",
             color="white" if dark else "black",
             bbox={"facecolor": face, "edgecolor": "none", "pad": 1},
         )  # fmt: skip
