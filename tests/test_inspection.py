@@ -146,6 +146,10 @@ def test_images_of_any_size_and_a_regressor(sample_photos):
     model = FineTunedRegressor(n_frozen="all", max_epochs=1, random_state=0).fit(X, [0.0, 1.0])
     maps = explain(model, X, target=0)
     assert [m.shape for m in maps] == [(150, 300), (260, 180)]
+    # occlusion of a regressor's prediction (no probabilities), patches of half the side
+    (heat,) = explain(model, X[1:], method="occlusion", patch_size=0.5)
+    assert heat.shape == (260, 180) and 0 <= heat.min() and heat.max() <= 1
+    assert np.all(heat[:20] == 0)  # above the centre crop: never covered, never blamed
 
 
 def test_bad_models_methods_and_targets_are_refused(task, linear):
@@ -195,9 +199,10 @@ def test_occlusion_explains_a_non_linear_head_and_points(task, linear):
     np.testing.assert_array_equal(svc.decision_function(X_test), before)
     after = extractor.backbone_.net.state_dict()
     assert all(torch.equal(weights[k], after[k]) for k in weights)
-    # a linear head by occlusion points too, and a bigger patch changes the map
-    coarse = explain(linear, X_test[:2], method="occlusion", patch_size=0.5)
-    assert not np.allclose(coarse[0], explain(linear, X_test[:1], method="occlusion")[0])
+    # occlusion on request for a linear head too; a bigger patch gives a coarser map
+    (coarse,) = explain(linear, X_test[:1], method="occlusion", patch_size=0.5)
+    (fine,) = explain(svc, X_test[:1], patch_size=0.5)
+    assert coarse.shape == (240, 320) and not np.allclose(fine, maps[0])
 
 
 POSITIVE = [
