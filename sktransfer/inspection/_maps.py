@@ -15,39 +15,11 @@ Neither changes the model: no weight, gradient buffer or mode is left different.
 
 import numpy as np
 import torch
-from sklearn.pipeline import Pipeline
-from sklearn.utils.validation import check_is_fitted
 
-from .._extractor import PretrainedFeatureExtractor
-from .._fine_tuning import FineTunedClassifier, FineTunedRegressor
-from .._modalities import ImagePipeline
 from ..backbones import FINAL_INPUT, LayerTaps
+from ._scores import target_index, unit
 
-__all__ = ["explain"]
-
-
-def _unit(maps):
-    """Scale each map to [0, 1] by its maximum (an all-zero map stays zero)."""
-    top = maps.flatten(1).amax(1).clamp_min(1e-12)[:, None, None]
-    return (maps / top).clamp(0, 1)
-
-
-def _target_index(model, scores, target):
-    """Column of ``scores`` to explain for each row: ``target``'s, or the top one."""
-    if target is None:
-        return scores.argmax(1)
-    classes = getattr(model, "classes_", None)
-    if isinstance(classes, np.ndarray) and classes.ndim == 1:
-        where = np.flatnonzero(classes == target)
-        if not len(where):
-            raise ValueError(f"target {target!r} is not one of the classes {classes.tolist()}.")
-        return torch.full((len(scores),), int(where[0]))
-    if not (isinstance(target, (int, np.integer)) and 0 <= target < scores.shape[1]):
-        raise ValueError(
-            f"target must be an output index from 0 to {scores.shape[1] - 1} for this "
-            f"model; got {target!r}."
-        )
-    return torch.full((len(scores),), int(target))
+__all__ = ["cam_maps", "cam_positions", "check_cam", "gradcam_maps"]
 
 
 def _last_map_layer(trunk):
@@ -74,7 +46,7 @@ def _gradcam(model, batch, target, layer):
     try:
         with torch.enable_grad():
             scores = module(batch).float()
-            index = _target_index(model, scores.detach(), target)
+            index = target_index(model, scores.detach(), target)
             chosen = scores.gather(1, index[:, None]).sum()
             (grad,) = torch.autograd.grad(chosen, captured[0])
     finally:
@@ -105,101 +77,62 @@ def cam_positions(pipeline, batch):
 
 def _cam(pipeline, batch, target):
     positions = cam_positions(pipeline, batch)
-    index = _target_index(pipeline, positions.mean((2, 3)), target)
+    index = target_index(pipeline, positions.mean((2, 3)), target)
     maps = positions[torch.arange(len(batch)), index]
     return maps - maps.flatten(1).amin(1)[:, None, None]
 
 
-def _check_model(model):
-    """Return ``(how, image pipeline)`` for a fitted model, or refuse it clearly."""
-    if isinstance(model, (FineTunedClassifier, FineTunedRegressor)):
-        check_is_fitted(model)
-        how, pipeline = "gradcam", model.backbone_.preprocessing
-    elif isinstance(model, Pipeline) and isinstance(model.steps[0][1], PretrainedFeatureExtractor):
-        extractor, linear = model.steps[0][1], model.steps[-1][1]
-        check_is_fitted(extractor)
-        if len(model.steps) != 2 or not hasattr(linear, "coef_"):
-            raise ValueError(
-                "explain maps a Pipeline of exactly a PretrainedFeatureExtractor and a fitted "
-                "linear classifier (with coef_)."
-            )
-        if extractor.layer_ is not None or extractor._pooling != "avg":
-            raise ValueError(
-                "The class activation map is exact for the final layer with average "
-                "pooling; this extractor has layer="
-                f"{extractor.layer_!r}, pooling={extractor._pooling!r}."
-            )
-        how, pipeline = "cam", extractor.backbone_.preprocessing
-    else:
-        raise TypeError(
-            "explain takes a fitted FineTunedClassifier, FineTunedRegressor, or Pipeline("
-            f"PretrainedFeatureExtractor, linear classifier); got {type(model).__name__}."
+def check_cam(model):
+    """Refuse a model whose class activation map would not be exact, saying why."""
+    extractor, linear = model.steps[0][1], model.steps[-1][1]
+    if len(model.steps) != 2 or not hasattr(linear, "coef_"):
+        raise ValueError(
+            "method='cam' maps a Pipeline of exactly a PretrainedFeatureExtractor and a "
+            "fitted linear classifier (with coef_); method='occlusion' maps any other."
         )
-    if not isinstance(pipeline, ImagePipeline):
-        raise ValueError("explain maps images; this model takes another kind of input.")
-    return how, pipeline
+    if extractor.layer_ is not None or extractor._pooling != "avg":
+        raise ValueError(
+            "The class activation map is exact for the final layer with average "
+            f"pooling; this extractor has layer={extractor.layer_!r}, "
+            f"pooling={extractor._pooling!r}. Use method='occlusion'."
+        )
 
 
-def explain(model, X, *, target=None, layer=None, batch_size=16):
-    """Return where a fitted image model looks: one map per image, in [0, 1].
+def _batches(pipeline, inputs, batch_size):
+    """Yield ``(images, transformed batch)``, ``batch_size`` images at a time."""
+    for start in range(0, len(inputs), batch_size):
+        part = inputs.take(np.arange(start, min(start + batch_size, len(inputs))))
+        images = [part[i] for i in range(len(part))]
+        yield images, torch.stack([pipeline.eval_transform()(image) for image in images])
 
-    Parameters
-    ----------
-    model : fitted estimator
-        A :class:`~sktransfer.FineTunedClassifier` or
-        :class:`~sktransfer.FineTunedRegressor` (Grad-CAM), or a ``Pipeline`` of a
-        :class:`~sktransfer.PretrainedFeatureExtractor` (final layer, average pooling) and
-        a linear classifier (the class activation map).
-    X : images
-        As the model takes them (paths, arrays, PIL images).
-    target : class label, int or None, default=None
-        What to explain: a class label (a multi-label model's or a regressor's output
-        index), the same for every image; None explains each image's top class.
-    layer : str or None, default=None
-        Grad-CAM's layer, a name of ``model.backbone_.layer_names``; None is the final
-        feature map (the stage before the pooling).
-    batch_size : int, default=16
-        Images per pass.
 
-    Returns
-    -------
-    maps : list of ndarray of shape (height, width), float32
-        One per image, the size of the original image (the resize and centre crop are
-        undone; outside the crop the map is 0), scaled so that its maximum is 1.
+def _on_originals(pipeline, images, raw):
+    """Scale each raw map to [0, 1] and place it on its original image."""
+    return [
+        pipeline.to_original(heat, image.shape[-2:]).clamp(0, 1).numpy()
+        for image, heat in zip(images, unit(raw), strict=True)
+    ]
 
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from sklearn.linear_model import LogisticRegression
-    >>> from sklearn.pipeline import make_pipeline
-    >>> from sktransfer import PretrainedFeatureExtractor
-    >>> from sktransfer.inspection import explain
-    >>> X = np.random.default_rng(0).integers(0, 255, (4, 120, 90, 3), dtype=np.uint8)
-    >>> pipe = make_pipeline(PretrainedFeatureExtractor(), LogisticRegression())
-    >>> pipe = pipe.fit(X, [0, 1, 0, 1])
-    >>> [m.shape for m in explain(pipe, X[:2])]
-    [(120, 90), (120, 90)]
-    """
-    how, pipeline = _check_model(model)
-    inputs = pipeline.check(X)
-    if how == "gradcam":
-        module = model.net_.module_
-        was_training = module.training
-        module.eval()
+
+def gradcam_maps(model, inputs, target, *, layer, batch_size):
+    """Grad-CAM of a fine-tuned model for each image of ``inputs``; the model is restored."""
+    pipeline, module = model.backbone_.preprocessing, model.net_.module_
+    was_training = module.training
+    module.eval()
     maps = []
     try:
-        for start in range(0, len(inputs), batch_size):
-            part = inputs.take(np.arange(start, min(start + batch_size, len(inputs))))
-            batch = torch.stack([pipeline.eval_transform()(part[i]) for i in range(len(part))])
-            if how == "gradcam":
-                batch = batch.to(model.device_)
-                raw = _gradcam(model, batch, target, layer).cpu()
-            else:
-                raw = _cam(model, batch, target)
-            for i, heat in enumerate(_unit(raw)):
-                size = part[i].shape[-2:]
-                maps.append(pipeline.to_original(heat, size).clamp(0, 1).numpy())
+        for images, batch in _batches(pipeline, inputs, batch_size):
+            raw = _gradcam(model, batch.to(model.device_), target, layer).cpu()
+            maps += _on_originals(pipeline, images, raw)
     finally:
-        if how == "gradcam":
-            module.train(was_training)
+        module.train(was_training)
+    return maps
+
+
+def cam_maps(model, inputs, target, *, batch_size):
+    """Return the class activation map of ``Pipeline(extractor, linear)`` per image."""
+    pipeline = model.steps[0][1].backbone_.preprocessing
+    maps = []
+    for images, batch in _batches(pipeline, inputs, batch_size):
+        maps += _on_originals(pipeline, images, _cam(model, batch, target))
     return maps
