@@ -58,3 +58,12 @@ def use_amp(device):
         return torch.cuda.is_bf16_supported(including_emulation=False)
     except TypeError:  # torch < 2.4 has no emulation and no argument
         return torch.cuda.is_bf16_supported()
+
+
+def fused_adam(device):
+    """Whether Adam's fused implementation runs on ``device``: every update in one kernel.
+
+    On 2 CPU cores a step of MiniLM's 23M parameters takes 0.03 s fused, against 0.67 s one
+    tensor at a time (measured); CUDA has it too. Elsewhere: the default.
+    """
+    return torch.device(device).type in ("cpu", "cuda")
