@@ -80,8 +80,9 @@ def draw(y, n, seed):
     )
 
 
-def methods(seed, names):
+def methods(seed, names, n, setfit_max_n):
     labels = None if names is None else names
+    anchor = SETFIT and n <= setfit_max_n
     return {
         "frozen MiniLM + LR": lambda: make_pipeline(
             PretrainedFeatureExtractor(MODEL), LogisticRegression(max_iter=1000)
@@ -89,7 +90,7 @@ def methods(seed, names):
         "`FineTunedClassifier()`": lambda: FineTunedClassifier(MODEL, random_state=seed),
         "`FewShotTextClassifier()`": lambda: FewShotTextClassifier(MODEL, random_state=seed),
         "`ZeroShotTextClassifier` + the N texts": lambda: ZeroShotTextClassifier(labels),
-        **({"SetFit 1.x (`setfit` package)": lambda: SetFitAnchor(seed)} if SETFIT else {}),
+        **({"SetFit 1.x (`setfit` package)": lambda: SetFitAnchor(seed)} if anchor else {}),
     }
 
 
@@ -165,13 +166,13 @@ def scaling(data, sizes):
     return "\n".join(lines)
 
 
-def run_set(data, shots, seeds):
+def run_set(data, shots, seeds, setfit_max_n):
     X_train, y_train, X_test, y_test, names = data
     rows = {}
     for n in shots:
         for seed in seeds[n]:
             idx = draw(y_train, n, seed)
-            for method, make in methods(seed, names).items():
+            for method, make in methods(seed, names, n, setfit_max_n).items():
                 result = score(make(), X_train[idx], y_train[idx], X_test, y_test)
                 rows.setdefault((n, method), []).append(result)
     rows[(0, "`ZeroShotTextClassifier` (class names only)")] = [zero_shot(X_test, y_test, names)]
@@ -198,6 +199,9 @@ def main():
     parser.add_argument("--seeds-64", type=int, default=2)
     parser.add_argument("--sets", default="SUBJ,TREC,CR,MPQA")
     parser.add_argument("--scaling", default="8,64,512", help="N per class to time on SUBJ")
+    parser.add_argument(
+        "--setfit-max-n", type=int, default=64, help="run SetFit for N up to this (its cost)"
+    )
     args = parser.parse_args()
     if not available():
         raise SystemExit(
@@ -205,10 +209,17 @@ def main():
         )
     data = sets(args.n_test, np.random.default_rng(0))
     seeds = {8: range(args.seeds_8), 64: range(args.seeds_64)}
-    results = {name: run_set(data[name], (8, 64), seeds) for name in args.sets.split(",")}
+    results = {
+        name: run_set(data[name], (8, 64), seeds, args.setfit_max_n)
+        for name in args.sets.split(",")
+    }
     sizes = [int(n) for n in args.scaling.split(",") if n]
     cost = scaling(data["SUBJ"], sizes) if sizes else "(not run)"
-    anchor = "SetFit ran as the anchor" if SETFIT else "the `setfit` package was not importable"
+    anchor = (
+        f"SetFit ran as the anchor for N up to {args.setfit_max_n}"
+        if SETFIT
+        else "the `setfit` package was not importable"
+    )
     write_section(
         "few_shot",
         f"""## Few-shot and zero-shot text (`bench_few_shot.py`)

@@ -2,12 +2,20 @@
 
 import os
 
-import numpy as np
-import pytest
-
 # Tests never touch the network: a missing weight file must fail at once, clearly.
 os.environ["SKTRANSFER_OFFLINE"] = "1"
 os.environ["HF_HUB_OFFLINE"] = "1"
+# Under pytest-xdist each worker gets its share of the cores (set before numpy and torch
+# start their thread pools, and inherited by the processes tests start): workers that
+# each ran a thread per core would fight over the cores.
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+if _WORKERS > 1:
+    _THREADS = str(max(1, (os.cpu_count() or 1) // _WORKERS))
+    for _name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ.setdefault(_name, _THREADS)
+
+import numpy as np  # noqa: E402 - after the thread settings
+import pytest  # noqa: E402
 
 
 def pytest_addoption(parser):

@@ -23,6 +23,7 @@ from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
 from sktransfer import (
+    FewShotTextClassifier,
     FineTunedClassifier,
     FineTunedRegressor,
     PretrainedFeatureExtractor,
@@ -394,6 +395,7 @@ TEXT_LABELS = np.repeat(["sports", "cooking"], 4)
 ALL_ATTRIBUTES = {
     KLIEP: {"gamma": [0.5, 1.0], "cv": 3},  # cv_log_likelihood_: gamma a list
     ZeroShotTextClassifier: {"labels": ["sports", "cooking"]},
+    FewShotTextClassifier: {"n_pairs": 2},  # the attributes, not the tuning
 }
 
 

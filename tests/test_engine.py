@@ -55,7 +55,9 @@ def converted(key):
 @pytest.mark.parametrize(("layer", "pooling"), [(None, "avg"), ("blocks3", "avgmax")])
 def test_image_features_equal_in_both_engines(crops, layer, pooling):
     X, _ = crops
-    extractor = PretrainedFeatureExtractor(layer=layer, pooling=pooling, batch_size=7).fit(X)
+    extractor = PretrainedFeatureExtractor(
+        layer=layer, pooling=pooling, batch_size=7, image_size=64
+    ).fit(X)
     eager = in_engine("torch", extractor.transform, X)
     compiled = in_engine("openvino", extractor.transform, X)  # 24 rows: a last batch of 3
     assert converted(extractor._forward_key)
@@ -93,7 +95,9 @@ def test_fine_tuning_prefix_and_prediction_agree(crops, estimator, shared_cache_
         with sktransfer.config_context(engine=engine, shared_cache_size=shared_cache_size):
             COMPILED.clear()
             clear_cache()  # the shared store would hand the torch run's rows over
-            model = estimator(n_frozen=-2, max_epochs=2, batch_size=8, random_state=0)
+            model = estimator(
+                n_frozen=-2, max_epochs=2, batch_size=8, image_size=64, random_state=0
+            )
             model.fit(X, target)
             method = model.predict_proba if estimator is FineTunedClassifier else model.predict
             results.append(method(X))
@@ -116,7 +120,7 @@ def test_text_fine_tuning_prediction_agrees():
 def test_layer_auto_scores_agree(crops):
     X, y = crops
     fits = [
-        in_engine(engine, PretrainedFeatureExtractor(layer="auto").fit, X, y)
+        in_engine(engine, PretrainedFeatureExtractor(layer="auto", image_size=64).fit, X, y)
         for engine in ("torch", "openvino")
     ]
     assert fits[0].layer_ == fits[1].layer_
@@ -200,8 +204,8 @@ def test_a_process_that_cannot_import_openvino_extracts_features(tmp_path):
         "import numpy as np, sktransfer\n"
         "from sktransfer import PretrainedFeatureExtractor\n"
         "from sktransfer._core.engine import engine_available\n"
-        "X = np.random.default_rng(0).integers(0, 255, (300, 64, 64, 3), dtype=np.uint8)\n"
-        "features = PretrainedFeatureExtractor(image_size=64).fit_transform(X)\n"
+        "X = np.random.default_rng(0).integers(0, 255, (256, 32, 32, 3), dtype=np.uint8)\n"
+        "features = PretrainedFeatureExtractor(image_size=32).fit_transform(X)\n"
         "print(engine_available(), features.shape)\n"
     )
     result = subprocess.run(
@@ -209,12 +213,12 @@ def test_a_process_that_cannot_import_openvino_extracts_features(tmp_path):
         capture_output=True, text=True, check=False, timeout=300,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["False", "(300,", "1280)"]
+    assert result.stdout.split() == ["False", "(256,", "1280)"]
 
 
 def test_disk_cache_converts_once_across_processes(tmp_path, monkeypatch, crops):
     X, _ = crops
-    extractor = PretrainedFeatureExtractor(pooling="max").fit(X)
+    extractor = PretrainedFeatureExtractor(pooling="max", image_size=64).fit(X)
     settings = {"engine_disk_cache": True, "models_folder": tmp_path, "engine": "openvino"}
     with sktransfer.config_context(**settings, shared_cache_size=0):
         first = extractor.transform(X)
@@ -230,7 +234,7 @@ def test_disk_cache_converts_once_across_processes(tmp_path, monkeypatch, crops)
 
 def test_bf16_is_close_or_refused_with_a_warning(crops):
     X, _ = crops
-    extractor = PretrainedFeatureExtractor().fit(X)
+    extractor = PretrainedFeatureExtractor(image_size=64).fit(X)
     eager = in_engine("torch", extractor.transform, X)
     with sktransfer.config_context(engine="openvino", inference_precision="bf16"):
         if engine_module.bf16_supported():

@@ -204,6 +204,9 @@ def _settings():
         FineTunedRegressor: {"image_size": 32, "batch_size": 8, "max_epochs": 1},
         BackboneSelector: {"image_size": 32, "batch_size": 8, "n_resamples": 0},
         JointDistributionAdaptation: {"n_iter": 2},
+        KLIEP: {"cv": 2, "max_iter": 200},  # the checks test the contract, not the fit
+        DiscriminatorReweight: {"cv": 2},
+        TrAdaBoost: {"n_estimators": 3},
         AdaptationSelector: {"candidates": [CORAL()], "cv": 2},
     }
     adaptation = (
