@@ -1,5 +1,6 @@
 """Fine-tuning: the estimator, its network, the skorch glue and the frozen-prefix cache."""
 
+from ._auto import Recipe
 from ._estimator import FineTunedClassifier, FineTunedRegressor
 from ._network import TransferNet, make_head, to_device
 from ._skorch import build_net, release_training_state
@@ -9,6 +10,6 @@ __all__ = ["FineTunedClassifier", "FineTunedRegressor"]
 
 # For the safe format's codec (not public): how a fitted model's network is rebuilt.
 _internal = (
-    MultiLabel, Regression, SingleLabel, TransferNet, build_net, make_head,
+    MultiLabel, Recipe, Regression, SingleLabel, TransferNet, build_net, make_head,
     release_training_state, to_device,
 )  # fmt: skip

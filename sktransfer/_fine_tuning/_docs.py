@@ -22,9 +22,17 @@ PARAMETERS = {
     weights : str, path or None, default="DEFAULT"
         Pretrained weights; None trains the same architecture from scratch.""",
     "n_frozen": """\
-    n_frozen : "all" or int, default="all"
+    n_frozen : "all", "auto" or int, default="all"
         Layer groups kept frozen, counted from the input. ``"all"`` trains the head only,
-        ``0`` fine-tunes everything, ``-1`` all but the last group, and so on.""",
+        ``0`` fine-tunes everything, ``-1`` all but the last group, and so on.
+        ``"auto"`` chooses among ``"all"``, ``-1``, ``-2`` and ``-3`` (those the backbone
+        has) by successive halving on a held-out ``validation_fraction`` (stratified by
+        class for one label per input): each rung trains the candidates left for twice
+        the epochs of the rung before, up to the ``max_epochs`` of the refit in the last,
+        and keeps the better half by ``score``; the winner is then refitted on all the
+        data. It costs about the sum over the rungs of candidates times epochs, on top
+        of the refit (``recipe_results_`` has the seconds). With fewer than 10 inputs or
+        2 validation rows per class it chooses ``"all"``, with a warning.""",
     "head": """\
     head : None, int or callable, default=None
         None: one linear layer. An int: a hidden layer of that width. A callable:
@@ -126,7 +134,8 @@ PARAMETERS = {
         weights.""",
     "validation_fraction": """\
     validation_fraction : float, default=0.1
-        Held-out share when ``early_stopping`` is on.""",
+        Held-out share when ``early_stopping`` is on, and for ``n_frozen="auto"``'s
+        choice.""",
     "n_iter_no_change": """\
     n_iter_no_change : int, default=3
         Patience of early stopping.""",
@@ -174,7 +183,16 @@ ATTRIBUTES = """\
     n_layer_groups_ : int
         Number of layer groups of the backbone.
     n_frozen_ : int
-        Number of frozen groups, ``n_frozen`` resolved.
+        Number of frozen groups, ``n_frozen`` resolved (with ``"auto"``: chosen).
+    best_recipe_ : dict
+        ``{"n_frozen": value}``: the ``n_frozen`` fitted, as a parameter (with
+        ``"auto"``, the one chosen; else the parameter as given).
+    recipe_results_ : dict of lists
+        How ``n_frozen`` was chosen, a row per candidate and rung, as ``cv_results_``
+        (``pandas.DataFrame(recipe_results_)`` shows it): ``candidate``, ``rung``,
+        ``epochs``, ``validation_score``, ``seconds`` (its fit and score) and ``note``.
+        With an explicit ``n_frozen``, or when ``"auto"`` had too little data, one row
+        whose ``note`` says so (and no score).
     n_cached_stages_ : int
         Leading backbone stages whose output was cached (0: none)."""
 

@@ -24,6 +24,7 @@ from .._core.device import resolve_device, seed_everything
 from .._core.inference import run_batches, take_rows
 from .._parameters import constraints
 from ..backbones import DEFAULT_BACKBONE, frozen_stage_count
+from ._auto import Recipe, choose_n_frozen
 from ._cache import (
     FrozenStages,
     ThenTrainable,
@@ -79,7 +80,7 @@ class _FineTuned(TransferEstimator):
 
     _parameter_constraints: dict = {
         **TransferEstimator._parameter_constraints,
-        "n_frozen": [StrOptions({"all"}), Integral],
+        "n_frozen": [StrOptions({"all", "auto"}), Integral],
         "head": [None, Interval(Integral, 1, None, closed="left"), callable],
         "head_init": [StrOptions({"probe", "zeros"})],
         "dropout": [Interval(Real, 0, 1, closed="left")],
@@ -131,7 +132,11 @@ class _FineTuned(TransferEstimator):
         self : estimator
         """
         self._validate_params()
-        run = self._prepare(X, y, sample_weight)
+        if isinstance(self.n_frozen, str) and self.n_frozen == "auto":
+            recipe = choose_n_frozen(self, X, y, sample_weight)
+        else:
+            recipe = Recipe.given(self.n_frozen)
+        run = self._prepare(X, y, sample_weight, recipe.n_frozen)
         epochs = training_epochs(self.max_epochs, len(run.train), self.batch_size)
         steps = epochs * math.ceil(len(run.train) / self.batch_size)
         self.net_ = run.net(self, max_epochs=epochs, total_steps=steps)
@@ -139,8 +144,9 @@ class _FineTuned(TransferEstimator):
             self.net_.fit(run.train, None)
         release_training_state(self.net_)
         self._set_fitted(
-            run.backbone, run.task, run.n_frozen, run.n_cached, run.device, frozen=run.frozen
-        )
+            run.backbone, run.task, run.n_frozen, run.n_cached, run.device, frozen=run.frozen,
+            recipe=recipe,
+        )  # fmt: skip
         return self
 
     def find_lr(self, X, y, sample_weight=None, *, start_lr=1e-7, end_lr=10.0, num_it=100):
@@ -190,16 +196,22 @@ class _FineTuned(TransferEstimator):
         """
         self._validate_params()
         _check_range(start_lr, end_lr, num_it)
-        run = self._prepare(X, y, sample_weight)
+        if isinstance(self.n_frozen, str) and self.n_frozen == "auto":
+            raise ValueError(
+                'find_lr tests one recipe, and n_frozen="auto" compares several: set n_frozen '
+                "to 'all' or an integer (after a fit, n_frozen_ is the one it chose)."
+            )
+        run = self._prepare(X, y, sample_weight, self.n_frozen)
         net = run.net(self, max_epochs=1)
         with run.module.starting_at(run.n_cached):
             rates, losses = range_test(net, run.train, start_lr, end_lr, num_it)
         return Bunch(rates=rates, losses=losses, suggestion=valley(rates, losses))
 
-    def _prepare(self, X, y, sample_weight):
+    def _prepare(self, X, y, sample_weight, n_frozen):
         """Load, freeze and start the network and make the data, as training needs them.
 
-        Everything ``fit`` does before skorch trains (and :meth:`find_lr` too); sets no
+        Everything ``fit`` does before skorch trains (and :meth:`find_lr` too), with
+        ``n_frozen`` groups frozen ("all" or an integer: ``"auto"`` resolved); sets no
         attribute of the estimator. Returns a :class:`_Run`.
         """
         if y is None:
@@ -217,7 +229,7 @@ class _FineTuned(TransferEstimator):
             check_sample_weight(sample_weight, len(inputs)),
         )
         targets = pack(encoded, weights)
-        n_frozen = backbone.freeze(self.n_frozen)
+        n_frozen = backbone.freeze(n_frozen)
         device = resolve_device(self.device)
         split = self._validation_split(encoded, task) if self.early_stopping else None
         seed_everything(self.random_state)
@@ -351,13 +363,17 @@ class _FineTuned(TransferEstimator):
             for_prediction=for_prediction,
         )
 
-    def _set_fitted(self, backbone, task, n_frozen, n_cached, device, *, frozen=None):
+    def _set_fitted(self, backbone, task, n_frozen, n_cached, device, *, frozen=None, recipe=None):
         """Set every fitted attribute but ``net_`` (after fit and after loading).
 
         The trunk's weights live in ``net_.module_`` only; ``_backbone`` keeps the rest of
         the backbone's record, from which :attr:`backbone_` is a view. ``_frozen_stages``
         describes the frozen stages for the shared cache (probed here unless given).
+        ``recipe`` is how ``n_frozen`` was chosen (None: the parameter, as given).
         """
+        recipe = Recipe.given(self.n_frozen) if recipe is None else recipe
+        self.best_recipe_ = recipe.best
+        self.recipe_results_ = recipe.results
         if frozen is None:
             frozen = _probe_frozen(self.net_.module_.trunk, backbone, n_frozen, device)
         self._frozen_stages = frozen

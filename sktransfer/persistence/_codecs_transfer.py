@@ -24,6 +24,7 @@ import torch
 from .._core.device import fallback_device
 from .._fine_tuning import (
     MultiLabel,
+    Recipe,
     Regression,
     SingleLabel,
     TransferNet,
@@ -247,6 +248,8 @@ class FineTunedCodec(_TransferCodec):
             **label_names_to_json(estimator),
             "n_frozen_": estimator.n_frozen_,
             "n_cached_stages_": estimator.n_cached_stages_,
+            "best_recipe_": estimator.best_recipe_,
+            "recipe_results_": estimator.recipe_results_,
         }
         tensors = {f"backbone.{k}": v for k, v in param_tensors.items()}
         for key, tensor in estimator.net_.module_.state_dict().items():
@@ -275,8 +278,13 @@ class FineTunedCodec(_TransferCodec):
         estimator.net_ = build_net(estimator, module, device, task)
         estimator.net_.initialize()  # module_ is `module` itself
         release_training_state(estimator.net_)
-        n_frozen = backbone.resolve_n_frozen(state["n_frozen_"])
-        estimator._set_fitted(backbone, task, n_frozen, state["n_cached_stages_"], device)
+        n_frozen = backbone.resolve_n_frozen(state["n_frozen_"])  # not searched again
+        recipe = None  # files written before n_frozen="auto": the parameter, as given
+        if "best_recipe_" in state:
+            recipe = Recipe(state["best_recipe_"]["n_frozen"], state["recipe_results_"])
+        estimator._set_fitted(
+            backbone, task, n_frozen, state["n_cached_stages_"], device, recipe=recipe
+        )
         if "label_names" in state:
             estimator.label_names_ = label_names_from_json(state["label_names"], task)
         return estimator

@@ -1,0 +1,144 @@
+"""Choose how many layer groups stay frozen (``n_frozen="auto"``) by successive halving.
+
+The candidates are the head alone (``"all"``) and unfreezing the last 1, 2 and 3 layer
+groups (``-1``, ``-2``, ``-3``), as many as the backbone has. Each is a clone of the
+estimator with that ``n_frozen``, fitted on a training part of the data and scored
+(its ``score``: accuracy, or R² for a regressor) on a held-out ``validation_fraction``,
+stratified by class for one label per input. Rung ``r`` of ``R`` trains every surviving
+candidate for ``E // 2 ** (R - 1 - r)`` epochs (at least 1), where ``E`` is what the
+estimator would train on the training part, so that the last rung trains the ``E``
+epochs of the refit; the better half goes on (ties to the more frozen), until one is
+left. The frozen stages' outputs are shared between the clones by the process's store.
+
+With too little data to hold out a validation set that could tell them apart (fewer than
+:data:`MIN_ROWS` inputs, or fewer than :data:`MIN_VALID_PER_CLASS` validation rows per
+class), the head alone (``"all"``) is chosen, with a warning that says why.
+"""
+
+import math
+import warnings
+from dataclasses import dataclass
+from time import perf_counter
+
+import numpy as np
+from sklearn.base import clone
+from sklearn.model_selection import train_test_split
+from sklearn.utils import _safe_indexing
+
+from ._schedule import training_epochs
+from ._tasks import check_sample_weight
+
+__all__ = ["CANDIDATES", "MIN_ROWS", "MIN_VALID_PER_CLASS", "Recipe", "choose_n_frozen"]
+
+CANDIDATES = ("all", -1, -2, -3)
+MIN_ROWS = 10
+MIN_VALID_PER_CLASS = 2
+COLUMNS = ("candidate", "rung", "epochs", "validation_score", "seconds", "note")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """The ``n_frozen`` chosen (as a user would write it) and the search's table."""
+
+    n_frozen: object
+    results: dict
+
+    @classmethod
+    def given(cls, n_frozen, note="given"):
+        """Return the recipe of an explicit ``n_frozen``: one row, not scored."""
+        return cls(n_frozen, _table([(n_frozen, 0, None, math.nan, math.nan, note)]))
+
+    @property
+    def best(self):
+        """``best_recipe_``: the parameters to set to fit the chosen recipe directly."""
+        return {"n_frozen": self.n_frozen}
+
+
+def _table(rows):
+    """Return ``rows`` (tuples in :data:`COLUMNS` order) as a dict of lists, as cv_results_."""
+    return {name: [row[i] for row in rows] for i, name in enumerate(COLUMNS)}
+
+
+def candidates(n_layer_groups):
+    """Return the candidates a backbone of ``n_layer_groups`` groups allows."""
+    return [c for c in CANDIDATES if c == "all" or -c <= n_layer_groups]
+
+
+def choose_n_frozen(estimator, X, y, sample_weight=None):
+    """Choose ``estimator``'s ``n_frozen`` on a validation split of ``X``, ``y``.
+
+    Parameters
+    ----------
+    estimator : FineTunedClassifier or FineTunedRegressor
+        The estimator, its parameters validated; it is not changed (clones are fitted).
+    X, y, sample_weight
+        What ``fit`` got.
+
+    Returns
+    -------
+    Recipe
+        The winner and a row per candidate and rung: the candidate, the rung, its epochs,
+        its validation score and the seconds its fit and score took.
+    """
+    backbone = estimator._load_backbone()
+    n = len(backbone.preprocessing.check(X))
+    weights = check_sample_weight(sample_weight, n)
+    task = estimator._make_task(y)
+    encoded, _ = task.fit(y, n, getattr(estimator, "class_weight", None), weights)
+    split, reason = _split(encoded, task, estimator.validation_fraction, estimator.random_state)
+    if split is None:
+        warnings.warn(f'n_frozen="auto" chose "all" (the head alone): {reason}', stacklevel=3)
+        return Recipe.given("all", note=reason)
+    parts = [_part(X, y, sample_weight, rows) for rows in split]
+    full = training_epochs(estimator.max_epochs, len(split[0]), estimator.batch_size)
+    alive = candidates(backbone.n_layer_groups)
+    n_rungs = math.ceil(math.log2(len(alive)))
+    rows = []
+    for rung in range(n_rungs):
+        epochs = max(1, full // 2 ** (n_rungs - 1 - rung))
+        scores = []
+        for candidate in alive:
+            score, seconds = _fit_and_score(estimator, candidate, epochs, *parts)
+            rows.append((candidate, rung, epochs, score, seconds, ""))
+            scores.append(-np.inf if np.isnan(score) else score)
+        ranked = sorted(range(len(alive)), key=lambda i: -scores[i])  # stable: ties in order
+        alive = [alive[i] for i in sorted(ranked[: math.ceil(len(alive) / 2)])]
+    return Recipe(alive[0], _table(rows))
+
+
+def _split(encoded, task, fraction, random_state):
+    """Return ``((train, valid), None)``, or ``(None, why)`` when the data is too little."""
+    n = len(encoded)
+    n_valid = math.ceil(fraction * n)
+    per_class = n_valid / len(np.unique(encoded)) if task.stratified else n_valid
+    if n < MIN_ROWS or per_class < MIN_VALID_PER_CLASS:
+        return None, (
+            f"validation_fraction={fraction} of {n} inputs holds out {n_valid} rows, too few "
+            f"to compare candidates (at least {MIN_ROWS} inputs and {MIN_VALID_PER_CLASS} "
+            "validation rows per class are needed). Raise validation_fraction, add inputs, "
+            "or set n_frozen yourself."
+        )
+    stratify = encoded if task.stratified else None
+    try:
+        split = train_test_split(
+            np.arange(n), test_size=fraction, stratify=stratify, random_state=random_state
+        )
+    except ValueError as exc:
+        return None, f"no validation split of validation_fraction={fraction} ({exc})."
+    return split, None
+
+
+def _part(X, y, sample_weight, rows):
+    """Return ``(X, y, sample_weight)`` restricted to ``rows``."""
+    weights = None if sample_weight is None else _safe_indexing(sample_weight, rows)
+    return _safe_indexing(X, rows), _safe_indexing(y, rows), weights
+
+
+def _fit_and_score(estimator, n_frozen, epochs, train, valid):
+    """Fit a clone with ``n_frozen`` for ``epochs`` on ``train``; score it on ``valid``."""
+    start = perf_counter()
+    model = clone(estimator).set_params(n_frozen=n_frozen, max_epochs=epochs)
+    model.fit(*train)
+    X, y, weights = valid
+    score = float(model.score(X, y, sample_weight=weights))
+    return score, perf_counter() - start
