@@ -215,6 +215,11 @@ def main():
     }
     sizes = [int(n) for n in args.scaling.split(",") if n]
     cost = scaling(data["SUBJ"], sizes) if sizes else "(not run)"
+    draws = ", ".join(
+        f"seeds 0..{count - 1} for N = {n}"
+        for n, count in ((8, args.seeds_8), (64, args.seeds_64))
+        if count
+    )
     anchor = (
         f"SetFit ran as the anchor for N up to {args.setfit_max_n}"
         if SETFIT
@@ -225,7 +230,7 @@ def main():
         f"""## Few-shot and zero-shot text (`bench_few_shot.py`)
 
 SetFit's protocol with the bundled all-MiniLM-L6-v2: N sentences per class drawn from the
-training part (seeds 0..{args.seeds_8 - 1} for N = 8, 0..{args.seeds_64 - 1} for N = 64), scored on
+training part ({draws}), scored on
 {args.n_test} held-out sentences of each set (TREC: its official 500-question test set). Every
 method sees the same draws; {anchor}. {machine_line()}; {load_line()}.
 

@@ -242,7 +242,8 @@ def _add_training_options(fit):
         "--n-frozen",
         default=None,
         help="layer groups kept frozen, counted from the input; negative counts from the top, "
-        "'all' trains the head only (default: 'all', or -2 with --fine-tune)",
+        "'all' trains the head only, 'auto' chooses among 'all', -1, -2, -3 on a held-out "
+        "part (slower) (default: 'all', or -2 with --fine-tune)",
     )
     fit.add_argument(
         "--epochs",
@@ -353,12 +354,14 @@ def _backbone_params(args, kind):
 def _n_frozen(value, fine_tune):
     if value is None:
         return -2 if fine_tune else "all"
-    if value == "all":
+    if value in ("all", "auto"):
         return value
     try:
         return int(value)
     except ValueError:
-        raise ValueError(f"--n-frozen must be 'all' or an integer; got {value!r}") from None
+        raise ValueError(
+            f"--n-frozen must be 'all', 'auto' or an integer; got {value!r}"
+        ) from None
 
 
 def _check_output(output, suffixes=None):

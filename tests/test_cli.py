@@ -536,6 +536,7 @@ def test_an_empty_cell_names_its_row_and_flag(capsys, tmp_path, suffix, column, 
             "--test-size 0.1 holds out 1 of 6 texts, fewer than the 2 classes",
         ),
         (("--n-frozen", "50"), "--n-frozen must be 'all' or an integer in [-7, 7]"),
+        (("--n-frozen", "some"), "--n-frozen must be 'all', 'auto' or an integer; got 'some'"),
     ],
 )
 def test_messages_name_the_flags(capsys, tmp_path, options, message):
