@@ -185,13 +185,15 @@ def test_integer_sample_weights_train_as_repeated_rows(crops, coverage, Estimato
     X, y = crops if Estimator is FineTunedClassifier else coverage
     X, y = X[::2], y[::2]
     weights = np.resize([1, 2, 3], len(X))
-    settings = {**FAST, "batch_size": 64, "max_epochs": 3}  # one batch: the same gradients
+    # One batch: the same gradients. SGD, whose steps are linear in them: Adam divides by
+    # their running size, which turns rounding-level differences near an optimum (where the
+    # probe starts the head) into full-size steps.
+    settings = {**FAST, "batch_size": 64, "max_epochs": 3, "optimizer": "sgd"}
     weighted = Estimator(**settings).fit(X, y, sample_weight=weights)
     repeated = Estimator(**settings).fit(np.repeat(X, weights, 0), np.repeat(y, weights, 0))
     out = "predict_proba" if Estimator is FineTunedClassifier else "predict"
-    # the same loss and gradients up to float rounding (sums over 24 or 48 rows), which
-    # Adam's normalisation carries to about 1e-4 after a few steps
-    close = {"rtol": 1e-3, "atol": 1e-4}
+    # the same loss and gradients up to float rounding (sums over 32 or 63 rows)
+    close = {"rtol": 1e-4, "atol": 1e-5}
     np.testing.assert_allclose(getattr(weighted, out)(X), getattr(repeated, out)(X), **close)
     unweighted = Estimator(**settings).fit(X, y)
     assert not np.allclose(getattr(unweighted, out)(X), getattr(weighted, out)(X), **close)
