@@ -176,7 +176,17 @@ def run_set(data, shots, seeds, setfit_max_n):
                 result = score(make(), X_train[idx], y_train[idx], X_test, y_test)
                 rows.setdefault((n, method), []).append(result)
     rows[(0, "`ZeroShotTextClassifier` (class names only)")] = [zero_shot(X_test, y_test, names)]
+    rows.update(guesses(y_test))
     return rows
+
+
+def guesses(y_test):
+    """The zero-shot rows' yardsticks: a uniform guess, and the best constant guess."""
+    _, counts = np.unique(y_test, return_counts=True)
+    return {
+        (0, "chance (a uniform guess)"): [(1 / len(counts), 0.0)],
+        (0, "majority (the test set's most frequent class)"): [(counts.max() / counts.sum(), 0.0)],
+    }
 
 
 def table(results):
