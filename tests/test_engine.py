@@ -160,6 +160,15 @@ def test_a_converted_network_that_disagrees_falls_back_with_one_warning():
         run_batches(forward, batches, 4, "cpu")
     with pytest.raises(RuntimeError, match="engine='openvino' cannot run this network"):
         _run(fn, batches, "openvino")
+    with (  # asked for by name after "auto" gave up on the same network: still an error
+        sktransfer.config_context(engine="openvino"),
+        pytest.raises(RuntimeError, match="an earlier attempt in this process failed"),
+    ):
+        forward = frozen_forward(
+            fn, key=("test", id(fn), "auto"), example=torch.ones(2, 3), device="cpu",
+            n_rows=AUTO_MIN_ROWS,
+        )  # fmt: skip
+        run_batches(forward, batches, 4, "cpu")
 
 
 def test_auto_converts_only_passes_large_enough_to_repay_it():

@@ -374,3 +374,14 @@ def test_cache_size_is_a_validated_parameter(split):
         FineTunedClassifier(cache_size="2G", **FAST).fit(X, y)
     small = FineTunedClassifier(cache_size=0.001, max_epochs=1, **FAST).fit(X, y)
     assert small.n_cached_stages_ == 0  # 1 kB holds no activations: the whole net runs
+
+
+def test_the_fused_adam_step_is_asked_for_only_where_pytorch_has_it(monkeypatch):
+    from sktransfer._core import device
+
+    monkeypatch.setattr(torch, "__version__", "2.3.1+cpu")  # no fused step on a CPU yet
+    assert not device.fused_adam("cpu")
+    assert device.fused_adam("cuda")
+    monkeypatch.setattr(torch, "__version__", "2.4.0")
+    assert device.fused_adam("cpu")
+    assert not device.fused_adam("mps")

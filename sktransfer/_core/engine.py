@@ -10,7 +10,7 @@ returns as they would call the function. What runs it is the ``engine`` setting
   dynamic batch size (and a dynamic sequence length for token inputs), so that the last
   short batch and texts of any length reuse the compiled network.
 - ``"auto"`` (the default): OpenVINO on a CPU when it is installed and the pass has at
-  least :data:`AUTO_MIN_ROWS` rows (conversion costs a few seconds) or the network is
+  least :data:`AUTO_MIN_ROWS` rows (conversion costs seconds to a minute) or the network is
   already converted; PyTorch otherwise, and always on GPUs.
 
 A converted network is used only after it agrees with the eager function on the first
@@ -283,6 +283,11 @@ class FrozenForward:
         key = (self.key, signature, self.precision, torch.get_num_threads())
         if key in COMPILED:
             self._compiled = COMPILED.get(key)
+            if self._compiled is None and self.strict:
+                raise RuntimeError(
+                    "engine='openvino' cannot run this network: an earlier attempt in this "
+                    "process failed (its warning said why)."
+                )
             self.engine_ = "torch" if self._compiled is None else "openvino"
             return self(batch)
         expected = self.fn(_channels_last(batch))
