@@ -288,6 +288,8 @@ def _check_targets(y, n):
         raise ValueError(f"X has {n} texts but y has {len(y)} rows.")
     kind = type_of_target(y)
     if kind == "multilabel-indicator":
+        if n < 2:
+            raise ValueError(f"Contrastive tuning pairs texts: it needs at least 2; got {n}.")
         _, codes = np.unique(y, axis=0, return_inverse=True)
         return y, codes.ravel()
     if kind not in ("binary", "multiclass"):

@@ -46,6 +46,7 @@ DEFAULT_BACKBONES = {"images": "efficientnet_lite0", "texts": "all-MiniLM-L6-v2"
 KINDS = {"image": "images", "text": "texts"}  # a backbone's modality -> the inputs read for it
 PREDICTION_FORMATS = (".csv", ".parquet")
 DEFAULT_LABEL_SEP = ";"  # what predict joins a multi-label model's labels with
+BATCH_SIZE = 32  # --batch-size when not given (--few-shot: the estimator's own)
 # The estimator parameters the options set: errors name the option the user typed
 FLAGS = {
     "backbone": "--backbone",
@@ -107,7 +108,10 @@ def _add_backbone_options(parser):
         help="texts: tokens per text, longer ones are truncated (default: the model's own)",
     )
     parser.add_argument(
-        "--batch-size", type=int, default=32, help="inputs per batch (default: %(default)s)"
+        "--batch-size",
+        type=int,
+        default=None,
+        help=f"inputs per batch (default: {BATCH_SIZE}; --few-shot: the estimator's own)",
     )
     _add_table_options(parser)
     parser.add_argument(
@@ -339,6 +343,11 @@ def _version():
     return f"sktransfer {__version__}"
 
 
+def _batch_size(args):
+    """``--batch-size``, or :data:`BATCH_SIZE` when it was not given."""
+    return BATCH_SIZE if args.batch_size is None else args.batch_size
+
+
 def _backbone_params(args, kind):
     """Return the estimator parameters that the backbone options set, for ``kind`` inputs."""
     return {
@@ -346,7 +355,7 @@ def _backbone_params(args, kind):
         "weights": args.weights,
         "image_size": args.image_size,
         "max_length": args.max_length,
-        "batch_size": args.batch_size,
+        "batch_size": _batch_size(args),
         "device": args.device,
     }
 
@@ -616,7 +625,7 @@ def _extract_on_cluster(args):
         weights=args.weights,
         layer=args.layer,
         image_size=args.image_size,
-        batch_size=args.batch_size,
+        batch_size=_batch_size(args),
         device=args.device,
     )
     try:
@@ -912,7 +921,7 @@ def _check_strategy(args):
         "--augment": args.augment,
         "--epochs": zero_shot and args.epochs != "auto",
         "--lr": zero_shot and args.lr is not None,
-        "--label-sep or a repeated --label-column": zero_shot and _is_multi_label(args),
+        "--label-sep or a repeated --label-column": _is_multi_label(args),
         "--weights": args.weights != "DEFAULT",
         "--image-size": args.image_size is not None,
     }
@@ -933,8 +942,8 @@ def _text_strategy(args):
     params = {
         "backbone": args.backbone or DEFAULT_BACKBONES["texts"],
         "max_length": args.max_length,
-        "batch_size": args.batch_size,
         "device": args.device,
+        **({} if args.batch_size is None else {"batch_size": args.batch_size}),
     }
     if args.zero_shot_labels is not None:
         template = {} if args.template is None else {"template": args.template}

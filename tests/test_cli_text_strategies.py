@@ -95,6 +95,7 @@ def test_few_shot_tunes_the_encoder_and_predict_reads_it(table, tmp_path, capsys
     [
         (["--few-shot", "--regression"], "--few-shot does not take --regression"),
         (["--few-shot", "--fine-tune"], "--few-shot does not take --fine-tune"),
+        (["--few-shot", "--label-sep", ";"], "--few-shot does not take --label-sep"),
         (["--zero-shot-labels", "a,b", "--few-shot"], "does not take --few-shot"),
         (["--zero-shot-labels", "a,b", "--epochs", "3"], "does not take --epochs"),
         (["--zero-shot-labels", "a"], "must name at least two classes"),

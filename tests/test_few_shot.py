@@ -88,11 +88,16 @@ def test_sample_weight_reaches_the_head():
     np.testing.assert_allclose(clf.head_.coef_, direct.coef_, rtol=1e-4)
 
 
-def test_multi_label_targets():
+def test_multi_label_targets(tmp_path):
     y = np.c_[Y, np.r_[np.ones(3), np.zeros(6), np.ones(3)]].astype(int)
     clf = FewShotTextClassifier(n_pairs=2, random_state=0).fit(X, y)
     assert clf.predict(X).shape == (12, 2)
     assert len(clf.predict_proba(X)) == 2
+    with pytest.raises(TypeError, match="fitted on one label per text"):
+        sktransfer.save(clf, tmp_path / "m.skt")
+    assert not (tmp_path / "m.skt").exists()
+    with pytest.raises(ValueError, match="needs at least 2"):
+        FewShotTextClassifier(n_pairs=2).fit(X[:1], y[:1])
 
 
 @pytest.mark.parametrize(

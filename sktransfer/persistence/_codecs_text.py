@@ -68,6 +68,12 @@ class FewShotCodec(Codec):
                 "The safe format stores a FewShotTextClassifier with the default head and a "
                 "named backbone; use joblib.dump for this one."
             )
+        if not isinstance(estimator.head_, LogisticRegression):
+            raise TypeError(
+                "The safe format stores a FewShotTextClassifier fitted on one label per text; "
+                f"this one's head is a {type(estimator.head_).__name__} (a multi-label y). "
+                "Use joblib.dump for it."
+            )
         state = {
             "embedder_": child("embedder", estimator.embedder_),
             "head_": child("head", estimator.head_),
