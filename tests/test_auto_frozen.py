@@ -109,13 +109,17 @@ def test_too_little_data_trains_the_head_alone_and_says_why(crops, rows, fractio
     assert "too few" in clf.recipe_results_["note"][0]
 
 
-def test_an_explicit_n_frozen_is_one_unscored_row(crops):
+def test_an_explicit_n_frozen_is_one_unscored_row(crops, tmp_path):
     X, y = crops
     clf = FineTunedClassifier(n_frozen=-1, **FAST | {"max_epochs": 1}).fit(X, y)
     assert clf.best_recipe_ == {"n_frozen": -1}
     assert clf.recipe_results_["candidate"] == [-1]
     assert clf.recipe_results_["note"] == ["given"]
     assert np.isnan(clf.recipe_results_["validation_score"][0])
+    sktransfer.save(clf, tmp_path / "given.skt")  # written as JSON's null, read back as NaN
+    loaded = sktransfer.load(tmp_path / "given.skt")
+    assert loaded.best_recipe_ == {"n_frozen": -1}
+    assert np.isnan(loaded.recipe_results_["seconds"][0])
 
 
 def test_save_and_load_keep_the_choice_without_searching(searched, crops, tmp_path, monkeypatch):

@@ -5,10 +5,11 @@ groups (``-1``, ``-2``, ``-3``), as many as the backbone has. Each is a clone of
 estimator with that ``n_frozen``, fitted on a training part of the data and scored
 (its ``score``: accuracy, or R² for a regressor) on a held-out ``validation_fraction``,
 stratified by class for one label per input. Rung ``r`` of ``R`` trains every surviving
-candidate for ``E // 2 ** (R - 1 - r)`` epochs (at least 1), where ``E`` is what the
-estimator would train on the training part, so that the last rung trains the ``E``
-epochs of the refit; the better half goes on (ties to the more frozen), until one is
-left. The frozen stages' outputs are shared between the clones by the process's store.
+candidate for ``E // 2 ** (R - 1 - r)`` epochs (at least 1), where ``E`` is what
+``max_epochs`` gives the training part (for ``"auto"``, enough epochs for its minimum of
+optimiser steps, which can be more than the refit on all the data trains); the better
+half goes on (ties to the more frozen), until one is left. The frozen stages' outputs
+are shared between the clones by the process's store.
 
 With too little data to hold out a validation set that could tell them apart (fewer than
 :data:`MIN_ROWS` inputs, or fewer than :data:`MIN_VALID_PER_CLASS` validation rows per
@@ -52,6 +53,37 @@ class Recipe:
     def best(self):
         """``best_recipe_``: the parameters to set to fit the chosen recipe directly."""
         return {"n_frozen": self.n_frozen}
+
+    def to_json(self):
+        """``best_recipe_`` and ``recipe_results_`` as JSON values (a missing number: null)."""
+        table = {
+            name: [None if isinstance(v, float) and math.isnan(v) else v for v in column]
+            for name, column in self.results.items()
+        }
+        return {"best_recipe_": self.best, "recipe_results_": table}
+
+    @classmethod
+    def from_json(cls, best, table):
+        """Return the recipe :meth:`to_json` wrote, refusing a table of another shape."""
+        columns = table.values() if isinstance(table, dict) else []
+        if (
+            not isinstance(best, dict)
+            or set(best) != {"n_frozen"}
+            or not isinstance(table, dict)
+            or tuple(table) != COLUMNS
+            or not all(isinstance(column, list) for column in columns)
+            or len({len(column) for column in columns}) != 1
+        ):
+            raise ValueError(
+                f"best_recipe_ must be {{'n_frozen': ...}} and recipe_results_ the columns "
+                f"{COLUMNS}, lists of one length."
+            )
+        numbers = ("validation_score", "seconds")
+        results = {
+            name: [math.nan if v is None and name in numbers else v for v in column]
+            for name, column in table.items()
+        }
+        return cls(best["n_frozen"], results)
 
 
 def _table(rows):

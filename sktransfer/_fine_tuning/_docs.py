@@ -28,7 +28,8 @@ PARAMETERS = {
         ``"auto"`` chooses among ``"all"``, ``-1``, ``-2`` and ``-3`` (those the backbone
         has) by successive halving on a held-out ``validation_fraction`` (stratified by
         class for one label per input): each rung trains the candidates left for twice
-        the epochs of the rung before, up to the ``max_epochs`` of the refit in the last,
+        the epochs of the rung before, up to ``max_epochs`` in the last (for ``"auto"``,
+        what its minimum of optimiser steps asks of the training part),
         and keeps the better half by ``score``; the winner is then refitted on all the
         data. It costs about the sum over the rungs of candidates times epochs, on top
         of the refit (``recipe_results_`` has the seconds). With fewer than 10 inputs or

@@ -26,10 +26,11 @@ def probed_layer(head):
     """Return the head's last linear layer, if the probe can start it (else None).
 
     The built-in heads (``head=None`` or an int) and a callable's
-    :class:`torch.nn.Sequential` that ends in a :class:`torch.nn.Linear` qualify.
+    :class:`torch.nn.Sequential` that ends in a :class:`torch.nn.Linear` with a bias
+    (the probe fits an intercept) qualify.
     """
     if isinstance(head, nn.Sequential) and len(head) and isinstance(head[-1], nn.Linear):
-        return head[-1]
+        return head[-1] if head[-1].bias is not None else None
     return None
 
 

@@ -248,8 +248,7 @@ class FineTunedCodec(_TransferCodec):
             **label_names_to_json(estimator),
             "n_frozen_": estimator.n_frozen_,
             "n_cached_stages_": estimator.n_cached_stages_,
-            "best_recipe_": estimator.best_recipe_,
-            "recipe_results_": estimator.recipe_results_,
+            **Recipe(estimator.best_recipe_["n_frozen"], estimator.recipe_results_).to_json(),
         }
         tensors = {f"backbone.{k}": v for k, v in param_tensors.items()}
         for key, tensor in estimator.net_.module_.state_dict().items():
@@ -281,7 +280,12 @@ class FineTunedCodec(_TransferCodec):
         n_frozen = backbone.resolve_n_frozen(state["n_frozen_"])  # not searched again
         recipe = None  # files written before n_frozen="auto": the parameter, as given
         if "best_recipe_" in state:
-            recipe = Recipe(state["best_recipe_"]["n_frozen"], state["recipe_results_"])
+            recipe = Recipe.from_json(state["best_recipe_"], state["recipe_results_"])
+            if backbone.resolve_n_frozen(recipe.n_frozen) != n_frozen:
+                raise ValueError(
+                    f"best_recipe_ {recipe.best} does not match the {n_frozen} frozen groups "
+                    "stored."
+                )
         estimator._set_fitted(
             backbone, task, n_frozen, state["n_cached_stages_"], device, recipe=recipe
         )
