@@ -73,7 +73,7 @@ class ZeroShotTextClassifier(ClassifierMixin, BaseEstimator):
         The classes. A list of names fills ``template``; a dict maps each class to its
         description (a string or a list of strings, whose embeddings are averaged). None
         takes the classes from ``y`` at ``fit`` (then ``y`` is needed).
-    backbone : str, default="all-MiniLM-L6-v2"
+    backbone : str or Backbone, default="all-MiniLM-L6-v2"
         A sentence encoder (the bundled one works offline), as
         :class:`PretrainedFeatureExtractor` takes it.
     template : str, default="This text is about {}."

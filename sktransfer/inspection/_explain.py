@@ -11,7 +11,7 @@ method         models                                          inputs
 =============  ==============================================  ===========================
 """
 
-from numbers import Real
+from numbers import Integral, Real
 
 from sklearn.base import BaseEstimator
 from sklearn.pipeline import Pipeline
@@ -90,7 +90,7 @@ def _check_options(method, patch_size, batch_size):
             "patch_size is the patch's side as a fraction of the network's input side, in "
             f"(0, 1]; got {patch_size!r}."
         )
-    if not (isinstance(batch_size, int) and batch_size >= 1):
+    if isinstance(batch_size, bool) or not (isinstance(batch_size, Integral) and batch_size >= 1):
         raise ValueError(f"batch_size must be a positive integer; got {batch_size!r}.")
 
 
