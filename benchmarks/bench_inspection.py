@@ -8,8 +8,10 @@ over several seeds (every seed draws new data and fits new models):
   224 px canvas whose background is a web photo (``caltech10``) of another class; the
   models learn which object is pasted; on held-out canvases (photos not used in training)
   a hit is a map whose maximum falls inside the pasted object. For each method on the model
-  it explains: Grad-CAM on ``FineTunedClassifier()`` (the library's defaults), the class
-  activation map on ``Pipeline(PretrainedFeatureExtractor(), LogisticRegression())`` and
+  it explains: Grad-CAM on ``FineTunedClassifier()`` (the library's defaults: the head
+  alone trains, on the frozen network) and on ``FineTunedClassifier(n_frozen=-2)`` (the
+  top two layer groups fine-tuned too), the class activation map on
+  ``Pipeline(PretrainedFeatureExtractor(), LogisticRegression())`` and
   occlusion on ``Pipeline(PretrainedFeatureExtractor(), SVC())`` (RBF kernel); against a
   random map (the hit rate is the object's share of the canvas) and a centre-bias map
   (its maximum at the centre);
@@ -51,6 +53,7 @@ IMAGE_FRACTIONS = (1 / 16, 1 / 8, 1 / 4, 1 / 2)
 WORD_COUNTS = (1, 2, 4)
 METHODS = {  # name: (how the model is made, explain's method)
     "Grad-CAM, `FineTunedClassifier()`": ("fine-tuned", "gradcam"),
+    "Grad-CAM, `FineTunedClassifier(n_frozen=-2)`": ("fine-tuned, top two groups", "gradcam"),
     "CAM, extractor + `LogisticRegression`": ("linear", "cam"),
     "occlusion, extractor + `SVC` (RBF)": ("svc", "occlusion"),
 }
@@ -198,6 +201,7 @@ def text_deletion(model, explanations, y, rng):
 def _models(seed):
     return {
         "fine-tuned": FineTunedClassifier(random_state=seed),
+        "fine-tuned, top two groups": FineTunedClassifier(n_frozen=-2, random_state=seed),
         "linear": make_pipeline(PretrainedFeatureExtractor(), LogisticRegression(max_iter=1000)),
         "svc": make_pipeline(PretrainedFeatureExtractor(), SVC()),
     }
