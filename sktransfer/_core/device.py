@@ -1,6 +1,7 @@
 """Torch plumbing shared by the estimators: device choice, seeding, mixed precision."""
 
 import torch
+from torch.torch_version import TorchVersion
 
 
 def resolve_device(device):
@@ -68,10 +69,4 @@ def fused_adam(device):
     the default, as on PyTorch before 2.4, which has no fused step on a CPU.
     """
     kind = torch.device(device).type
-    return kind == "cuda" or (kind == "cpu" and _torch_version() >= (2, 4))
-
-
-def _torch_version():
-    """``(major, minor)`` of the running PyTorch."""
-    major, minor = torch.__version__.split(".")[:2]
-    return int(major), int("".join(c for c in minor if c.isdigit()) or 0)
+    return kind == "cuda" or (kind == "cpu" and TorchVersion(torch.__version__) >= (2, 4))

@@ -29,7 +29,9 @@ from sklearn.utils import _safe_indexing
 from ._schedule import training_epochs
 from ._tasks import check_sample_weight
 
-__all__ = ["CANDIDATES", "MIN_ROWS", "MIN_VALID_PER_CLASS", "Recipe", "choose_n_frozen"]
+__all__ = [
+    "CANDIDATES", "MIN_ROWS", "MIN_VALID_PER_CLASS", "Recipe", "choose_n_frozen", "is_auto",
+]  # fmt: skip
 
 CANDIDATES = ("all", -1, -2, -3)
 MIN_ROWS = 10
@@ -89,6 +91,11 @@ class Recipe:
 def _table(rows):
     """Return ``rows`` (tuples in :data:`COLUMNS` order) as a dict of lists, as cv_results_."""
     return {name: [row[i] for row in rows] for i, name in enumerate(COLUMNS)}
+
+
+def is_auto(n_frozen):
+    """Whether ``n_frozen`` asks for the search (``"auto"``) rather than a given count."""
+    return isinstance(n_frozen, str) and n_frozen == "auto"
 
 
 def candidates(n_layer_groups):

@@ -24,7 +24,7 @@ from .._core.device import resolve_device, seed_everything
 from .._core.inference import run_batches, take_rows
 from .._parameters import constraints
 from ..backbones import DEFAULT_BACKBONE, frozen_stage_count
-from ._auto import Recipe, choose_n_frozen
+from ._auto import Recipe, choose_n_frozen, is_auto
 from ._cache import (
     FrozenStages,
     ThenTrainable,
@@ -132,7 +132,7 @@ class _FineTuned(TransferEstimator):
         self : estimator
         """
         self._validate_params()
-        if isinstance(self.n_frozen, str) and self.n_frozen == "auto":
+        if is_auto(self.n_frozen):
             recipe = choose_n_frozen(self, X, y, sample_weight)
         else:
             recipe = Recipe.given(self.n_frozen)
@@ -196,7 +196,7 @@ class _FineTuned(TransferEstimator):
         """
         self._validate_params()
         _check_range(start_lr, end_lr, num_it)
-        if isinstance(self.n_frozen, str) and self.n_frozen == "auto":
+        if is_auto(self.n_frozen):
             raise ValueError(
                 'find_lr tests one recipe, and n_frozen="auto" compares several: set n_frozen '
                 "to 'all' or an integer (after a fit, n_frozen_ is the one it chose)."
