@@ -8,7 +8,7 @@ from sklearn.linear_model import LogisticRegression
 
 import sktransfer
 from sktransfer import FewShotTextClassifier, PretrainedFeatureExtractor
-from sktransfer._few_shot import _pair_targets, make_pairs
+from sktransfer._few_shot import _pair_targets, length_batches, make_pairs
 
 POSITIVE = [
     "A wonderful, moving film with superb acting.",
@@ -47,6 +47,23 @@ def test_pairs_are_linear_in_the_data_and_balanced():
     np.testing.assert_array_equal(same, codes[first] == codes[second])
     per_text = np.bincount(first[same], minlength=len(codes))
     assert np.all(per_text == 5)  # half of each text's partners share its class
+
+
+def test_pairs_of_similar_length_share_a_batch():
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(3, 120, size=60)
+    first, second, _ = make_pairs(np.repeat([0, 1, 2], 20), 10, rng)
+    batches = length_batches(first, second, lengths, 16, np.random.default_rng(1))
+    order = np.concatenate(batches)
+    np.testing.assert_array_equal(np.sort(order), np.arange(len(first)))  # each pair once
+    assert max(len(b) for b in batches) == 16
+    longer = np.maximum(lengths[first], lengths[second])
+    padded = sum(len(b) * longer[b].max() for b in batches)
+    shuffled = np.random.default_rng(1).permutation(len(first))
+    chunks = [shuffled[i : i + 16] for i in range(0, len(first), 16)]
+    random = sum(len(chunk) * longer[chunk].max() for chunk in chunks)
+    assert padded < 0.8 * random  # far less padding than batches drawn at random
+    assert not np.array_equal(order, np.sort(order))  # the training order stays random
 
 
 def test_a_lone_class_member_gets_only_negatives():
