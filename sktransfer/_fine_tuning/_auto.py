@@ -1,19 +1,26 @@
-"""Choose how many layer groups stay frozen (``n_frozen="auto"``) by successive halving.
+"""Choose how many layer groups stay frozen (``n_frozen="auto"``) by climbing a ladder.
 
 The candidates are the head alone (``"all"``) and unfreezing the last 1, 2 and 3 layer
-groups (``-1``, ``-2``, ``-3``), as many as the backbone has. Each is a clone of the
-estimator with that ``n_frozen``, fitted on a training part of the data and scored
-(its ``score``: accuracy, or R² for a regressor) on a held-out ``validation_fraction``,
-stratified by class for one label per input. Rung ``r`` of ``R`` trains every surviving
-candidate for ``E // 2 ** (R - 1 - r)`` epochs (at least 1), where ``E`` is what
-``max_epochs`` gives the training part (for ``"auto"``, enough epochs for its minimum of
-optimiser steps, which can be more than the refit on all the data trains); the better
-half goes on (ties to the more frozen), until one is left. The frozen stages' outputs
-are shared between the clones by the process's store.
+groups (``-1``, ``-2``, ``-3``), as many as the backbone has, in order of cost. Each is a
+clone of the estimator with that ``n_frozen``, fitted on a training part of the data and
+scored (its ``score``: accuracy, or R² for a regressor) on a held-out part, stratified by
+class for one label per input. The climb starts from the head alone and unfreezes one more
+group while that raises the held-out score; the first candidate that does not ends it,
+and the last one that did is chosen (a tie goes to the more frozen). Every candidate
+trains the epochs ``max_epochs`` gives the training part (for ``"auto"``, enough epochs
+for its minimum of optimiser steps). The frozen stages' outputs are shared between the
+clones by the process's store.
 
-With too little data to hold out a validation set that could tell them apart (fewer than
-:data:`MIN_ROWS` inputs, or fewer than :data:`MIN_VALID_PER_CLASS` validation rows per
-class), the head alone (``"all"``) is chosen, with a warning that says why.
+Climbing, rather than training every candidate, keeps the cost near that of the choice:
+unfreezing a group costs more than the one before, and where the head alone is best
+(data close to the backbone's pretraining) only the two cheapest candidates train. The
+price is that a deeper candidate behind one that did not help is not tried.
+
+The held-out part is ``validation_fraction`` of the data, but at least
+:data:`MIN_VALID_PER_CLASS` rows per class (for one label per input), and never more
+than half of it. With too little data for that (fewer than :data:`MIN_ROWS` inputs, or a
+held-out part that would need more than half of them), the head alone (``"all"``) is
+chosen, with a warning that says why.
 """
 
 import math
@@ -116,8 +123,9 @@ def choose_n_frozen(estimator, X, y, sample_weight=None):
     Returns
     -------
     Recipe
-        The winner and a row per candidate and rung: the candidate, the rung, its epochs,
-        its validation score and the seconds its fit and score took.
+        The choice and a row per candidate tried: the candidate, its rung (step of the
+        climb), its epochs, its validation score, the seconds its fit and score took, and
+        a note on the one that ended the climb.
     """
     backbone = estimator._load_backbone()
     n = len(backbone.preprocessing.check(X))
@@ -129,41 +137,38 @@ def choose_n_frozen(estimator, X, y, sample_weight=None):
         warnings.warn(f'n_frozen="auto" chose "all" (the head alone): {reason}', stacklevel=3)
         return Recipe.given("all", note=reason)
     parts = [_part(X, y, sample_weight, rows) for rows in split]
-    full = training_epochs(estimator.max_epochs, len(split[0]), estimator.batch_size)
-    alive = candidates(backbone.n_layer_groups)
-    n_rungs = math.ceil(math.log2(len(alive)))
-    rows = []
-    for rung in range(n_rungs):
-        epochs = max(1, full // 2 ** (n_rungs - 1 - rung))
-        scores = []
-        for candidate in alive:
-            score, seconds = _fit_and_score(estimator, candidate, epochs, *parts)
-            rows.append((candidate, rung, epochs, score, seconds, ""))
-            scores.append(-np.inf if np.isnan(score) else score)
-        ranked = sorted(range(len(alive)), key=lambda i: -scores[i])  # stable: ties in order
-        alive = [alive[i] for i in sorted(ranked[: math.ceil(len(alive) / 2)])]
-    return Recipe(alive[0], _table(rows))
+    epochs = training_epochs(estimator.max_epochs, len(split[0]), estimator.batch_size)
+    rows, best, best_score = [], None, -np.inf
+    for rung, candidate in enumerate(candidates(backbone.n_layer_groups)):
+        score, seconds = _fit_and_score(estimator, candidate, epochs, *parts)
+        better = not np.isnan(score) and score > best_score
+        note = "" if better else f"no better than n_frozen={best!r}: the climb ends"
+        rows.append((candidate, rung, epochs, score, seconds, note))
+        if not better:
+            break
+        best, best_score = candidate, score
+    return Recipe("all" if best is None else best, _table(rows))
 
 
 def _split(encoded, task, fraction, random_state):
     """Return ``((train, valid), None)``, or ``(None, why)`` when the data is too little."""
     n = len(encoded)
-    n_valid = math.ceil(fraction * n)
-    per_class = n_valid / len(np.unique(encoded)) if task.stratified else n_valid
-    if n < MIN_ROWS or per_class < MIN_VALID_PER_CLASS:
+    n_classes = len(np.unique(encoded)) if task.stratified else 1
+    n_valid = max(math.ceil(fraction * n), MIN_VALID_PER_CLASS * n_classes)
+    if n < MIN_ROWS or n_valid > n // 2:
+        need = f"{MIN_VALID_PER_CLASS} held-out rows per class" if task.stratified else ""
         return None, (
-            f"validation_fraction={fraction} of {n} inputs holds out {n_valid} rows, too few "
-            f"to compare candidates (at least {MIN_ROWS} inputs and {MIN_VALID_PER_CLASS} "
-            "validation rows per class are needed). Raise validation_fraction, add inputs, "
-            "or set n_frozen yourself."
+            f"{n} inputs are too few to compare candidates on held-out rows (at least "
+            f"{MIN_ROWS} inputs are needed{', and ' + need if need else ''}, at most half "
+            "of them held out). Add inputs, or set n_frozen yourself."
         )
     stratify = encoded if task.stratified else None
     try:
         split = train_test_split(
-            np.arange(n), test_size=fraction, stratify=stratify, random_state=random_state
+            np.arange(n), test_size=n_valid, stratify=stratify, random_state=random_state
         )
     except ValueError as exc:
-        return None, f"no validation split of validation_fraction={fraction} ({exc})."
+        return None, f"no held-out split of {n_valid} of {n} inputs ({exc})."
     return split, None
 
 

@@ -26,14 +26,13 @@ PARAMETERS = {
         Layer groups kept frozen, counted from the input. ``"all"`` trains the head only,
         ``0`` fine-tunes everything, ``-1`` all but the last group, and so on.
         ``"auto"`` chooses among ``"all"``, ``-1``, ``-2`` and ``-3`` (those the backbone
-        has) by successive halving on a held-out ``validation_fraction`` (stratified by
-        class for one label per input): each rung trains the candidates left for twice
-        the epochs of the rung before, up to ``max_epochs`` in the last (for ``"auto"``,
-        what its minimum of optimiser steps asks of the training part),
-        and keeps the better half by ``score``; the winner is then refitted on all the
-        data. It costs about the sum over the rungs of candidates times epochs, on top
-        of the refit (``recipe_results_`` has the seconds). With fewer than 10 inputs or
-        2 validation rows per class it chooses ``"all"``, with a warning.""",
+        has) on held-out rows (``validation_fraction`` of the data, at least 2 per class
+        for one label per input, at most half): starting from the head alone, it
+        unfreezes one more group while that raises the held-out ``score``, keeps the
+        last candidate that did, and refits it on all the data. Each candidate tried
+        trains what ``max_epochs`` gives the training part; ``recipe_results_`` has a
+        row per candidate tried, with the seconds it took. With fewer than 10 inputs,
+        or too few to hold out 2 rows per class, it chooses ``"all"``, with a warning.""",
     "head": """\
     head : None, int or callable, default=None
         None: one linear layer. An int: a hidden layer of that width. A callable:
