@@ -163,6 +163,7 @@ def scaling(data, sizes):
             FewShotTextClassifier(MODEL, random_state=0).fit(list(X_train[idx]), y_train[idx])
         seconds = time.perf_counter() - start
         lines.append(f"| {n} | {len(idx)} | {seconds:.1f} | {seconds / len(idx):.3f} |")
+        print(lines[-1], flush=True)
     return "\n".join(lines)
 
 
@@ -175,6 +176,7 @@ def run_set(data, shots, seeds, setfit_max_n):
             for method, make in methods(seed, names, n, setfit_max_n).items():
                 result = score(make(), X_train[idx], y_train[idx], X_test, y_test)
                 rows.setdefault((n, method), []).append(result)
+                print(n, seed, method, f"{100 * result[0]:.1f}% {result[1]:.0f} s", flush=True)
     rows[(0, "`ZeroShotTextClassifier` (class names only)")] = [zero_shot(X_test, y_test, names)]
     rows.update(guesses(y_test))
     return rows

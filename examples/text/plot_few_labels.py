@@ -115,7 +115,7 @@ print(zero_shot.predict(["Where can I park my camper van for a night?"]))
 # Accuracy against N
 # ------------------
 # Two draws for each N; every method sees the same questions. The few-shot classifier
-# tunes the encoder on ``n_pairs`` (20) pairs per question, so its cost grows linearly
+# tunes the encoder on ``n_pairs`` (40) pairs per question, so its cost grows linearly
 # with N.
 import warnings
 
