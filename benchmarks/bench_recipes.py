@@ -10,15 +10,18 @@ on the same held-out ones:
   rows, then the refit.
 
 The table gives accuracy (mean ± standard deviation over the draws) and median seconds of
-fit + scoring; below it, what ``"auto"`` chose on each draw and its cost as a ratio to the
-fit of the candidate it chose, timed in the same draw. The process's stores of frozen
-features and of converted networks are emptied before every fit, so that each starts
-cold (the search shares them between its own candidates, as it does for a user). The
-sets are the shared development copies (``../shared/datasets``): three Office-Caltech10
-domains with EfficientNet-Lite0 at 224 px, and TREC with all-MiniLM-L6-v2. Nothing here
-chose a default.
+a fit; below it, what ``"auto"`` chose on each draw (and which candidates it tried) and
+its fit's seconds as a ratio to the fit of the candidate it chose, timed in the same
+draw. The process's stores of frozen features and of converted networks are emptied
+before every fit, so that each starts cold (the search shares them between its own
+candidates, as it does for a user). The sets are the shared development copies
+(``../shared/datasets``), as ``set:N`` (N per class): flowers3 and the four
+Office-Caltech10 domains with EfficientNet-Lite0 at 224 px, scored on the photos not
+drawn (at most 300); SUBJ, TREC, CR and MPQA with all-MiniLM-L6-v2, scored on the
+held-out sentences of ``bench_small_data.py`` (TREC: its official test questions).
+Nothing here chose a default.
 
-Run: ``python benchmarks/bench_recipes.py [--sets amazon,caltech,webcam,TREC] [--seeds 2]``.
+Run: ``python benchmarks/bench_recipes.py [--sets webcam:10,TREC:64] [--seeds 2]``.
 Each finished set is written to ``RESULTS.md`` at once.
 """
 
@@ -37,29 +40,40 @@ from sktransfer._core.engine import COMPILED
 
 import _text_data
 from _results import machine_line, write_section
-from bench_small_data import DATASETS, _held_out, draw
+from bench_small_data import DATASETS, draw, text_sets
 
 CANDIDATES = ("all", -1, -2, -3)
 METHODS = ["frozen features + LR"] + [f"n_frozen={c!r}" for c in CANDIDATES]
 METHODS += ["n_frozen='auto'"]
 IMAGES = "efficientnet_lite0"
-# N per class and held-out inputs for each set (webcam has 295 photos in all)
-PLAN = {
-    "amazon": (10, 300),
-    "caltech": (10, 300),
-    "webcam": (10, 150),
-    "TREC": (64, None),  # scored on its 500 official test questions
-}
+OFFICE = ("amazon", "caltech10", "dslr", "webcam")
+TEXTS = ("SUBJ", "TREC", "CR", "MPQA")
+# set:N per class, in the order they run; the photos not drawn are the test set (at most
+# IMAGE_TEST of them), the sentences are scored on bench_small_data's held-out ones
+PLAN = "flowers3:5,webcam:10,dslr:5,amazon:10,caltech10:10,TREC:8,SUBJ:8,CR:8,MPQA:8,TREC:64"
+IMAGE_TEST = 300
 
 
 def load(name):
-    """Return ``(pool X, pool y, test X, test y, backbone)`` of one set."""
-    if name == "TREC":
-        return (*_text_data.trec("train_5500.label"), *_text_data.trec("TREC_10.label")), (
-            _text_data.MODEL
-        )
-    X, y = (np.asarray(a) for a in load_image_folder(DATASETS / "office_caltech10" / name))
-    return _held_out(X, y, PLAN[name][1]), IMAGES
+    """Return ``(pool X, pool y, test X or None, test y or None, backbone)`` of one set."""
+    if name in TEXTS:
+        return (*text_sets()[name], _text_data.MODEL)
+    folder = DATASETS / ("flowers3" if name == "flowers3" else f"office_caltech10/{name}")
+    X, y = (np.asarray(a) for a in load_image_folder(folder))
+    return X, y, None, None, IMAGES
+
+
+def split(pool_X, pool_y, X_test, y_test, n, seed):
+    """Return ``(X, y, X_test, y_test)``: ``n`` per class drawn with ``seed``, the test rows."""
+    train = draw(pool_y, n, seed)
+    take = (
+        (lambda r: [pool_X[i] for i in r]) if isinstance(pool_X, list) else (lambda r: pool_X[r])
+    )
+    if X_test is None:  # the photos not drawn, at most IMAGE_TEST of them (seed 1234)
+        rest = np.setdiff1d(np.arange(len(pool_y)), train)
+        rest = np.random.default_rng(1234).permutation(rest)[:IMAGE_TEST]
+        return take(train), pool_y[train], take(rest), pool_y[rest]
+    return take(train), pool_y[train], X_test, y_test
 
 
 def make(method, backbone, seed):
@@ -72,28 +86,26 @@ def make(method, backbone, seed):
     return FineTunedClassifier(backbone, n_frozen=n_frozen, random_state=seed)
 
 
-def run_set(name, seeds):
-    (pool_X, pool_y, X_test, y_test), backbone = load(name)
-    n = PLAN[name][0]
+def run_set(name, n, seeds):
+    *data, backbone = load(name)
     scores = {m: [] for m in METHODS}
     seconds = {m: [] for m in METHODS}
     choices = []
     for seed in seeds:
-        rows = draw(pool_y, n, seed)
-        X = [pool_X[i] for i in rows] if isinstance(pool_X, list) else pool_X[rows]
-        y = pool_y[rows]
+        X, y, X_test, y_test = split(*data, n, seed)
         for method in METHODS:
             clear_cache()  # every fit computes its own frozen features
             COMPILED.clear()  # and converts its own networks (a user's single fit does)
             start = time.perf_counter()
             model = make(method, backbone, seed).fit(X, y)
-            scores[method].append(100 * model.score(X_test, y_test))
             seconds[method].append(time.perf_counter() - start)
+            scores[method].append(100 * model.score(X_test, y_test))
         chosen = model.best_recipe_["n_frozen"]  # the last model fitted is the "auto" one
         ratio = seconds[METHODS[-1]][-1] / seconds[f"n_frozen={chosen!r}"][-1]
-        searched = len(model.recipe_results_["candidate"]) > 1  # else: too few rows, "all"
-        choices.append((seed, chosen if searched else f"{chosen!r}, without a search", ratio))
-        print(name, seed, {m: round(s[-1], 1) for m, s in scores.items()}, chosen, flush=True)
+        tried = model.recipe_results_["candidate"]
+        how = f"tried {', '.join(map(repr, tried))}" if len(tried) > 1 else "without a search"
+        choices.append((seed, f"{chosen!r} ({how})", ratio))
+        print(name, n, seed, {m: round(s[-1], 1) for m, s in scores.items()}, chosen, flush=True)
     label = f"{name}, N={n} ({len(y)} train, {len(y_test)} test)"
     cells = [f"{np.mean(s):.1f} ± {np.std(s):.1f}" for s in scores.values()]
     times = [f"{statistics.median(s):.0f}" for s in seconds.values()]
@@ -104,10 +116,13 @@ def table(done):
     head = "| data | " + " | ".join(METHODS) + " |"
     rule = "|---" * (len(METHODS) + 1) + "|"
     lines = [head, rule] + [f"| {r[0]} | " + " | ".join(r[1]) + " |" for r in done]
-    lines += ["", "Median seconds per draw (fit + scoring the held-out inputs):", "", head, rule]
+    lines += ["", "Median seconds of a fit:", "", head, rule]
     lines += [f"| {r[0]} | " + " | ".join(r[2]) + " |" for r in done]
-    lines += ["", "What `n_frozen='auto'` chose, and its cost against one fit of its choice:", ""]
-    lines += ["| data | seed | chose | seconds, auto / its choice |", "|---|---|---|---|"]
+    lines += [
+        "",
+        "What `n_frozen='auto'` chose, and its fit's seconds against a fit of its choice:",
+    ]
+    lines += ["", "| data | seed | chose | seconds, auto / its choice |", "|---|---|---|---|"]
     lines += [
         f"| {r[0].split(',')[0]} | {seed} | {choice} | {ratio:.1f}x |"
         for r in done
@@ -120,15 +135,16 @@ def table(done):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sets", default=",".join(PLAN))
+    parser.add_argument("--sets", default=PLAN, help="set:N per class, comma-separated")
     parser.add_argument("--seeds", type=int, default=2)
     args = parser.parse_args()
     if not (DATASETS / "office_caltech10").is_dir():
         raise SystemExit("The shared data sets are not here (../shared/datasets).")
     warnings.filterwarnings("ignore", message=".*truncated.*")
     done = []
-    for name in args.sets.split(","):
-        done.append(run_set(name, range(args.seeds)))
+    for item in args.sets.split(","):
+        name, n = item.split(":")
+        done.append(run_set(name, int(n), range(args.seeds)))
         write_section(
             "recipes",
             f"""## The candidates of `n_frozen="auto"` by hand, and its choice (`bench_recipes.py`)
@@ -136,8 +152,9 @@ def main():
 `python benchmarks/bench_recipes.py --sets {args.sets} --seeds {args.seeds}`, {machine_line()};
 {_text_data.load_line()}. Accuracy (%) on held-out inputs, mean ± standard deviation
 over draws of N inputs per class (seeds 0-{args.seeds - 1}); every method fits the same draw
-with the defaults, except the `n_frozen` named. Photos: EfficientNet-Lite0 at 224 px.
-TREC: all-MiniLM-L6-v2, scored on its official test questions.
+with the defaults, except the `n_frozen` named. Photos: EfficientNet-Lite0 at 224 px,
+scored on the photos not drawn (at most 300). Sentences: all-MiniLM-L6-v2, scored on
+held-out sentences (TREC: its official test questions).
 
 {table(done)}
 """,
