@@ -31,11 +31,13 @@ class TransferEstimator(BaseEstimator):
         """Load the backbone named by the parameters, its input pipeline configured.
 
         Random initialisation (``weights=None``) is seeded by ``random_state`` where the
-        estimator has an integer one (else 0).
+        estimator has an integer one (else 0). An estimator without a ``weights``
+        parameter loads the pretrained weights.
         """
         seed = getattr(self, "random_state", None)
         seed = int(seed) if isinstance(seed, Integral) and not isinstance(seed, bool) else 0
-        backbone = load_backbone(self.backbone, self.weights, random_state=seed)
+        weights = getattr(self, "weights", "DEFAULT")
+        backbone = load_backbone(self.backbone, weights, random_state=seed)
         options = {name: getattr(self, name, None) for name in self._input_options}
         backbone.preprocessing = backbone.preprocessing.with_options(**options)
         return backbone

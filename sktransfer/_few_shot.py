@@ -156,8 +156,6 @@ class FewShotTextClassifier(ClassifierMixin, TransferEstimator):
         "lr": [Interval(Real, 0, None, closed="neither")],
         **constraints("max_length", "batch_size", "device", "random_state", "verbose"),
     }
-    weights = "DEFAULT"  # the encoder's pretrained weights (not a parameter here)
-    num_workers = 0
 
     def __init__(
         self,
