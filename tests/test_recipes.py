@@ -3,7 +3,8 @@
 The promise: with ``n_frozen="all"``, :class:`FineTunedClassifier` is the model of
 ``make_pipeline(PretrainedFeatureExtractor(), LogisticRegression())``, however few the
 inputs. The few-shot task is questions by the kind of answer they ask for (a person, a
-place, a number, a description, a thing), written here: 8 per class to train on.
+place, a number, a description, a thing), written for the tests (``_questions.py``): 8
+per class to train on.
 """
 
 import numpy as np
@@ -18,133 +19,16 @@ import sktransfer
 from sktransfer import FineTunedClassifier, FineTunedRegressor, PretrainedFeatureExtractor
 from sktransfer._fine_tuning._schedule import MIN_STEPS, training_epochs
 
+import _questions
+
 MODEL = "all-MiniLM-L6-v2"
 IMAGES = {"image_size": 64, "batch_size": 8, "random_state": 0}
-
-QUESTIONS = {
-    "person": [
-        "Who invented the telephone?",
-        "Which actress played the queen in the film about the royal wedding?",
-        "Name the first woman to fly across the Atlantic alone.",
-        "Who wrote the novel about the white whale?",
-        "Which scientist discovered penicillin?",
-        "Who was the president during the moon landing?",
-        "What composer went deaf but kept writing symphonies?",
-        "Who painted the ceiling of the Sistine Chapel?",
-        "Which explorer first reached the South Pole?",
-        "Who is the author of the theory of relativity?",
-        "What singer was known as the king of rock and roll?",
-        "Name the player who scored the winning goal in the final.",
-        "Who founded the company that makes the iPhone?",
-        "Which philosopher taught Alexander the Great?",
-        "Who directed the movie about the sinking ship?",
-        "What chemist created the periodic table?",
-        "Who was the first person to climb Everest?",
-        "Which poet wrote about the road not taken?",
-        "Who designed the tower in the centre of Paris?",
-        "Name the queen who ruled England for sixty-three years.",
-    ],
-    "place": [
-        "Where is the tallest mountain in Africa?",
-        "What city hosted the first modern Olympic games?",
-        "In which country is the ancient city of Petra?",
-        "What river flows through Cairo?",
-        "Where do penguins live in the wild?",
-        "Which ocean lies between Africa and Australia?",
-        "What is the capital of Canada?",
-        "Where was the Declaration of Independence signed?",
-        "In what state is the Grand Canyon?",
-        "Which desert covers most of northern Africa?",
-        "Where can you see the northern lights?",
-        "What island is home to the giant tortoises Darwin studied?",
-        "Which country has the most lakes?",
-        "Where is the world's largest coral reef?",
-        "What town was Shakespeare born in?",
-        "In which city is the Colosseum?",
-        "Where does the Amazon river begin?",
-        "Which continent is Mongolia on?",
-        "What country borders both France and Spain?",
-        "Where is the deepest point of the ocean?",
-    ],
-    "number": [
-        "How many bones are in the human body?",
-        "When did the Berlin Wall fall?",
-        "What year did the Titanic sink?",
-        "How far is the moon from the Earth?",
-        "What is the population of Tokyo?",
-        "How tall is the Eiffel Tower?",
-        "How long does light take to reach us from the sun?",
-        "How much does an adult elephant weigh?",
-        "When was the printing press invented?",
-        "How many players are on a football team?",
-        "What is the boiling point of water in Fahrenheit?",
-        "How old was Mozart when he died?",
-        "How many moons does Jupiter have?",
-        "What year did the first man walk on the moon?",
-        "How fast can a cheetah run?",
-        "When did the Second World War end?",
-        "How many strings does a violin have?",
-        "How deep is the Mariana Trench?",
-        "What is the average lifespan of a house cat?",
-        "How many countries are in the European Union?",
-    ],
-    "description": [
-        "Why is the sky blue?",
-        "What does the word democracy mean?",
-        "How does a rainbow form?",
-        "What is the definition of photosynthesis?",
-        "Why do leaves change colour in autumn?",
-        "How do vaccines work?",
-        "What causes earthquakes?",
-        "Why do cats purr?",
-        "What is the meaning of the phrase break a leg?",
-        "How does a refrigerator keep food cold?",
-        "Why did the Roman Empire fall?",
-        "What is inflation?",
-        "How do birds know where to migrate?",
-        "Why do we dream?",
-        "What does a cardiologist do?",
-        "How is glass made?",
-        "Why does ice float on water?",
-        "What is the difference between weather and climate?",
-        "How do bees make honey?",
-        "What happens during a solar eclipse?",
-    ],
-    "thing": [
-        "What animal is the largest mammal on Earth?",
-        "What colour is a giraffe's tongue?",
-        "What instrument did Jimi Hendrix play?",
-        "What language is spoken in Brazil?",
-        "What sport is played at Wimbledon?",
-        "Which gas do plants absorb from the air?",
-        "What fruit is used to make guacamole?",
-        "What currency is used in Japan?",
-        "What type of tree produces acorns?",
-        "What disease did Louis Pasteur's vaccine prevent?",
-        "Which metal is liquid at room temperature?",
-        "What breed of dog is the fastest?",
-        "What is the national flower of Japan?",
-        "What game uses a board with sixty-four squares?",
-        "Which vitamin do we get from sunlight?",
-        "What kind of bird is a kookaburra?",
-        "What dish is made from fermented cabbage?",
-        "What material are most guitar strings made of?",
-        "Which planet is known as the red planet?",
-        "What drink is made from fermented grapes?",
-    ],
-}
 
 
 @pytest.fixture(scope="module")
 def questions():
     """8 questions per kind of answer to train on, 12 per kind to test on."""
-    X, y, X_test, y_test = [], [], [], []
-    for label, texts in QUESTIONS.items():
-        X += texts[:8]
-        y += [label] * 8
-        X_test += texts[8:]
-        y_test += [label] * 12
-    return X, np.asarray(y), X_test, np.asarray(y_test)
+    return _questions.questions()
 
 
 @pytest.fixture(scope="module")
