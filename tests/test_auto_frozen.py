@@ -80,6 +80,8 @@ def test_the_best_candidate_wins_and_is_refitted(crops, monkeypatch, scores, win
     assert reg.best_recipe_ == {"n_frozen": winner}
     assert reg.n_frozen_ == _resolved(reg, winner)
     assert seen == list(_auto.CANDIDATES[:tried]) == reg.recipe_results_["candidate"]
+    if tried < len(_auto.CANDIDATES):  # the last one tried says why the climb ended
+        assert reg.recipe_results_["note"][-1].endswith("the climb ends")
 
 
 def test_a_regressor_searches_by_r2(crops):

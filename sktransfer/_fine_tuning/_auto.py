@@ -142,7 +142,9 @@ def choose_n_frozen(estimator, X, y, sample_weight=None):
     for rung, candidate in enumerate(candidates(backbone.n_layer_groups)):
         score, seconds = _fit_and_score(estimator, candidate, epochs, *parts)
         better = not np.isnan(score) and score > best_score
-        note = "" if better else f"no better than n_frozen={best!r}: the climb ends"
+        note = "" if better else "no held-out score: the climb ends"
+        if not better and best is not None:
+            note = f"no better than n_frozen={best!r}: the climb ends"
         rows.append((candidate, rung, epochs, score, seconds, note))
         if not better:
             break
