@@ -106,7 +106,7 @@ def run_set(name, n, seeds):
         how = f"tried {', '.join(map(repr, tried))}" if len(tried) > 1 else "without a search"
         choices.append((seed, f"{chosen!r} ({how})", ratio))
         print(name, n, seed, {m: round(s[-1], 1) for m, s in scores.items()}, chosen, flush=True)
-    label = f"{name}, N={n} ({len(y)} train, {len(y_test)} test)"
+    label = f"{name}, N={n} ({len(y)} train, {len(y_test)} test, {len(seeds)} draws)"
     cells = [f"{np.mean(s):.1f} ± {np.std(s):.1f}" for s in scores.values()]
     times = [f"{statistics.median(s):.0f}" for s in seconds.values()]
     return label, cells, times, choices
@@ -124,7 +124,7 @@ def table(done):
     ]
     lines += ["", "| data | seed | chose | seconds, auto / its choice |", "|---|---|---|---|"]
     lines += [
-        f"| {r[0].split(',')[0]} | {seed} | {choice} | {ratio:.1f}x |"
+        f"| {r[0].split(' (')[0]} | {seed} | {choice} | {ratio:.1f}x |"
         for r in done
         for seed, choice, ratio in r[3]
     ]
@@ -135,7 +135,9 @@ def table(done):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sets", default=PLAN, help="set:N per class, comma-separated")
+    parser.add_argument(
+        "--sets", default=PLAN, help="set:N per class (or set:N:draws), comma-separated"
+    )
     parser.add_argument("--seeds", type=int, default=2)
     args = parser.parse_args()
     if not (DATASETS / "office_caltech10").is_dir():
@@ -143,18 +145,19 @@ def main():
     warnings.filterwarnings("ignore", message=".*truncated.*")
     done = []
     for item in args.sets.split(","):
-        name, n = item.split(":")
-        done.append(run_set(name, int(n), range(args.seeds)))
+        name, n, *seeds = item.split(":")  # set:N, or set:N:seeds for fewer or more draws
+        done.append(run_set(name, int(n), range(int(seeds[0]) if seeds else args.seeds)))
         write_section(
             "recipes",
             f"""## The candidates of `n_frozen="auto"` by hand, and its choice (`bench_recipes.py`)
 
 `python benchmarks/bench_recipes.py --sets {args.sets} --seeds {args.seeds}`, {machine_line()};
 {_text_data.load_line()}. Accuracy (%) on held-out inputs, mean ± standard deviation
-over draws of N inputs per class (seeds 0-{args.seeds - 1}); every method fits the same draw
-with the defaults, except the `n_frozen` named. Photos: EfficientNet-Lite0 at 224 px,
-scored on the photos not drawn (at most 300). Sentences: all-MiniLM-L6-v2, scored on
-held-out sentences (TREC: its official test questions).
+over draws of N inputs per class (seeds 0, 1, ...; each row says how many); every
+method fits the same draw with the defaults, except the `n_frozen` named. Photos:
+EfficientNet-Lite0 at 224 px, scored on the photos not drawn (at most 300). Sentences:
+all-MiniLM-L6-v2, scored on held-out sentences (TREC: its official test questions). The
+stores of frozen features and converted networks are emptied before every fit.
 
 {table(done)}
 """,
