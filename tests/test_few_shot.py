@@ -1,6 +1,10 @@
 """Few-shot text classification: contrastive pairs, linear cost, the head, persistence."""
 
+import json
+import os
 import pickle
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -8,7 +12,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 
 import sktransfer
-from sktransfer import FewShotTextClassifier, PretrainedFeatureExtractor
+from sktransfer import FewShotTextClassifier, PretrainedFeatureExtractor, ZeroShotTextClassifier
 from sktransfer._few_shot import _pair_targets, length_batches, make_pairs
 
 import _questions
@@ -160,3 +164,31 @@ def test_saved_and_pickled_models_predict_the_same(fitted, tmp_path):
             FewShotTextClassifier(head=LogisticRegression(), max_epochs=0).fit(X, Y),
             tmp_path / "other.skt",
         )
+
+
+_PREDICT_IN_A_FRESH_PROCESS = """
+import json, sys
+import sktransfer
+texts = json.loads(sys.argv[2])
+model = sktransfer.load(sys.argv[1])
+proba = model.predict_proba(texts).tolist()
+print(json.dumps({"classes": model.classes_.tolist(), "proba": proba}))
+"""
+
+
+def test_both_text_classifiers_load_and_predict_in_a_fresh_process(fitted, tmp_path):
+    names = np.where(Y == 1, "praise", "complaint")  # the texts join the class names
+    zero_shot = ZeroShotTextClassifier(labels=["praise", "complaint"]).fit(X, names)
+    for name, model in {"few_shot": fitted, "zero_shot": zero_shot}.items():
+        path = tmp_path / f"{name}.skt"
+        sktransfer.save(model, path)
+        done = subprocess.run(
+            [sys.executable, "-c", _PREDICT_IN_A_FRESH_PROCESS, str(path), json.dumps(X)],
+            capture_output=True,
+            text=True,
+            check=True,
+            env=os.environ | {"SKTRANSFER_OFFLINE": "1"},
+        )
+        out = json.loads(done.stdout.strip().splitlines()[-1])
+        assert out["classes"] == model.classes_.tolist()
+        np.testing.assert_allclose(out["proba"], model.predict_proba(X), rtol=1e-4, atol=1e-5)
