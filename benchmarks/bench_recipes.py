@@ -40,7 +40,7 @@ from sktransfer._core.engine import COMPILED
 
 import _text_data
 from _results import machine_line, write_section
-from bench_small_data import DATASETS, draw, text_sets
+from bench_small_data import DATASETS, split, text_sets
 
 CANDIDATES = ("all", -1, -2, -3)
 METHODS = ["frozen features + LR"] + [f"n_frozen={c!r}" for c in CANDIDATES]
@@ -63,19 +63,6 @@ def load(name):
     return X, y, None, None, IMAGES
 
 
-def split(pool_X, pool_y, X_test, y_test, n, seed):
-    """Return ``(X, y, X_test, y_test)``: ``n`` per class drawn with ``seed``, the test rows."""
-    train = draw(pool_y, n, seed)
-    take = (
-        (lambda r: [pool_X[i] for i in r]) if isinstance(pool_X, list) else (lambda r: pool_X[r])
-    )
-    if X_test is None:  # the photos not drawn, at most IMAGE_TEST of them (seed 1234)
-        rest = np.setdiff1d(np.arange(len(pool_y)), train)
-        rest = np.random.default_rng(1234).permutation(rest)[:IMAGE_TEST]
-        return take(train), pool_y[train], take(rest), pool_y[rest]
-    return take(train), pool_y[train], X_test, y_test
-
-
 def make(method, backbone, seed):
     if method == "frozen features + LR":
         return make_pipeline(
@@ -92,7 +79,7 @@ def run_set(name, n, seeds):
     seconds = {m: [] for m in METHODS}
     choices = []
     for seed in seeds:
-        X, y, X_test, y_test = split(*data, n, seed)
+        X, y, X_test, y_test = split(*data, n, seed, max_test=IMAGE_TEST)
         for method in METHODS:
             clear_cache()  # every fit computes its own frozen features
             COMPILED.clear()  # and converts its own networks (a user's single fit does)

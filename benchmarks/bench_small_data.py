@@ -106,6 +106,23 @@ def draw(y, n, seed):
     return np.sort(np.concatenate(rows))
 
 
+def split(pool_X, pool_y, X_test, y_test, n, seed, max_test=None):
+    """Return ``(X, y, X_test, y_test)``: ``n`` per class drawn with ``seed``, the test rows.
+
+    Without a test set, the inputs not drawn are one (at most ``max_test`` of them, drawn
+    once with seed 1234).
+    """
+    train = draw(pool_y, n, seed)
+    listed = isinstance(pool_X, list)
+    take = (lambda r: [pool_X[i] for i in r]) if listed else (lambda r: pool_X[r])
+    if X_test is None:
+        rest = np.setdiff1d(np.arange(len(pool_y)), train)
+        if max_test is not None:
+            rest = np.random.default_rng(1234).permutation(rest)[:max_test]
+        return take(train), pool_y[train], take(rest), pool_y[rest]
+    return take(train), pool_y[train], X_test, y_test
+
+
 def fit_and_score(method, backbone, X, y, X_test, y_test, seed):
     """Return ``(accuracy, seconds)`` of one method on one draw."""
     start = time.perf_counter()
@@ -128,14 +145,7 @@ def run_set(name, data, backbone, shots):
         scores = {method: [] for method in METHODS}
         seconds = {method: [] for method in METHODS}
         for seed in SEEDS:
-            if X_test is None:  # the inputs not drawn are the test set
-                train = draw(pool_y, n, seed)
-                rest = np.setdiff1d(np.arange(len(pool_y)), train)
-                X, y, Xt, yt = pool_X[train], pool_y[train], pool_X[rest], pool_y[rest]
-            else:
-                train = draw(pool_y, n, seed)
-                X = [pool_X[i] for i in train] if isinstance(pool_X, list) else pool_X[train]
-                y, Xt, yt = pool_y[train], X_test, y_test
+            X, y, Xt, yt = split(pool_X, pool_y, X_test, y_test, n, seed)
             for method in METHODS:
                 accuracy, spent = fit_and_score(method, backbone, X, y, Xt, yt, seed)
                 scores[method].append(100 * accuracy)
