@@ -8,9 +8,9 @@ want the frozen network and a new head, data far from it gains from adapting the
 groups. With ``n_frozen="auto"`` the estimator finds out on the data itself. It holds
 out ``validation_fraction`` of the inputs (at least two per class) and climbs from the
 head alone (``"all"``): it unfreezes one more group (``-1``, ``-2``, ``-3``) while that
-raises the held-out accuracy, and refits the last candidate that did on all the data.
-This example plots each candidate's held-out accuracy on the climb, and what the search
-cost against one fit of its choice.
+raises the held-out score (minus the log-loss of its probabilities), and refits the last
+candidate that did on all the data. This example plots each candidate's held-out score
+on the climb, and what the search cost against one fit of its choice.
 """
 
 # %%
@@ -67,8 +67,8 @@ with sktransfer.config_context(shared_cache_size=0):
 print(f"the search took {ratio:.1f} times one fit of its choice")
 
 # %%
-# Held-out accuracy along the climb, and what each fit cost
-# ---------------------------------------------------------
+# Held-out score along the climb, and what each fit cost
+# ------------------------------------------------------
 # A point per candidate tried, in the order of the climb; the climb stops at the first
 # candidate that does not beat the one before. The bars are the seconds each fit took.
 import matplotlib.pyplot as plt
@@ -78,7 +78,7 @@ fig, (ax, bars) = plt.subplots(1, 2, figsize=(9, 3.5))
 ax.plot(names, results["validation_score"], marker="o")
 best = results["candidate"].tolist().index(clf.best_recipe_["n_frozen"])
 ax.plot(names[best], results["validation_score"][best], "r*", markersize=14, label="chosen")
-ax.set_ylabel("held-out accuracy")
+ax.set_ylabel("held-out score (minus log-loss)")
 ax.set_title(f"the climb chose n_frozen={clf.best_recipe_['n_frozen']}")
 ax.legend()
 bars.bar(names, results["seconds"])

@@ -3,10 +3,11 @@
 The candidates are the head alone (``"all"``) and unfreezing the last 1, 2 and 3 layer
 groups (``-1``, ``-2``, ``-3``), as many as the backbone has, in order of cost. Each is a
 clone of the estimator with that ``n_frozen``, fitted on a training part of the data and
-scored (its ``score``: accuracy, or R² for a regressor) on a held-out part, stratified by
-class for one label per input. The climb starts from the head alone and unfreezes one more
-group while that raises the held-out score; the first candidate that does not ends it,
-and the last one that did is chosen (a tie goes to the more frozen). Every candidate
+scored on a held-out part, stratified by class for one label per input: a classifier by
+minus the log-loss of its probabilities (see :func:`held_out_score`), a regressor by R².
+The climb starts from the head alone and unfreezes one more group while that raises the
+held-out score; the first candidate that does not ends it, and the last one that did is
+chosen (a tie goes to the more frozen). Every candidate
 trains the epochs ``max_epochs`` gives the training part (for ``"auto"``, enough epochs
 for its minimum of optimiser steps). The frozen stages' outputs are shared between the
 clones by the process's store.
@@ -30,14 +31,16 @@ from time import perf_counter
 
 import numpy as np
 from sklearn.base import clone
+from sklearn.metrics import log_loss
 from sklearn.model_selection import train_test_split
 from sklearn.utils import _safe_indexing
 
 from ._schedule import training_epochs
-from ._tasks import check_sample_weight
+from ._tasks import MultiLabel, check_sample_weight
 
 __all__ = [
-    "CANDIDATES", "MIN_ROWS", "MIN_VALID_PER_CLASS", "Recipe", "choose_n_frozen", "is_auto",
+    "CANDIDATES", "MIN_ROWS", "MIN_VALID_PER_CLASS", "Recipe", "choose_n_frozen",
+    "held_out_score", "is_auto",
 ]  # fmt: skip
 
 CANDIDATES = ("all", -1, -2, -3)
@@ -185,6 +188,24 @@ def _fit_and_score(estimator, n_frozen, epochs, train, valid):
     start = perf_counter()
     model = clone(estimator).set_params(n_frozen=n_frozen, max_epochs=epochs)
     model.fit(*train)
-    X, y, weights = valid
-    score = float(model.score(X, y, sample_weight=weights))
+    score = held_out_score(model, *valid)
     return score, perf_counter() - start
+
+
+def held_out_score(model, X, y, sample_weight=None):
+    """Return how well a fitted candidate does on held-out rows: the higher, the better.
+
+    A classifier's score is minus its log-loss (sklearn's ``neg_log_loss``): of the true
+    class's probability for one label per input, and of each label's (a binary
+    cross-entropy, averaged over the labels) for a multi-label indicator ``y``; a row's
+    weight is its ``sample_weight``. A regressor's is its ``score`` (R²).
+    """
+    if not hasattr(model, "predict_proba"):
+        return float(model.score(X, y, sample_weight=sample_weight))
+    proba = model.predict_proba(X)
+    if not isinstance(model._task, MultiLabel):
+        return -float(log_loss(y, proba, labels=model.classes_, sample_weight=sample_weight))
+    proba = np.clip(proba, 1e-15, 1 - 1e-15)
+    y = np.asarray(y, dtype=float)
+    rows = -(y * np.log(proba) + (1 - y) * np.log1p(-proba)).mean(axis=1)
+    return -float(np.average(rows, weights=sample_weight))

@@ -28,8 +28,9 @@ PARAMETERS = {
         ``"auto"`` chooses among ``"all"``, ``-1``, ``-2`` and ``-3`` (those the backbone
         has) on held-out rows (``validation_fraction`` of the data, at least 2 per class
         for one label per input, at most half): starting from the head alone, it
-        unfreezes one more group while that raises the held-out ``score``, keeps the
-        last candidate that did, and refits it on all the data. Each candidate tried
+        unfreezes one more group while that raises the held-out score (minus the
+        log-loss for a classifier, R² for a regressor), keeps the last candidate that
+        did, and refits it on all the data. Each candidate tried
         trains what ``max_epochs`` gives the training part; ``recipe_results_`` has a
         row per candidate tried, with the seconds it took. With fewer than 10 inputs,
         or too few to hold out 2 rows per class, it chooses ``"all"``, with a warning.""",
@@ -190,7 +191,8 @@ ATTRIBUTES = """\
     recipe_results_ : dict of lists
         How ``n_frozen`` was chosen, a row per candidate and rung, as ``cv_results_``
         (``pandas.DataFrame(recipe_results_)`` shows it): ``candidate``, ``rung``,
-        ``epochs``, ``validation_score``, ``seconds`` (its fit and score) and ``note``.
+        ``epochs``, ``validation_score`` (minus the held-out log-loss, or R²),
+        ``seconds`` (its fit and score) and ``note``.
         With an explicit ``n_frozen``, or when ``"auto"`` had too little data, one row
         whose ``note`` says so (and no score).
     n_cached_stages_ : int
