@@ -5,9 +5,9 @@ on the same held-out ones:
 
 - ``make_pipeline(PretrainedFeatureExtractor(), LogisticRegression(max_iter=1000))``;
 - ``FineTunedClassifier(n_frozen=c)`` for each candidate ``c`` of the search (``"all"``,
-  the default, and ``-1``, ``-2``, ``-3``), otherwise with the defaults;
-- ``FineTunedClassifier(n_frozen="auto")``: the climb from the head alone on held-out
-  rows, then the refit.
+  ``-1``, ``-2``, ``-3``), otherwise with the defaults;
+- ``FineTunedClassifier(n_frozen="auto")``, the default: the climb from the head alone
+  on held-out rows (on held-out log-loss), then the refit.
 
 The table gives accuracy (mean ± standard deviation over the draws) and median seconds of
 a fit; below it, what ``"auto"`` chose on each draw (and which candidates it tried) and
