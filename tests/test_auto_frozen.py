@@ -1,5 +1,6 @@
 """n_frozen="auto": how many layer groups stay frozen, chosen by climbing from the head alone."""
 
+import warnings
 from types import SimpleNamespace
 
 import numpy as np
@@ -156,8 +157,9 @@ def test_a_regressor_searches_by_r2(crops):
 def test_too_little_data_trains_the_head_alone_and_says_why(crops, rows, n_classes):
     X = crops[0][rows]
     y = np.arange(len(X)) % n_classes
-    clf = FineTunedClassifier(n_frozen="auto", **FAST)
-    with pytest.warns(UserWarning, match="too few to compare"):
+    clf = FineTunedClassifier(**FAST)  # "auto", the default
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a default that serves few inputs does not warn
         clf.fit(X, y)
     assert clf.best_recipe_ == {"n_frozen": "all"}
     assert clf.n_frozen_ == clf.n_layer_groups_
@@ -226,8 +228,16 @@ def test_bad_values_are_refused(crops):
     X, y = crops
     with pytest.raises(InvalidParameterError, match="auto"):
         FineTunedClassifier(n_frozen="some", **FAST).fit(X, y)
-    with pytest.raises(ValueError, match="find_lr tests one recipe"):
-        FineTunedClassifier(n_frozen="auto", **FAST).find_lr(X, y, num_it=2)
+
+
+def test_the_range_test_of_auto_is_that_of_the_head_alone(crops):
+    X, y = crops
+    found = FineTunedClassifier(**FAST).find_lr(X, y, num_it=6)  # "auto", the default
+    head = FineTunedClassifier(n_frozen="all", **FAST).find_lr(X, y, num_it=6)
+    np.testing.assert_allclose(found.rates, head.rates)
+    np.testing.assert_allclose(found.losses, head.losses, rtol=1e-5)
+    unfrozen = FineTunedClassifier(n_frozen=-1, **FAST).find_lr(X, y, num_it=6)
+    assert not np.allclose(found.losses, unfrozen.losses, rtol=1e-5)
 
 
 TEXTS = [

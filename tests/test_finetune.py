@@ -29,7 +29,7 @@ def split(crops):
 @pytest.fixture(scope="module")
 def head_only(split):
     X, y, _, _ = split
-    return FineTunedClassifier(max_epochs=5, **FAST).fit(X, y)
+    return FineTunedClassifier(n_frozen="all", max_epochs=5, **FAST).fit(X, y)
 
 
 def test_head_only_training_beats_chance_on_real_photos(head_only, split):

@@ -60,7 +60,8 @@ def test_few_texts_per_class_score_as_the_feature_pipeline_where_a_zero_head_bar
     features, test_features = question_features
     pipeline = LogisticRegression().fit(features, y)  # the feature-transfer pipeline's model
     expected = pipeline.predict_proba(test_features)
-    clf = FineTunedClassifier(MODEL, random_state=0, callbacks=[HeadAtStart()]).fit(X, y)
+    clf = FineTunedClassifier(MODEL, n_frozen="all", random_state=0, callbacks=[HeadAtStart()])
+    clf.fit(X, y)
     # the probe starts the head as the pipeline's model, and training keeps its penalty
     weight, bias = _start(clf)
     scale = np.abs(pipeline.coef_).max()
@@ -71,7 +72,9 @@ def test_few_texts_per_class_score_as_the_feature_pipeline_where_a_zero_head_bar
     # the same accuracy, up to near-ties (2 of 60 questions)
     assert clf.score(X_test, y_test) >= pipeline.score(test_features, y_test) - 2 / 60
     # the former defaults: 10 steps from a zero head leave it near uniform probabilities
-    old = FineTunedClassifier(MODEL, head_init="zeros", max_epochs=10, random_state=0)
+    old = FineTunedClassifier(
+        MODEL, n_frozen="all", head_init="zeros", max_epochs=10, random_state=0
+    )
     old.fit(X, y)
     uniform = np.log(5)
     assert log_loss(y_test, old.predict_proba(X_test)) > 0.95 * uniform
@@ -128,7 +131,7 @@ def test_integer_sample_weights_start_the_head_as_repeated_rows(crops):
     X, y = crops
     X, y = X[::2], y[::2]
     counts = np.resize([1, 2, 3], len(y))
-    params = {**IMAGES, "max_epochs": 1, "callbacks": [HeadAtStart()]}
+    params = {**IMAGES, "n_frozen": "all", "max_epochs": 1, "callbacks": [HeadAtStart()]}
     weighted = FineTunedClassifier(**params).fit(X, y, sample_weight=counts)
     repeated = FineTunedClassifier(**params).fit(np.repeat(X, counts, 0), np.repeat(y, counts))
     for a, b in zip(_start(weighted), _start(repeated), strict=True):

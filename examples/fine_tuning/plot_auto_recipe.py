@@ -56,7 +56,7 @@ print("chosen:", clf.best_recipe_, f"test accuracy {clf.score(X_test, y_test):.2
 # search computed, and cost less than a first fit does.
 import sktransfer
 
-head_only = FineTunedClassifier(image_size=32, max_epochs=8, random_state=0)
+head_only = FineTunedClassifier(n_frozen="all", image_size=32, max_epochs=8, random_state=0)
 head_only.fit(X_train, y_train)
 print(f'n_frozen="all": test accuracy {head_only.score(X_test, y_test):.2f}')
 chosen = FineTunedClassifier(image_size=32, max_epochs=8, random_state=0)

@@ -56,7 +56,7 @@ import matplotlib.pyplot as plt
 
 from sktransfer import FineTunedClassifier, FineTunedRegressor
 
-reg = FineTunedRegressor(image_size=64, max_epochs=100, random_state=0)
+reg = FineTunedRegressor(n_frozen="all", image_size=64, max_epochs=100, random_state=0)
 reg.fit(X_share[:64], share[:64])
 predicted = reg.predict(X_share[64:])
 print(f"R² on held-out composites: {reg.score(X_share[64:], share[64:]):.2f}")
@@ -75,7 +75,7 @@ axes[0].set_title("FineTunedRegressor")
 # gives; ``predict_proba`` returns each label's probability.
 from sklearn.metrics import f1_score, precision_recall_curve
 
-clf = FineTunedClassifier(image_size=64, max_epochs=60, random_state=0)
+clf = FineTunedClassifier(n_frozen="all", image_size=64, max_epochs=60, random_state=0)
 clf.fit(X_tiles[:64], labels[:64])
 proba = clf.predict_proba(X_tiles[64:])
 print(f"f1 (samples): {f1_score(labels[64:], clf.predict(X_tiles[64:]), average='samples'):.2f}")
@@ -94,7 +94,7 @@ plt.show()
 # --------------
 # ``fit`` takes ``sample_weight``: a row of weight 2 trains as two copies of it would.
 weights = np.where(labels[:64, 1] == 1, 2.0, 1.0)
-weighted = FineTunedClassifier(image_size=64, max_epochs=60, random_state=0)
+weighted = FineTunedClassifier(n_frozen="all", image_size=64, max_epochs=60, random_state=0)
 weighted.fit(X_tiles[:64], labels[:64], sample_weight=weights)
 print(
     "labels predicted, unweighted and weighted:",

@@ -43,9 +43,11 @@ candidates = {
     "from scratch (weights=None)": FineTunedClassifier(
         weights=None, n_frozen=0, max_epochs=15, lr=3e-3, **common
     ),
-    "ImageNet backbone, new head": FineTunedClassifier(max_epochs=30, lr=1e-2, **common),
+    "ImageNet backbone, new head": FineTunedClassifier(
+        n_frozen="all", max_epochs=30, lr=1e-2, **common
+    ),
     "own digits backbone, new head": FineTunedClassifier(
-        backbone=source_model, max_epochs=30, lr=1e-2, **common
+        backbone=source_model, n_frozen="all", max_epochs=30, lr=1e-2, **common
     ),
 }
 scores = {}

@@ -21,11 +21,11 @@ The held-out part is ``validation_fraction`` of the data, but at least
 :data:`MIN_VALID_PER_CLASS` rows per class (for one label per input), and never more
 than half of it. With too little data for that (fewer than :data:`MIN_ROWS` inputs, or a
 held-out part that would need more than half of them), the head alone (``"all"``) is
-chosen, with a warning that says why.
+chosen without a search, and the note of ``recipe_results_`` says why (not a warning:
+``"auto"`` is the default, and a few inputs are a use it serves, not a mistake).
 """
 
 import math
-import warnings
 from dataclasses import dataclass
 from time import perf_counter
 
@@ -137,7 +137,6 @@ def choose_n_frozen(estimator, X, y, sample_weight=None):
     encoded, _ = task.fit(y, n, getattr(estimator, "class_weight", None), weights)
     split, reason = _split(encoded, task, estimator.validation_fraction, estimator.random_state)
     if split is None:
-        warnings.warn(f'n_frozen="auto" chose "all" (the head alone): {reason}', stacklevel=3)
         return Recipe.given("all", note=reason)
     parts = [_part(X, y, sample_weight, rows) for rows in split]
     epochs = training_epochs(estimator.max_epochs, len(split[0]), estimator.batch_size)

@@ -22,7 +22,7 @@ PARAMETERS = {
     weights : str, path or None, default="DEFAULT"
         Pretrained weights; None trains the same architecture from scratch.""",
     "n_frozen": """\
-    n_frozen : "all", "auto" or int, default="all"
+    n_frozen : "auto", "all" or int, default="auto"
         Layer groups kept frozen, counted from the input. ``"all"`` trains the head only,
         ``0`` fine-tunes everything, ``-1`` all but the last group, and so on.
         ``"auto"`` chooses among ``"all"``, ``-1``, ``-2`` and ``-3`` (those the backbone
@@ -30,10 +30,13 @@ PARAMETERS = {
         for one label per input, at most half): starting from the head alone, it
         unfreezes one more group while that raises the held-out score (minus the
         log-loss for a classifier, R² for a regressor), keeps the last candidate that
-        did, and refits it on all the data. Each candidate tried
-        trains what ``max_epochs`` gives the training part; ``recipe_results_`` has a
-        row per candidate tried, with the seconds it took. With fewer than 10 inputs,
-        or too few to hold out 2 rows per class, it chooses ``"all"``, with a warning.""",
+        did, and refits it on all the data. Each candidate tried trains what
+        ``max_epochs`` gives the training part; ``recipe_results_`` has a row per
+        candidate tried, with the seconds it took. The search costs a few fits (a
+        median of 2.7 times one fit of its choice in ``benchmarks/RESULTS.md``); set
+        ``n_frozen`` to fit one recipe (``best_recipe_`` is the choice's). With
+        fewer than 10 inputs, or too few to hold out 2 rows per class, it trains the
+        head alone (``"all"``) without a search, and ``recipe_results_`` says why.""",
     "head": """\
     head : None, int or callable, default=None
         None: one linear layer. An int: a hidden layer of that width. A callable:

@@ -132,6 +132,7 @@ class _FineTuned(TransferEstimator):
         self : estimator
         """
         self._validate_params()
+        self._require_y(y)
         if is_auto(self.n_frozen):
             recipe = choose_n_frozen(self, X, y, sample_weight)
         else:
@@ -160,8 +161,10 @@ class _FineTuned(TransferEstimator):
         ``unfreeze_after`` do not apply; augmentation, mixup and the probe's penalty do.
         With the frozen-prefix cache (no augmentation), the frozen stages run once and
         the steps cost what head-only training costs; their output stays in the shared
-        store, for the ``fit`` that follows. The estimator is left as it was: not
-        fitted, its parameters unchanged (set ``lr`` yourself).
+        store, for the ``fit`` that follows. With ``n_frozen="auto"`` (the default) it
+        tests the head alone (``"all"``), the climb's first candidate: every candidate's
+        head trains at ``lr``. The estimator is left as it was: not fitted, its
+        parameters unchanged (set ``lr`` yourself).
 
         Parameters
         ----------
@@ -196,16 +199,19 @@ class _FineTuned(TransferEstimator):
         """
         self._validate_params()
         _check_range(start_lr, end_lr, num_it)
-        if is_auto(self.n_frozen):
-            raise ValueError(
-                'find_lr tests one recipe, and n_frozen="auto" compares several: set n_frozen '
-                "to 'all' or an integer (after a fit, n_frozen_ is the one it chose)."
-            )
-        run = self._prepare(X, y, sample_weight, self.n_frozen)
+        n_frozen = "all" if is_auto(self.n_frozen) else self.n_frozen
+        run = self._prepare(X, y, sample_weight, n_frozen)
         net = run.net(self, max_epochs=1)
         with run.module.starting_at(run.n_cached):
             rates, losses = range_test(net, run.train, start_lr, end_lr, num_it)
         return Bunch(rates=rates, losses=losses, suggestion=valley(rates, losses))
+
+    def _require_y(self, y):
+        """Refuse a missing ``y`` as scikit-learn's estimators do (before any search)."""
+        if y is None:
+            raise ValueError(
+                f"{type(self).__name__} requires y to be passed, but the target y is None."
+            )
 
     def _prepare(self, X, y, sample_weight, n_frozen):
         """Load, freeze and start the network and make the data, as training needs them.
@@ -214,10 +220,7 @@ class _FineTuned(TransferEstimator):
         ``n_frozen`` groups frozen ("all" or an integer: ``"auto"`` resolved); sets no
         attribute of the estimator. Returns a :class:`_Run`.
         """
-        if y is None:
-            raise ValueError(
-                f"{type(self).__name__} requires y to be passed, but the target y is None."
-            )
+        self._require_y(y)
         backbone = self._load_backbone()
         self._check_image_tools(backbone.preprocessing)
         inputs = backbone.preprocessing.check(X)
@@ -563,7 +566,7 @@ class FineTunedClassifier(ClassifierMixin, _FineTuned):
     }
 
     def __init__(
-        self, backbone=DEFAULT_BACKBONE, *, weights="DEFAULT", n_frozen="all", head=None,
+        self, backbone=DEFAULT_BACKBONE, *, weights="DEFAULT", n_frozen="auto", head=None,
         head_init="probe", dropout=0.0, max_epochs="auto", batch_size=32, lr=1e-3,
         lr_schedule="constant", backbone_lr=None, lr_decay=None, unfreeze_after=0,
         optimizer="adamw", weight_decay=1e-4, augment=None, tta=False, image_size=None,
@@ -668,7 +671,7 @@ class FineTunedRegressor(RegressorMixin, _FineTuned):
     }
 
     def __init__(
-        self, backbone=DEFAULT_BACKBONE, *, weights="DEFAULT", n_frozen="all", head=None,
+        self, backbone=DEFAULT_BACKBONE, *, weights="DEFAULT", n_frozen="auto", head=None,
         head_init="probe", dropout=0.0, max_epochs="auto", batch_size=32, lr=1e-3,
         lr_schedule="constant", backbone_lr=None, lr_decay=None, unfreeze_after=0,
         optimizer="adamw", weight_decay=1e-4, augment=None, tta=False, image_size=None,
