@@ -178,7 +178,11 @@ def test_the_held_out_part_has_two_rows_per_class_whatever_the_fraction():
     split, why = _auto._split(np.repeat(np.arange(6), 2), SimpleNamespace(stratified=True), 0.1, 0)
     assert split is None and "at most half" in why  # 6 classes of 2 would need all 12
     split, _ = _auto._split(np.zeros(40), SimpleNamespace(stratified=False), 0.1, 0)
-    assert len(split[1]) == 4  # a regressor's fraction, unstratified
+    assert len(split[1]) == 10  # a regressor's: 4 would be its fraction, too few for an R²
+    split, _ = _auto._split(np.zeros(200), SimpleNamespace(stratified=False), 0.1, 0)
+    assert len(split[1]) == 20  # its fraction, once that is more
+    split, why = _auto._split(np.zeros(19), SimpleNamespace(stratified=False), 0.1, 0)
+    assert split is None and "10 held-out rows" in why
 
 
 def test_an_explicit_n_frozen_is_one_unscored_row(crops, tmp_path):

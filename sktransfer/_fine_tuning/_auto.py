@@ -7,22 +7,29 @@ scored on a held-out part, stratified by class for one label per input: a classi
 minus the log-loss of its probabilities (see :func:`held_out_score`), a regressor by R².
 The climb starts from the head alone and unfreezes one more group while that raises the
 held-out score; the first candidate that does not ends it, and the last one that did is
-chosen (a tie goes to the more frozen). Every candidate
-trains the epochs ``max_epochs`` gives the training part (for ``"auto"``, enough epochs
-for its minimum of optimiser steps). The frozen stages' outputs are shared between the
-clones by the process's store.
+chosen (a tie goes to the more frozen). Every candidate trains the epochs ``max_epochs``
+gives the training part (for ``"auto"``, enough epochs for its minimum of optimiser
+steps). The frozen stages' outputs are shared between the clones by the process's store.
 
 Climbing, rather than training every candidate, keeps the cost near that of the choice:
 unfreezing a group costs more than the one before, and where the head alone is best
 (data close to the backbone's pretraining) only the two cheapest candidates train. The
 price is that a deeper candidate behind one that did not help is not tried.
 
+Why the log-loss: the held-out part of a few-shot set is a handful of rows (two per
+class), on which the accuracies of two candidates often tie or differ by one row, and a
+climb on accuracy stopped at the head alone where deeper candidates were better by 15
+points and more on the test inputs (``benchmarks/RESULTS.md``, "Which held-out score").
+The log-loss, a proper scoring rule, also counts how sure each answer is, and tells them
+apart on the same rows.
+
 The held-out part is ``validation_fraction`` of the data, but at least
-:data:`MIN_VALID_PER_CLASS` rows per class (for one label per input), and never more
-than half of it. With too little data for that (fewer than :data:`MIN_ROWS` inputs, or a
-held-out part that would need more than half of them), the head alone (``"all"``) is
-chosen without a search, and the note of ``recipe_results_`` says why (not a warning:
-``"auto"`` is the default, and a few inputs are a use it serves, not a mistake).
+:data:`MIN_VALID_PER_CLASS` rows per class for one label per input (else at least
+:data:`MIN_VALID_UNSTRATIFIED` rows), and never more than half of it. With too little
+data for that (fewer than :data:`MIN_ROWS` inputs, or a held-out part that would need
+more than half of them), the head alone (``"all"``) is chosen without a search, and the
+note of ``recipe_results_`` says why (not a warning: ``"auto"`` is the default, and a
+few inputs are a use it serves, not a mistake).
 """
 
 import math
@@ -39,13 +46,17 @@ from ._schedule import training_epochs
 from ._tasks import MultiLabel, check_sample_weight
 
 __all__ = [
-    "CANDIDATES", "MIN_ROWS", "MIN_VALID_PER_CLASS", "Recipe", "choose_n_frozen",
+    "CANDIDATES", "MIN_ROWS", "MIN_VALID_PER_CLASS", "MIN_VALID_UNSTRATIFIED", "Recipe",
+    "choose_n_frozen",
     "held_out_score", "is_auto",
 ]  # fmt: skip
 
 CANDIDATES = ("all", -1, -2, -3)
 MIN_ROWS = 10
 MIN_VALID_PER_CLASS = 2
+# held-out rows for a regressor or a multi-label y, whose rows are not drawn by class: an
+# R² over the two or three rows a tenth of a small set gives is noise
+MIN_VALID_UNSTRATIFIED = 10
 COLUMNS = ("candidate", "rung", "epochs", "validation_score", "seconds", "note")
 
 
@@ -158,13 +169,18 @@ def _split(encoded, task, fraction, random_state):
     """Return ``((train, valid), None)``, or ``(None, why)`` when the data is too little."""
     n = len(encoded)
     n_classes = len(np.unique(encoded)) if task.stratified else 1
-    n_valid = max(math.ceil(fraction * n), MIN_VALID_PER_CLASS * n_classes)
+    least = MIN_VALID_PER_CLASS * n_classes if task.stratified else MIN_VALID_UNSTRATIFIED
+    n_valid = max(math.ceil(fraction * n), least)
     if n < MIN_ROWS or n_valid > n // 2:
-        need = f"{MIN_VALID_PER_CLASS} held-out rows per class" if task.stratified else ""
+        need = (
+            f"{MIN_VALID_PER_CLASS} held-out rows per class"
+            if task.stratified
+            else f"{MIN_VALID_UNSTRATIFIED} held-out rows"
+        )
         return None, (
             f"{n} inputs are too few to compare candidates on held-out rows (at least "
-            f"{MIN_ROWS} inputs are needed{', and ' + need if need else ''}, at most half "
-            "of them held out). Add inputs, or set n_frozen yourself."
+            f"{MIN_ROWS} inputs are needed, and {need}, at most half of them held out). "
+            "Add inputs, or set n_frozen yourself."
         )
     stratify = encoded if task.stratified else None
     try:

@@ -27,7 +27,8 @@ PARAMETERS = {
         ``0`` fine-tunes everything, ``-1`` all but the last group, and so on.
         ``"auto"`` chooses among ``"all"``, ``-1``, ``-2`` and ``-3`` (those the backbone
         has) on held-out rows (``validation_fraction`` of the data, at least 2 per class
-        for one label per input, at most half): starting from the head alone, it
+        for one label per input and else 10, at most half): starting from the head
+        alone, it
         unfreezes one more group while that raises the held-out score (minus the
         log-loss for a classifier, R² for a regressor), keeps the last candidate that
         did, and refits it on all the data. Each candidate tried trains what
@@ -35,8 +36,8 @@ PARAMETERS = {
         candidate tried, with the seconds it took. The search costs a few fits (a
         median of 2.7 times one fit of its choice in ``benchmarks/RESULTS.md``); set
         ``n_frozen`` to fit one recipe (``best_recipe_`` is the choice's). With
-        fewer than 10 inputs, or too few to hold out 2 rows per class, it trains the
-        head alone (``"all"``) without a search, and ``recipe_results_`` says why.""",
+        fewer than 10 inputs, or too few to hold out those rows, it trains the head
+        alone (``"all"``) without a search, and ``recipe_results_`` says why.""",
     "head": """\
     head : None, int or callable, default=None
         None: one linear layer. An int: a hidden layer of that width. A callable:
