@@ -73,14 +73,24 @@ def make(method, backbone, seed):
     return FineTunedClassifier(backbone, n_frozen=n_frozen, random_state=seed)
 
 
-def run_set(name, n, seeds):
-    *data, backbone = load(name)
-    scores = {m: [] for m in METHODS}
-    seconds = {m: [] for m in METHODS}
+def run_set(name, n, seeds, draw=None, make=make, methods=METHODS):
+    """Fit every method on every draw of ``name``; return its rows of the tables.
+
+    ``draw(seed)`` returns ``(X, y, X_test, y_test)`` (by default N per class of the set
+    from :func:`load`), ``make(method, backbone, seed)`` the unfitted model; the last of
+    ``methods`` is ``n_frozen='auto'``.
+    """
+    if draw is None:
+        *data, backbone = load(name)
+        draw = lambda seed: split(*data, n, seed, max_test=IMAGE_TEST)  # noqa: E731
+    else:
+        backbone = IMAGES
+    scores = {m: [] for m in methods}
+    seconds = {m: [] for m in methods}
     choices = []
     for seed in seeds:
-        X, y, X_test, y_test = split(*data, n, seed, max_test=IMAGE_TEST)
-        for method in METHODS:
+        X, y, X_test, y_test = draw(seed)
+        for method in methods:
             clear_cache()  # every fit computes its own frozen features
             COMPILED.clear()  # and converts its own networks (a user's single fit does)
             start = time.perf_counter()
@@ -88,7 +98,7 @@ def run_set(name, n, seeds):
             seconds[method].append(time.perf_counter() - start)
             scores[method].append(100 * model.score(X_test, y_test))
         chosen = model.best_recipe_["n_frozen"]  # the last model fitted is the "auto" one
-        ratio = seconds[METHODS[-1]][-1] / seconds[f"n_frozen={chosen!r}"][-1]
+        ratio = seconds[methods[-1]][-1] / seconds[f"n_frozen={chosen!r}"][-1]
         tried = model.recipe_results_["candidate"]
         how = f"tried {', '.join(map(repr, tried))}" if len(tried) > 1 else "without a search"
         choices.append((seed, f"{chosen!r} ({how})", ratio))
@@ -99,9 +109,9 @@ def run_set(name, n, seeds):
     return label, cells, times, choices
 
 
-def table(done):
-    head = "| data | " + " | ".join(METHODS) + " |"
-    rule = "|---" * (len(METHODS) + 1) + "|"
+def table(done, methods=METHODS):
+    head = "| data | " + " | ".join(methods) + " |"
+    rule = "|---" * (len(methods) + 1) + "|"
     lines = [head, rule] + [f"| {r[0]} | " + " | ".join(r[1]) + " |" for r in done]
     lines += ["", "Median seconds of a fit:", "", head, rule]
     lines += [f"| {r[0]} | " + " | ".join(r[2]) + " |" for r in done]
