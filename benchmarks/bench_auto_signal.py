@@ -39,8 +39,7 @@ from sklearn.metrics import accuracy_score, log_loss
 from sktransfer import FineTunedClassifier
 from sktransfer._core.activations import clear_cache
 from sktransfer._core.engine import COMPILED
-from sktransfer._fine_tuning._auto import _part, _split, candidates
-from sktransfer._fine_tuning._schedule import training_epochs
+from sktransfer._fine_tuning._auto import candidates, search_split
 
 import _text_data
 from _results import machine_line, write_section
@@ -58,15 +57,12 @@ RULES = ("climb on accuracy", "climb on log-loss", "best on accuracy", "best on 
 def study_draw(X, y, X_test, y_test, backbone, seed):
     """Return ``{candidate: numbers}`` of one draw, each fitted on the search's split."""
     estimator = FineTunedClassifier(backbone, random_state=seed)
-    task = estimator._make_task(y)
-    encoded, _ = task.fit(y, len(y), None, np.ones(len(y)))
-    (train, valid), _ = _split(encoded, task, estimator.validation_fraction, seed)
-    (X_fit, y_fit, _), (X_valid, y_valid, _) = (_part(X, y, None, r) for r in (train, valid))
-    epochs = training_epochs("auto", len(train), estimator.batch_size)
+    network = estimator._load_backbone()
+    ((X_fit, y_fit, _), (X_valid, y_valid, _)), epochs, _ = search_split(estimator, network, X, y)
     clear_cache()
     COMPILED.clear()
     rows = {}
-    for candidate in candidates(estimator._load_backbone().n_layer_groups):
+    for candidate in candidates(network.n_layer_groups):
         start = time.perf_counter()
         model = clone(estimator).set_params(n_frozen=candidate, max_epochs=epochs)
         proba = model.fit(X_fit, y_fit).predict_proba(X_valid)

@@ -73,18 +73,17 @@ def make(method, backbone, seed):
     return FineTunedClassifier(backbone, n_frozen=n_frozen, random_state=seed)
 
 
-def run_set(name, n, seeds, draw=None, make=make, methods=METHODS):
+def run_set(name, n, seeds, draw=None, backbone=None, make=make, methods=METHODS):
     """Fit every method on every draw of ``name``; return its rows of the tables.
 
-    ``draw(seed)`` returns ``(X, y, X_test, y_test)`` (by default N per class of the set
-    from :func:`load`), ``make(method, backbone, seed)`` the unfitted model; the last of
-    ``methods`` is ``n_frozen='auto'``.
+    ``draw(seed)`` returns ``(X, y, X_test, y_test)`` and ``backbone`` names the network
+    (by default, N per class of the set :func:`load` returns, and its backbone);
+    ``make(method, backbone, seed)`` returns the unfitted model; the last of ``methods``
+    is ``n_frozen='auto'``.
     """
     if draw is None:
         *data, backbone = load(name)
         draw = lambda seed: split(*data, n, seed, max_test=IMAGE_TEST)  # noqa: E731
-    else:
-        backbone = IMAGES
     scores = {m: [] for m in methods}
     seconds = {m: [] for m in methods}
     choices = []

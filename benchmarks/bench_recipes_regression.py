@@ -28,7 +28,7 @@ from sklearn.pipeline import make_pipeline
 from sktransfer import FineTunedRegressor, PretrainedFeatureExtractor
 
 from _results import machine_line, write_section
-from bench_recipes import CANDIDATES, run_set, table
+from bench_recipes import CANDIDATES, IMAGES, run_set, table
 from bench_targets import OFFICE, _halves, _photos, zoomed_crops
 
 SIZE = 160
@@ -75,7 +75,7 @@ def main():
     warnings.filterwarnings("ignore", message=".*truncated.*")
     done = []
     for n in map(int, args.sizes.split(",")):
-        done.append(run_set("zoom", n, range(args.seeds), drawer(n), make, METHODS))
+        done.append(run_set("zoom", n, range(args.seeds), drawer(n), IMAGES, make, METHODS))
         write_section(
             "recipes_regression",
             f"""## The regressor's candidates of `n_frozen="auto"` (`bench_recipes_regression.py`)

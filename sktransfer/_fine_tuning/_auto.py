@@ -48,7 +48,7 @@ from ._tasks import MultiLabel, check_sample_weight
 __all__ = [
     "CANDIDATES", "MIN_ROWS", "MIN_VALID_PER_CLASS", "MIN_VALID_UNSTRATIFIED", "Recipe",
     "choose_n_frozen",
-    "held_out_score", "is_auto",
+    "held_out_score", "is_auto", "search_split",
 ]  # fmt: skip
 
 CANDIDATES = ("all", -1, -2, -3)
@@ -142,15 +142,9 @@ def choose_n_frozen(estimator, X, y, sample_weight=None):
         a note on the one that ended the climb.
     """
     backbone = estimator._load_backbone()
-    n = len(backbone.preprocessing.check(X))
-    weights = check_sample_weight(sample_weight, n)
-    task = estimator._make_task(y)
-    encoded, _ = task.fit(y, n, getattr(estimator, "class_weight", None), weights)
-    split, reason = _split(encoded, task, estimator.validation_fraction, estimator.random_state)
-    if split is None:
+    parts, epochs, reason = search_split(estimator, backbone, X, y, sample_weight)
+    if parts is None:
         return Recipe.given("all", note=reason)
-    parts = [_part(X, y, sample_weight, rows) for rows in split]
-    epochs = training_epochs(estimator.max_epochs, len(split[0]), estimator.batch_size)
     rows, best, best_score = [], None, -np.inf
     for rung, candidate in enumerate(candidates(backbone.n_layer_groups)):
         score, seconds = _fit_and_score(estimator, candidate, epochs, *parts)
@@ -163,6 +157,24 @@ def choose_n_frozen(estimator, X, y, sample_weight=None):
             break
         best, best_score = candidate, score
     return Recipe("all" if best is None else best, _table(rows))
+
+
+def search_split(estimator, backbone, X, y, sample_weight=None):
+    """Return the search's ``(train part, held-out part)``, the candidates' epochs, and why not.
+
+    Each part is ``(X, y, sample_weight)``. With too little data the parts are None and
+    the last item says why (else it is None). ``backbone`` is the estimator's, loaded.
+    """
+    n = len(backbone.preprocessing.check(X))
+    weights = check_sample_weight(sample_weight, n)
+    task = estimator._make_task(y)
+    encoded, _ = task.fit(y, n, getattr(estimator, "class_weight", None), weights)
+    split, reason = _split(encoded, task, estimator.validation_fraction, estimator.random_state)
+    if split is None:
+        return None, None, reason
+    parts = [_part(X, y, sample_weight, rows) for rows in split]
+    epochs = training_epochs(estimator.max_epochs, len(split[0]), estimator.batch_size)
+    return parts, epochs, None
 
 
 def _split(encoded, task, fraction, random_state):
