@@ -10,7 +10,7 @@ per class to train on.
 import numpy as np
 import pytest
 import torch
-from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.linear_model import LogisticRegression, RidgeCV
 from sklearn.metrics import log_loss
 from skorch.callbacks import Callback
 from torch import nn
@@ -18,6 +18,7 @@ from torch import nn
 import sktransfer
 from sktransfer import FineTunedClassifier, FineTunedRegressor, PretrainedFeatureExtractor
 from sktransfer._fine_tuning._schedule import MIN_STEPS, training_epochs
+from sktransfer._fine_tuning._tasks import PROBE_ALPHAS, _loo_alpha
 
 import _questions
 
@@ -191,19 +192,48 @@ def test_bad_recipe_parameters_are_named(crops, params, match):
 
 
 # --- other targets ------------------------------------------------------------------------------
-def test_the_regressor_s_probe_is_ridge_of_the_standardised_targets(crops, photo_features):
+def test_the_regressor_s_probe_is_ridge_cv_of_the_standardised_targets(crops, photo_features):
     X, _ = crops
     brightness = X.mean(axis=(1, 2, 3))  # a real-valued property of each photo crop
     targets = np.column_stack([brightness, X[..., 0].mean(axis=(1, 2))])
-    reg = FineTunedRegressor(max_epochs=1, callbacks=[HeadAtStart()], **IMAGES)
-    reg.fit(X, 100 * targets + 7)
+    reg = FineTunedRegressor(
+        n_frozen="all", max_epochs=1, callbacks=[HeadAtStart()], **IMAGES
+    ).fit(X, 100 * targets + 7)
     standardised = (targets - targets.mean(0)) / targets.std(0)
-    ridge = Ridge(alpha=1.0).fit(photo_features, standardised)
+    ridge = RidgeCV(alphas=PROBE_ALPHAS).fit(photo_features, standardised)
+    assert reg._task.alpha_ == ridge.alpha_  # the penalty leave-one-out prefers
     weight, bias = _start(reg)
     np.testing.assert_allclose(
         weight, ridge.coef_, rtol=1e-3, atol=1e-3 * np.abs(ridge.coef_).max()
     )
     np.testing.assert_allclose(bias, ridge.intercept_, atol=1e-4)
+
+
+def test_the_regressor_s_penalty_counts_integer_weights_as_repeated_rows(photo_features):
+    """RidgeCV's leave-one-out would leave out every copy of a row; the probe leaves one."""
+    y = photo_features[:, :5].sum(axis=1)  # a target the features hold, and their noise
+    weights = np.resize([1, 3, 2], len(y))
+    repeated = _loo_alpha(
+        np.repeat(photo_features, weights, 0), np.repeat(y, weights), np.ones(weights.sum())
+    )
+    assert _loo_alpha(photo_features, y, weights.astype(float)) == repeated
+    # with every weight 1 it is RidgeCV's own choice
+    assert (
+        _loo_alpha(photo_features, y, np.ones(len(y)))
+        == RidgeCV(alphas=PROBE_ALPHAS).fit(photo_features, y).alpha_
+    )
+
+
+def test_the_regressor_s_head_alone_stays_the_ridge_it_starts_as(crops, photo_features):
+    """With the probe's penalty kept, training the head alone does not leave the ridge."""
+    X, _ = crops
+    y = X[..., 2].mean(axis=(1, 2)) - X[..., 0].mean(axis=(1, 2))  # blue over red
+    train, test = slice(0, 16), slice(16, None)
+    reg = FineTunedRegressor(n_frozen="all", **IMAGES).fit(X[train], y[train])
+    assert len(reg.history_) > 10  # the step budget trained it, for many epochs
+    ridge = RidgeCV(alphas=PROBE_ALPHAS).fit(photo_features[train], y[train])
+    expected = ridge.predict(photo_features[test])
+    np.testing.assert_allclose(reg.predict(X[test]), expected, atol=0.02 * np.ptp(y))
 
 
 def test_multi_label_probe_is_one_logistic_regression_per_label(crops, photo_features):

@@ -48,12 +48,13 @@ PARAMETERS = {
         How the head's last linear layer starts. ``"probe"``: fitted to convergence on
         what reaches it before training (the frozen network's features for
         ``head=None``), as scikit-learn's ``LogisticRegression()`` (one per label for a
-        multi-label ``y``) or ``Ridge()`` of the standardised targets would fit it, with
-        ``sample_weight`` and ``class_weight`` (``C=1``, ``alpha=1``: scikit-learn's
-        defaults); training continues from there and keeps that fit's L2 penalty on the
-        layer, so that with ``n_frozen="all"`` the model stays the logistic
-        regression's. This takes one forward pass over the training inputs, in eval mode
-        and without augmentation (from the frozen-prefix cache when there is one).
+        multi-label ``y``; ``C=1``, scikit-learn's default) or ``RidgeCV`` of the
+        standardised targets (the penalty of least leave-one-out error, from 1e-3 to
+        1e4) would fit it, with ``sample_weight`` and ``class_weight``; training
+        continues from there and keeps that fit's L2 penalty on the layer, so that with
+        ``n_frozen="all"`` the model stays the logistic or ridge regression's. This
+        takes one forward pass over the training inputs, in eval mode and without
+        augmentation (from the frozen-prefix cache when there is one).
         ``"zeros"``: at zero, and no penalty. A callable head is probed when it is a
         :class:`torch.nn.Sequential` that ends in a :class:`torch.nn.Linear`, and
         otherwise keeps the start it was built with.""",

@@ -51,11 +51,16 @@ def check_sample_weight(sample_weight, n_samples):
     return weights
 
 
-# The probe's regularisation: scikit-learn's defaults (C=1 for the logistic regression,
-# alpha=1 for ridge), so that the head starts as the feature-transfer pipeline's model
-# does; and L-BFGS to convergence (the iterations a 1280-feature fit may need).
+# The classifier's probe: scikit-learn's default C=1, so that the head starts as the
+# feature-transfer pipeline's LogisticRegression() does; and L-BFGS to convergence (the
+# iterations a 1280-feature fit may need).
 PROBE_C = 1.0
-PROBE_ALPHA = 1.0
+# The regressor's: the ridge penalty among these of least leave-one-out error (see
+# _loo_alpha), as wide as the features' scales go (unit-norm sentence embeddings want
+# little shrinkage, a CNN's pooled activations much more); a fixed alpha=1 left 9
+# points of R² to RidgeCV on photo features (benchmarks/RESULTS.md, "The regressor's
+# candidates").
+PROBE_ALPHAS = np.logspace(-3, 4, 15)
 PROBE_MAX_ITER = 1000
 
 
@@ -333,6 +338,46 @@ _REGRESSION_LOSSES = {
 }
 
 
+def _loo_alpha(features, targets, weights):
+    """Return the ridge penalty of :data:`PROBE_ALPHAS` of least leave-one-out error.
+
+    The error of each row is the closed form of leaving it out (the residual divided by
+    one minus its leverage, as scikit-learn's ``RidgeCV`` computes it, with an
+    unpenalised intercept), averaged with the row weights. A row of integer weight
+    ``w`` is ``w`` copies, and one copy is left out (``RidgeCV`` leaves out all of
+    them), so integer ``sample_weight`` chooses as repeated rows would; a row of weight
+    below 1 is left out whole. One SVD of the weighted, centred features scores every
+    penalty. A penalty whose fit interpolates a row (leverage 1) scores infinity; if all
+    do, the largest is returned.
+    """
+    weights = np.asarray(weights, dtype=np.float64)
+    kept = weights > 0  # a row of weight 0 is not in the fit, nor in its error
+    features, weights = features[kept], weights[kept]
+    targets = np.asarray(targets, dtype=np.float64).reshape(len(targets), -1)[kept]
+    total = weights.sum()
+    root = np.sqrt(weights)[:, None]
+    xs = (features - np.average(features, axis=0, weights=weights)) * root
+    ys = (targets - np.average(targets, axis=0, weights=weights)) * root
+    u, s, _ = np.linalg.svd(xs, full_matrices=False)
+    along, u2, s2 = u.T @ ys, np.square(u), np.square(s)
+    left_out = np.minimum(weights, 1.0)  # the weight one leave-out removes
+    errors = []
+    for alpha in PROBE_ALPHAS:
+        fitted = s2 / (s2 + alpha)  # the share of each direction the ridge keeps
+        residual = (ys - u @ (fitted[:, None] * along)) / root
+        leverage = 1.0 / total + (u2 @ fitted) / weights  # of one unit of weight
+        keep = 1.0 - left_out * leverage
+        if (keep <= 1e-12).any():
+            errors.append(np.inf)
+            continue
+        loo = np.square(residual / keep[:, None]).sum(axis=1)
+        errors.append(np.average(loo, weights=weights))
+    errors = np.asarray(errors)
+    if not np.isfinite(errors).any():
+        return float(PROBE_ALPHAS[-1])
+    return float(PROBE_ALPHAS[np.argmin(errors)])
+
+
 class Regression:
     """Real-valued targets, one or several per row.
 
@@ -383,10 +428,14 @@ class Regression:
     def probe(self, features, targets, weights):
         """Fit the head's last layer as a ridge regression of the standardised targets.
 
-        Returns ``(weight, bias)`` (see :meth:`SingleLabel.probe`); whatever the ``loss``,
-        the start is the least-squares one.
+        The penalty is the one of :data:`PROBE_ALPHAS` of least leave-one-out error
+        (:func:`_loo_alpha`, one for all outputs); it is kept as ``alpha_`` for
+        :meth:`probe_penalty`. Returns ``(weight, bias)`` (see
+        :meth:`SingleLabel.probe`); whatever the ``loss``, the start is the
+        least-squares one.
         """
-        model = Ridge(alpha=PROBE_ALPHA).fit(features, targets, sample_weight=weights)
+        self.alpha_ = _loo_alpha(features, targets, weights)
+        model = Ridge(alpha=self.alpha_).fit(features, targets, sample_weight=weights)
         return model.coef_.reshape(self.n_outputs, -1), np.ravel(model.intercept_)
 
     def probe_penalty(self, total_weight):
@@ -395,7 +444,7 @@ class Regression:
         Ridge minimises each output's ``sum of w (y - y_hat)^2 + alpha |coef|^2``; the
         loss averages the outputs (the same penalty for every ``loss``).
         """
-        return PROBE_ALPHA / (total_weight * self.n_outputs)
+        return self.alpha_ / (total_weight * self.n_outputs)
 
     def average_views(self, outputs):
         """Return the mean of the views' outputs ``(n, n_views, n_outputs)``.
