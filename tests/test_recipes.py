@@ -211,7 +211,7 @@ def test_the_regressor_s_probe_is_ridge_cv_of_the_standardised_targets(crops, ph
 
 def test_the_regressor_s_penalty_counts_integer_weights_as_repeated_rows(photo_features):
     """RidgeCV's leave-one-out would leave out every copy of a row; the probe leaves one."""
-    y = photo_features[:, :5].sum(axis=1)  # a target the features hold, and their noise
+    y = photo_features[:, :5].sum(axis=1)  # a target the features hold
     weights = np.resize([1, 3, 2], len(y))
     repeated = _loo_alpha(
         np.repeat(photo_features, weights, 0), np.repeat(y, weights), np.ones(weights.sum())

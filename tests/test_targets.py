@@ -188,7 +188,7 @@ def test_integer_sample_weights_train_as_repeated_rows(crops, coverage, Estimato
     # One batch: the same gradients. SGD, whose steps are linear in them: Adam divides by
     # their running size, which turns rounding-level differences near an optimum (where the
     # probe starts the head) into full-size steps.
-    settings = {**FAST, "batch_size": 64, "max_epochs": 3, "optimizer": "sgd"}
+    settings = {**FAST, "batch_size": 64, "max_epochs": 3, "optimizer": "sgd", "n_frozen": "all"}
     if Estimator is FineTunedRegressor:
         # 32 rows and 1280 features: the probe's ridge may interpolate the rows (if
         # leave-one-out prefers it), and an interpolation is the same whatever the
