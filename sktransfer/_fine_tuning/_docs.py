@@ -34,7 +34,7 @@ PARAMETERS = {
         did, and refits it on all the data. Each candidate tried trains what
         ``max_epochs`` gives the training part; ``recipe_results_`` has a row per
         candidate tried, with the seconds it took. The search costs a few fits (a
-        median of 2.7 times one fit of its choice in ``benchmarks/RESULTS.md``); set
+        median of 3.0 times one fit of its choice in ``benchmarks/RESULTS.md``); set
         ``n_frozen`` to fit one recipe (``best_recipe_`` is the choice's). With
         fewer than 10 inputs, or too few to hold out those rows, it trains the head
         alone (``"all"``) without a search, and ``recipe_results_`` says why.""",
