@@ -322,8 +322,9 @@ class _FineTuned(TransferEstimator):
         start = task.probe(features, encoded, weights)
         if start is None:
             return 0.0
-        copy_into_head(layer, *start)
-        return task.probe_penalty(weights.sum())
+        weight, bias, penalty = start
+        copy_into_head(layer, weight, bias)
+        return penalty
 
     def _probe_features(self, module, data, rows, device):
         """Return what reaches the head's last layer for the training ``rows`` (None: all).

@@ -181,15 +181,19 @@ class SingleLabel:
 
         Returns
         -------
-        (weight, bias) : ndarrays of shape (n_outputs, n_features) and (n_outputs,), or None
-            None when some class has no row to learn it from.
+        (weight, bias, penalty) : tuple, or None
+            The start (arrays of shape ``(n_outputs, n_features)`` and
+            ``(n_outputs,)``) and the fit's L2 penalty, for training to keep (see
+            :meth:`probe_penalty`). None when some class has no row to learn it from.
         """
         if len(np.unique(targets)) < self.n_outputs:
             return None
         model = _logistic(features, targets, weights)
+        penalty = self.probe_penalty(weights.sum())
         if model.coef_.shape[0] == 1:  # binary: one logit, that of class 1 over class 0
-            return np.vstack([-model.coef_, model.coef_]) / 2, np.r_[-1, 1] * model.intercept_ / 2
-        return model.coef_, model.intercept_
+            weight = np.vstack([-model.coef_, model.coef_]) / 2
+            return weight, np.r_[-1, 1] * model.intercept_ / 2, penalty
+        return model.coef_, model.intercept_, penalty
 
     def probe_penalty(self, total_weight):
         """Return the probe's L2 penalty on the head's weights, relative to the mean loss.
@@ -289,8 +293,8 @@ class MultiLabel:
         """Fit the head's last layer as one logistic regression per label.
 
         Each label's positives weigh ``pos_weight_`` more, as in the loss; a label with
-        one value among the rows keeps a zero start. Returns ``(weight, bias)`` (see
-        :meth:`SingleLabel.probe`).
+        one value among the rows keeps a zero start. Returns ``(weight, bias, penalty)``
+        (see :meth:`SingleLabel.probe`).
         """
         weight = np.zeros((self.n_labels_, features.shape[1]))
         bias = np.zeros(self.n_labels_)
@@ -303,7 +307,7 @@ class MultiLabel:
                 rows = weights * np.where(column == 1, self.pos_weight_[label], 1.0)
             model = _logistic(features, column, rows)
             weight[label], bias[label] = model.coef_[0], model.intercept_[0]
-        return weight, bias
+        return weight, bias, self.probe_penalty(weights.sum())
 
     def probe_penalty(self, total_weight):
         """Return the probe's L2 penalty on the head's weights, relative to the mean loss.
@@ -428,22 +432,17 @@ class Regression:
         """Fit the head's last layer as a ridge regression of the standardised targets.
 
         The penalty is the one of :data:`PROBE_ALPHAS` of least leave-one-out error
-        (:func:`_loo_alpha`, one for all outputs); it is kept as ``alpha_`` for
-        :meth:`probe_penalty`. Returns ``(weight, bias)`` (see
-        :meth:`SingleLabel.probe`); whatever the ``loss``, the start is the
-        least-squares one.
+        (:func:`_loo_alpha`, one for all outputs). Returns ``(weight, bias, penalty)``
+        (see :meth:`SingleLabel.probe`); whatever the ``loss``, the start is the
+        least-squares one. Ridge minimises each output's ``sum of w (y - y_hat)^2 +
+        alpha |coef|^2``, and the loss averages the outputs: relative to the mean loss,
+        the penalty is ``alpha / (total weight * n_outputs)`` (the same for every
+        ``loss``).
         """
-        self.alpha_ = _loo_alpha(features, targets, weights)
-        model = Ridge(alpha=self.alpha_).fit(features, targets, sample_weight=weights)
-        return model.coef_.reshape(self.n_outputs, -1), np.ravel(model.intercept_)
-
-    def probe_penalty(self, total_weight):
-        """Return the probe's L2 penalty on the head's weights, relative to the mean loss.
-
-        Ridge minimises each output's ``sum of w (y - y_hat)^2 + alpha |coef|^2``; the
-        loss averages the outputs (the same penalty for every ``loss``).
-        """
-        return self.alpha_ / (total_weight * self.n_outputs)
+        alpha = _loo_alpha(features, targets, weights)
+        model = Ridge(alpha=alpha).fit(features, targets, sample_weight=weights)
+        penalty = alpha / (weights.sum() * self.n_outputs)
+        return model.coef_.reshape(self.n_outputs, -1), np.ravel(model.intercept_), penalty
 
     def average_views(self, outputs):
         """Return the mean of the views' outputs ``(n, n_views, n_outputs)``.
